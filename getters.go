@@ -1,0 +1,95 @@
+package sessionkit
+
+import (
+	"fmt"
+	"math"
+)
+
+// The typed getters return the value under key converted to their type.
+// Numbers convert between kinds when no information is lost (an int64 of 3
+// reads as an int, a float64 of 3.0 as an int; 3.5 does not), so a number
+// reads back whichever codec stored it. A missing key gives an error
+// wrapping ErrKeyNotFound, a value of another type one wrapping
+// ErrWrongType; neither panics.
+
+// GetString returns the string under key; a []byte converts.
+func (s *Store) GetString(key string) (string, error) {
+	v, err := s.lookup(key)
+	if err != nil {
+		return "", err
+	}
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case []byte:
+		return string(x), nil
+	}
+	return "", wrongType(key, v, "string")
+}
+
+// GetInt returns the integer under key as an int.
+func (s *Store) GetInt(key string) (int, error) {
+	n, err := s.GetInt64(key)
+	if err != nil {
+		return 0, err
+	}
+	if n < math.MinInt || n > math.MaxInt {
+		return 0, fmt.Errorf("%w: %q holds %d, which overflows int", ErrWrongType, key, n)
+	}
+	return int(n), nil
+}
+
+// GetInt64 returns the integer under key as an int64.
+func (s *Store) GetInt64(key string) (int64, error) {
+	v, err := s.lookup(key)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := asInt64(v)
+	if !ok {
+		return 0, wrongType(key, v, "int64")
+	}
+	return n, nil
+}
+
+// GetFloat64 returns the number under key as a float64.
+func (s *Store) GetFloat64(key string) (float64, error) {
+	v, err := s.lookup(key)
+	if err != nil {
+		return 0, err
+	}
+	f, ok := asFloat64(v)
+	if !ok {
+		return 0, wrongType(key, v, "float64")
+	}
+	return f, nil
+}
+
+// GetFloat32 returns the number under key as a float32.
+func (s *Store) GetFloat32(key string) (float32, error) {
+	f, err := s.GetFloat64(key)
+	if err != nil {
+		return 0, err
+	}
+	if math.Abs(f) > math.MaxFloat32 && !math.IsInf(f, 0) {
+		return 0, fmt.Errorf("%w: %q holds %g, which overflows float32", ErrWrongType, key, f)
+	}
+	return float32(f), nil
+}
+
+// GetBool returns the bool under key.
+func (s *Store) GetBool(key string) (bool, error) {
+	v, err := s.lookup(key)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, wrongType(key, v, "bool")
+	}
+	return b, nil
+}
+
+func wrongType(key string, v any, want string) error {
+	return fmt.Errorf("%w: %q holds %T, not %s", ErrWrongType, key, v, want)
+}

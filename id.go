@@ -1,0 +1,44 @@
+package sessionkit
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+)
+
+// Limits on the length of a session ID. The default generator makes IDs of
+// exactly DefaultIDLength characters.
+const (
+	MinIDLength     = 16
+	MaxIDLength     = 256
+	DefaultIDLength = 32
+)
+
+// NewID returns a new session ID: 24 bytes (192 bits) from crypto/rand,
+// base64url-encoded without padding to 32 characters.
+func NewID() string {
+	var b [24]byte
+	// crypto/rand.Read never fails since Go 1.24: it crashes the program
+	// instead of returning predictable bytes.
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ValidID reports whether id is well-formed: MinIDLength to MaxIDLength
+// characters of [A-Za-z0-9_-]. Only well-formed IDs ever reach a provider;
+// anything else a client sends starts a fresh session.
+func ValidID(id string) bool { return validID(id) }
+
+// validID checks a string or a request's raw bytes, so an ID can be
+// refused before any copy is made of it.
+func validID[T string | []byte](id T) bool {
+	if len(id) < MinIDLength || len(id) > MaxIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

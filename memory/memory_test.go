@@ -1,0 +1,15 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/memory"
+	"github.com/sessionkit/sessionkit/providertest"
+)
+
+func TestConformance(t *testing.T) {
+	providertest.Run(t, func(t *testing.T) sessionkit.Provider {
+		return memory.New(memory.Config{})
+	})
+}

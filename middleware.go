@@ -1,0 +1,178 @@
+package sessionkit
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/valyala/fasthttp"
+)
+
+// latestKey finds the Store of the innermost Handler or Middleware, for
+// FromContext.
+type latestKey struct{}
+
+// FromContext returns the Store that the innermost Handler or Middleware
+// attached to a request, or nil. ctx is the *fasthttp.RequestCtx for
+// fasthttp and r.Context() for net/http. With several managers on one
+// request, use Session.FromContext to pick one.
+func FromContext(ctx context.Context) *Store {
+	s, _ := ctx.Value(latestKey{}).(*Store)
+	return s
+}
+
+// FromContext returns this manager's Store for a request, or nil if
+// neither Start nor this manager's middleware ran for it.
+func (m *Session) FromContext(ctx context.Context) *Store {
+	s, _ := ctx.Value(m.key).(*Store)
+	return s
+}
+
+// Handler wraps a fasthttp handler: it starts the session before next
+// runs (reachable with FromContext or Start) and saves it afterwards. If
+// the session cannot be loaded, next does not run and the response is a
+// 500; if it cannot be saved, the response next produced is replaced by a
+// 500, so a lost write never looks like success.
+func (m *Session) Handler(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		s, err := m.Start(ctx)
+		if err != nil {
+			m.cfg.Logger.Error("sessionkit: start session", "err", err)
+			ctx.Error("session unavailable", fasthttp.StatusInternalServerError)
+			return
+		}
+		ctx.SetUserValue(latestKey{}, s)
+		next(ctx)
+		if err := s.Save(ctx); err != nil {
+			m.cfg.Logger.Error("sessionkit: save session", "err", err)
+			ctx.Response.ResetBody()
+			ctx.Error("session could not be saved", fasthttp.StatusInternalServerError)
+		}
+	}
+}
+
+// Middleware wraps a net/http handler: it starts the session before next
+// runs (reachable with FromContext or StartHTTP) and saves it just before
+// the response header is written (so a new session's cookie is sent), and
+// once more after next returns for anything changed later.
+//
+// If the save before the header fails, the client gets a 500 instead of
+// next's response. A change made after the header was sent is still
+// stored, except that a session created that late cannot send its cookie:
+// it is not stored and the problem is logged, rather than silently kept
+// where nobody can reach it.
+func (m *Session) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &saveWriter{ResponseWriter: w, m: m}
+		s, err := m.StartHTTP(sw, r)
+		if err != nil {
+			m.cfg.Logger.Error("sessionkit: start session", "err", err)
+			http.Error(w, "session unavailable", http.StatusInternalServerError)
+			return
+		}
+		sw.s, sw.ctx = s, r.Context()
+		ctx := context.WithValue(context.WithValue(r.Context(), m.key, s), latestKey{}, s)
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		if !sw.wroteHeader {
+			if sw.commit() {
+				w.WriteHeader(http.StatusOK)
+			}
+			return
+		}
+		if sw.failed {
+			return
+		}
+		// The header is out: late changes can still be stored, but a new
+		// session's cookie can no longer reach the client.
+		if s.IsNew() && s.dirtyNow() {
+			m.cfg.Logger.Error("sessionkit: session created after the response header was written; it was not stored because its cookie could not be sent. Set values before writing the body.", "path", r.URL.Path)
+			return
+		}
+		if err := s.Save(r.Context()); err != nil {
+			m.cfg.Logger.Error("sessionkit: save session after the response", "err", err)
+		}
+	})
+}
+
+func (s *Store) dirtyNow() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dirty()
+}
+
+// saveWriter saves the session when the response header is about to be
+// written.
+type saveWriter struct {
+	http.ResponseWriter
+	m           *Session
+	s           *Store
+	ctx         context.Context
+	wroteHeader bool
+	failed      bool // Save failed: the 500 is sent and next's output dropped
+}
+
+// commit saves the session before the header goes out. It reports whether
+// the caller may write its own header; on failure it has sent a 500.
+func (w *saveWriter) commit() bool {
+	w.wroteHeader = true
+	if err := w.s.Save(w.ctx); err != nil {
+		w.m.cfg.Logger.Error("sessionkit: save session", "err", err)
+		w.failed = true
+		http.Error(w.ResponseWriter, "session could not be saved", http.StatusInternalServerError)
+		return false
+	}
+	return true
+}
+
+func (w *saveWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		if !w.failed {
+			w.ResponseWriter.WriteHeader(code)
+		}
+		return
+	}
+	// Informational responses (103 Early Hints) do not end the header.
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if w.commit() {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *saveWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.failed {
+		return 0, errSaveFailed
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+var errSaveFailed = errors.New("sessionkit: response replaced by an error: the session could not be saved")
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *saveWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher; it commits the header first.
+func (w *saveWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok && !w.failed {
+		f.Flush()
+	}
+}
+
+// Hijack implements http.Hijacker for protocol upgrades; the session is
+// saved first.
+func (w *saveWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !w.wroteHeader && !w.commit() {
+		return nil, nil, errSaveFailed
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}

@@ -1,0 +1,202 @@
+package sessionkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Errors a Provider returns. Providers wrap them with context (fmt.Errorf
+// with %w); callers test with errors.Is.
+var (
+	// ErrNotFound means the session does not exist or has expired. Get,
+	// Update (without Create) and Rename return it.
+	ErrNotFound = errors.New("sessionkit: session not found")
+	// ErrExists means a session with that ID already exists: Update with
+	// Create and Rename return it instead of overwriting a live session.
+	ErrExists = errors.New("sessionkit: session already exists")
+	// ErrClosed is returned by a provider used after Close.
+	ErrClosed = errors.New("sessionkit: provider closed")
+	// ErrNotSupported is returned when a provider lacks an optional
+	// ability, for example Count on a provider that is not a Counter.
+	ErrNotSupported = errors.New("sessionkit: not supported by this provider")
+)
+
+// Record is what a provider stores for one session: its values, each
+// already encoded by the manager, and the time after which the session is
+// dead.
+//
+// The manager never modifies a Record's Values map or its byte slices, so a
+// provider may hand out the same map to several callers (the memory provider
+// does, which is what makes its reads allocation-free).
+type Record struct {
+	// Values maps each key to its encoded value. Keys and values are
+	// arbitrary bytes; keys that start with a NUL byte are the manager's
+	// own bookkeeping and must be stored like any other.
+	Values map[string][]byte
+	// Expires is the deadline set by the last Update or Touch. Providers
+	// may round it to their storage's precision (at worst a second).
+	Expires time.Time
+}
+
+// Update is one request's change to a session, applied atomically by
+// Provider.Update.
+//
+// A provider applies it as a read-modify-write under its own lock,
+// transaction or compare-and-swap: first Clear (if set), then Delete, then
+// Set. Keys this Update does not mention keep whatever value is stored now,
+// even if another request wrote them after this one read the session; that
+// is what keeps two concurrent requests that change different keys from
+// losing each other's writes.
+//
+// The provider may keep references to Set's byte slices: the manager builds a
+// fresh Update for every call and never touches it afterwards.
+type Update struct {
+	// Create allows the session to be created. Without it, an Update of a
+	// missing or expired session fails with ErrNotFound and writes nothing,
+	// so a session that was destroyed or renamed is never brought back. With
+	// it, an Update of a live session fails with ErrExists.
+	Create bool
+	// Clear removes every stored value before Delete and Set apply.
+	Clear bool
+	// Delete lists keys to remove.
+	Delete []string
+	// Set maps keys to new encoded values.
+	Set map[string][]byte
+	// Expires is the new deadline. The zero time keeps the stored one
+	// (never the case for Create, which always carries a deadline).
+	Expires time.Time
+}
+
+// Provider stores sessions for a Session manager. It is byte-oriented: the
+// manager encodes values before they reach it, so a provider never sees Go
+// values and needs no codec.
+//
+// Every method must be safe for concurrent use, honour ctx (return an error
+// wrapping ctx.Err() when the context is done before the work is), and
+// treat a session whose Expires has passed as missing even if no garbage
+// collection ran yet. IDs reaching a provider are already validated: 16 to
+// 256 bytes of [A-Za-z0-9_-].
+//
+// The conformance suite in package providertest checks all of this; run it
+// against any new provider.
+//
+// Optional abilities are separate interfaces, discovered by type assertion:
+// Toucher, Counter, Ranger and GarbageCollector.
+type Provider interface {
+	// Get returns the session's record, or an error wrapping ErrNotFound
+	// if it does not exist or has expired. The caller does not modify the
+	// returned Record.
+	Get(ctx context.Context, id string) (Record, error)
+	// Update applies u to the session atomically; see Update.
+	Update(ctx context.Context, id string, u Update) error
+	// Delete removes the session. Deleting a missing session is not an
+	// error.
+	Delete(ctx context.Context, id string) error
+	// Rename moves the session's values from oldID to newID, sets its
+	// deadline to expires, and removes oldID, atomically: no reader sees
+	// both or neither. It fails with ErrNotFound if oldID is missing and
+	// with ErrExists if newID is live.
+	Rename(ctx context.Context, oldID, newID string, expires time.Time) error
+	// Close releases the provider's resources. Calls after Close return
+	// errors (ErrClosed where there is no better one); Close itself may be
+	// called more than once.
+	Close() error
+}
+
+// Toucher is a Provider that can extend a session's deadline more cheaply
+// than an Update without changes. Touch of a missing session returns an
+// error wrapping ErrNotFound and creates nothing.
+type Toucher interface {
+	Touch(ctx context.Context, id string, expires time.Time) error
+}
+
+// Counter is a Provider that can count its live sessions.
+type Counter interface {
+	Count(ctx context.Context) (int, error)
+}
+
+// Ranger is a Provider that can list its live sessions, for example to
+// find every session of one user. Range calls fn for each live session
+// until fn returns false. The Record passed to fn must not be modified.
+type Ranger interface {
+	Range(ctx context.Context, fn func(id string, r Record) bool) error
+}
+
+// GarbageCollector is a Provider whose storage does not expire data by
+// itself. The manager calls GC every Config.GCInterval from one background
+// goroutine; GC removes sessions whose deadline has passed and nothing
+// else.
+type GarbageCollector interface {
+	GC(ctx context.Context) error
+}
+
+// ProviderConfig is a provider's configuration, passed to SetProvider.
+// ProviderName lets SetProvider report a config handed to the wrong
+// provider.
+type ProviderConfig interface {
+	ProviderName() string
+}
+
+// Driver opens providers of one kind. A provider package registers a
+// Driver from its init function, the way database/sql drivers do:
+//
+//	func init() { sessionkit.Register("memory", driver{}) }
+//
+// Each SetProvider call opens a new Provider from its own config, so two
+// managers never share a provider's state.
+type Driver interface {
+	// Open validates cfg and returns a ready provider. cfg is the value
+	// passed to SetProvider; it may be nil, meaning all defaults. Open
+	// returns a clear error for a config of the wrong type, an invalid
+	// setting or an unreachable server.
+	Open(ctx context.Context, cfg ProviderConfig) (Provider, error)
+}
+
+var (
+	driversMu sync.RWMutex
+	drivers   = map[string]Driver{}
+)
+
+// Register makes a provider driver available under name. It panics if
+// name is empty, driver is nil, or name is already registered: these are
+// programming errors caught at init time.
+func Register(name string, driver Driver) {
+	driversMu.Lock()
+	defer driversMu.Unlock()
+	if name == "" {
+		panic("sessionkit: Register with an empty provider name")
+	}
+	if driver == nil {
+		panic("sessionkit: Register of a nil driver for provider " + name)
+	}
+	if _, dup := drivers[name]; dup {
+		panic("sessionkit: Register called twice for provider " + name)
+	}
+	drivers[name] = driver
+}
+
+// Drivers returns the sorted names of the registered providers.
+func Drivers() []string {
+	driversMu.RLock()
+	defer driversMu.RUnlock()
+	names := make([]string, 0, len(drivers))
+	for n := range drivers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func lookupDriver(name string) (Driver, error) {
+	driversMu.RLock()
+	d, ok := drivers[name]
+	driversMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("sessionkit: unknown provider %q (registered: %v; did you import its package?)", name, Drivers())
+	}
+	return d, nil
+}

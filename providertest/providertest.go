@@ -1,0 +1,593 @@
+// Package providertest is the conformance suite for sessionkit providers,
+// in the spirit of testing/fstest: any Provider, sessionkit's own or a
+// third party's, runs it from an ordinary test.
+//
+//	func TestConformance(t *testing.T) {
+//		providertest.Run(t, func(t *testing.T) sessionkit.Provider {
+//			p, err := myprovider.New(myprovider.Config{Prefix: providertest.UniquePrefix(t)})
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return p
+//		})
+//	}
+//
+// newProvider is called once per subtest and must return a provider with a
+// namespace of its own (a fresh key prefix, table or directory): subtests
+// run in parallel and Count must see only its own sessions. Run closes
+// each provider when its subtest ends.
+//
+// What is checked: a missing ID reads as ErrNotFound; values round-trip
+// byte for byte (binary keys and values, empty values, 256 KiB values);
+// overwrite, delete and clear; Create refuses a live ID with ErrExists and
+// an Update without Create refuses a missing one with ErrNotFound (no
+// resurrection after Delete, Rename or expiry); expiry is honoured on read
+// even before GC; Touch (or an Update with only Expires) extends a session;
+// Rename moves the data and kills the old ID; Count, Range and GC if the
+// provider has them (GC removes expired sessions only); concurrent Updates
+// of different keys all persist; a canceled context makes every method
+// fail with an error wrapping context.Canceled; and Close makes later calls
+// fail without panicking.
+//
+// Timing: expiry tests use deadlines about 2 seconds out, so providers
+// that store whole seconds (memcached) pass; allow about 10 seconds per
+// run.
+package providertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionkit/sessionkit"
+)
+
+// NewProvider returns a fresh provider with its own namespace.
+type NewProvider func(t *testing.T) sessionkit.Provider
+
+// UniquePrefix returns a short string unique to this test run and test,
+// made of [a-z0-9_] only, for providers to namespace keys or tables.
+func UniquePrefix(t testing.TB) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "skt_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(base64.RawURLEncoding.EncodeToString(b[:])))
+}
+
+// ID returns a fresh, valid session ID.
+func ID() string { return sessionkit.NewID() }
+
+// expiryUnit is the shortest deadline the suite relies on; providers with
+// one-second storage precision round within it.
+const expiryUnit = 2 * time.Second
+
+func later() time.Time { return time.Now().Add(time.Hour) }
+
+// Run runs the conformance suite against the providers newProvider makes.
+func Run(t *testing.T, newProvider NewProvider) {
+	t.Helper()
+	open := func(t *testing.T) sessionkit.Provider {
+		t.Helper()
+		p := newProvider(t)
+		if p == nil {
+			t.Fatal("newProvider returned nil")
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		return p
+	}
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, p sessionkit.Provider)
+	}{
+		{"GetMissing", testGetMissing},
+		{"RoundTrip", testRoundTrip},
+		{"BinarySafe", testBinarySafe},
+		{"LargeValue", testLargeValue},
+		{"Overwrite", testOverwrite},
+		{"DeleteKeys", testDeleteKeys},
+		{"Clear", testClear},
+		{"CreateExisting", testCreateExisting},
+		{"UpdateMissing", testUpdateMissing},
+		{"DeleteSession", testDeleteSession},
+		{"NoResurrectionAfterDelete", testNoResurrectionAfterDelete},
+		{"Expiry", testExpiry},
+		{"ExpiredCanBeCreatedAgain", testExpiredRecreate},
+		{"Touch", testTouch},
+		{"Rename", testRename},
+		{"RenameMissing", testRenameMissing},
+		{"RenameOntoLive", testRenameOntoLive},
+		{"ConcurrentMerge", testConcurrentMerge},
+		{"ConcurrentSameKey", testConcurrentSameKey},
+		{"ConcurrentDeleteAndUpdate", testConcurrentDeleteAndUpdate},
+		{"Count", testCount},
+		{"Range", testRange},
+		{"GC", testGC},
+		{"ContextCanceled", testContextCanceled},
+		{"Close", testClose},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.fn(t, open(t))
+		})
+	}
+}
+
+var bg = context.Background()
+
+// create stores a new session with values and fails the test on error.
+func create(t *testing.T, p sessionkit.Provider, id string, values map[string][]byte, expires time.Time) {
+	t.Helper()
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: values, Expires: expires}); err != nil {
+		t.Fatalf("Update(Create) of %s: %v", id, err)
+	}
+}
+
+func mustGet(t *testing.T, p sessionkit.Provider, id string) sessionkit.Record {
+	t.Helper()
+	r, err := p.Get(bg, id)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", id, err)
+	}
+	return r
+}
+
+func wantMissing(t *testing.T, p sessionkit.Provider, id, why string) {
+	t.Helper()
+	r, err := p.Get(bg, id)
+	if !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("%s: Get(%s) = %v, %v; want an error wrapping ErrNotFound", why, id, r.Values, err)
+	}
+}
+
+func wantValues(t *testing.T, got, want map[string][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d values %q, want %d %q", len(got), got, len(want), want)
+	}
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Fatalf("key %q missing; got %q", k, got)
+		}
+		if !bytes.Equal(g, w) {
+			t.Fatalf("key %q = %q, want %q", k, g, w)
+		}
+	}
+}
+
+func vals(kv ...string) map[string][]byte {
+	m := make(map[string][]byte, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = []byte(kv[i+1])
+	}
+	return m
+}
+
+func testGetMissing(t *testing.T, p sessionkit.Provider) {
+	wantMissing(t, p, ID(), "a never-stored ID")
+}
+
+func testRoundTrip(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	exp := later()
+	create(t, p, id, vals("a", "1", "b", "two"), exp)
+	r := mustGet(t, p, id)
+	wantValues(t, r.Values, vals("a", "1", "b", "two"))
+	if d := r.Expires.Sub(exp); d < -time.Second || d > time.Second {
+		t.Fatalf("Expires = %v, want %v within a second", r.Expires, exp)
+	}
+}
+
+func testBinarySafe(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	v := map[string][]byte{
+		"\x00c":            {0x00, 0xff, 0x10},
+		"empty":            {},
+		"ünïcödé key ✓":    []byte("value with\nnewline and \x00 NUL"),
+		"spaces and:colon": {0xde, 0xad, 0xbe, 0xef},
+	}
+	create(t, p, id, v, later())
+	wantValues(t, mustGet(t, p, id).Values, v)
+}
+
+func testLargeValue(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	big := make([]byte, 256<<10)
+	_, _ = rand.Read(big)
+	create(t, p, id, map[string][]byte{"big": big}, later())
+	wantValues(t, mustGet(t, p, id).Values, map[string][]byte{"big": big})
+}
+
+func testOverwrite(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("a", "1", "b", "2"), later())
+	if err := p.Update(bg, id, sessionkit.Update{Set: vals("a", "changed")}); err != nil {
+		t.Fatal(err)
+	}
+	wantValues(t, mustGet(t, p, id).Values, vals("a", "changed", "b", "2"))
+}
+
+func testDeleteKeys(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("a", "1", "b", "2", "c", "3"), later())
+	if err := p.Update(bg, id, sessionkit.Update{Delete: []string{"a", "nope"}, Set: vals("d", "4")}); err != nil {
+		t.Fatal(err)
+	}
+	wantValues(t, mustGet(t, p, id).Values, vals("b", "2", "c", "3", "d", "4"))
+}
+
+func testClear(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("a", "1", "b", "2"), later())
+	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("c", "3")}); err != nil {
+		t.Fatal(err)
+	}
+	wantValues(t, mustGet(t, p, id).Values, vals("c", "3"))
+}
+
+func testCreateExisting(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("a", "1"), later())
+	err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "other"), Expires: later()})
+	if !errors.Is(err, sessionkit.ErrExists) {
+		t.Fatalf("Update(Create) of a live ID = %v, want ErrExists", err)
+	}
+	wantValues(t, mustGet(t, p, id).Values, vals("a", "1"))
+}
+
+func testUpdateMissing(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	err := p.Update(bg, id, sessionkit.Update{Set: vals("a", "1"), Expires: later()})
+	if !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("Update without Create of a missing ID = %v, want ErrNotFound", err)
+	}
+	wantMissing(t, p, id, "after a refused Update")
+}
+
+func testDeleteSession(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("a", "1"), later())
+	if err := p.Delete(bg, id); err != nil {
+		t.Fatal(err)
+	}
+	wantMissing(t, p, id, "after Delete")
+	if err := p.Delete(bg, id); err != nil {
+		t.Fatalf("Delete of a missing session = %v, want nil", err)
+	}
+	if err := p.Delete(bg, ID()); err != nil {
+		t.Fatalf("Delete of a never-stored session = %v, want nil", err)
+	}
+}
+
+func testNoResurrectionAfterDelete(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("a", "1"), later())
+	if err := p.Delete(bg, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Update(bg, id, sessionkit.Update{Set: vals("b", "2"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("Update after Delete = %v, want ErrNotFound", err)
+	}
+	if err := p.Update(bg, id, sessionkit.Update{Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("expiry-only Update after Delete = %v, want ErrNotFound", err)
+	}
+	if tc, ok := p.(sessionkit.Toucher); ok {
+		if err := tc.Touch(bg, id, later()); !errors.Is(err, sessionkit.ErrNotFound) {
+			t.Fatalf("Touch after Delete = %v, want ErrNotFound", err)
+		}
+	}
+	wantMissing(t, p, id, "after updates of a deleted session")
+}
+
+func testExpiry(t *testing.T, p sessionkit.Provider) {
+	short, long := ID(), ID()
+	create(t, p, short, vals("a", "1"), time.Now().Add(expiryUnit))
+	create(t, p, long, vals("a", "1"), later())
+	mustGet(t, p, short)
+	time.Sleep(expiryUnit + 1500*time.Millisecond)
+	wantMissing(t, p, short, "after its deadline, before any GC")
+	if err := p.Update(bg, short, sessionkit.Update{Set: vals("b", "2"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("Update of an expired session = %v, want ErrNotFound", err)
+	}
+	wantMissing(t, p, short, "after an Update of an expired session")
+	mustGet(t, p, long)
+}
+
+func testExpiredRecreate(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("old", "1"), time.Now().Add(expiryUnit))
+	time.Sleep(expiryUnit + 1500*time.Millisecond)
+	// An expired session is gone: creating the ID again must work and
+	// must not bring the old values back.
+	create(t, p, id, vals("new", "2"), later())
+	wantValues(t, mustGet(t, p, id).Values, vals("new", "2"))
+}
+
+func testTouch(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("a", "1"), time.Now().Add(expiryUnit))
+	ext := time.Now().Add(time.Hour)
+	var err error
+	if tc, ok := p.(sessionkit.Toucher); ok {
+		err = tc.Touch(bg, id, ext)
+	} else {
+		err = p.Update(bg, id, sessionkit.Update{Expires: ext})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(expiryUnit + 1500*time.Millisecond)
+	r := mustGet(t, p, id)
+	wantValues(t, r.Values, vals("a", "1"))
+	if d := r.Expires.Sub(ext); d < -time.Second || d > time.Second {
+		t.Fatalf("Expires after touch = %v, want %v", r.Expires, ext)
+	}
+	// An Update without Expires keeps the deadline.
+	if err := p.Update(bg, id, sessionkit.Update{Set: vals("b", "2")}); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustGet(t, p, id); r.Expires.Sub(ext).Abs() > time.Second {
+		t.Fatalf("Update without Expires changed the deadline to %v, want %v", r.Expires, ext)
+	}
+}
+
+func testRename(t *testing.T, p sessionkit.Provider) {
+	oldID, newID := ID(), ID()
+	create(t, p, oldID, vals("a", "1", "b", "2"), later())
+	exp := time.Now().Add(2 * time.Hour)
+	if err := p.Rename(bg, oldID, newID, exp); err != nil {
+		t.Fatal(err)
+	}
+	wantMissing(t, p, oldID, "the old ID after Rename")
+	r := mustGet(t, p, newID)
+	wantValues(t, r.Values, vals("a", "1", "b", "2"))
+	if r.Expires.Sub(exp).Abs() > time.Second {
+		t.Fatalf("Expires after Rename = %v, want %v", r.Expires, exp)
+	}
+	if err := p.Update(bg, oldID, sessionkit.Update{Set: vals("c", "3"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("Update of the old ID after Rename = %v, want ErrNotFound", err)
+	}
+	wantMissing(t, p, oldID, "the old ID after a late Update")
+}
+
+func testRenameMissing(t *testing.T, p sessionkit.Provider) {
+	oldID, newID := ID(), ID()
+	if err := p.Rename(bg, oldID, newID, later()); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("Rename of a missing ID = %v, want ErrNotFound", err)
+	}
+	wantMissing(t, p, newID, "the target of a failed Rename")
+}
+
+func testRenameOntoLive(t *testing.T, p sessionkit.Provider) {
+	a, b := ID(), ID()
+	create(t, p, a, vals("who", "a"), later())
+	create(t, p, b, vals("who", "b"), later())
+	if err := p.Rename(bg, a, b, later()); !errors.Is(err, sessionkit.ErrExists) {
+		t.Fatalf("Rename onto a live ID = %v, want ErrExists", err)
+	}
+	wantValues(t, mustGet(t, p, a).Values, vals("who", "a"))
+	wantValues(t, mustGet(t, p, b).Values, vals("who", "b"))
+}
+
+func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("base", "0"), later())
+	const n = 24
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := fmt.Sprintf("k%02d", i)
+			errs <- p.Update(bg, id, sessionkit.Update{Set: vals(k, k)})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent Update: %v", err)
+		}
+	}
+	want := vals("base", "0")
+	for i := range n {
+		k := fmt.Sprintf("k%02d", i)
+		want[k] = []byte(k)
+	}
+	wantValues(t, mustGet(t, p, id).Values, want)
+}
+
+func testConcurrentSameKey(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("k", "start"), later())
+	const n = 16
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Update(bg, id, sessionkit.Update{Set: vals("k", fmt.Sprintf("w%02d", i))}); err != nil {
+				t.Errorf("concurrent Update: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	got := string(mustGet(t, p, id).Values["k"])
+	if len(got) != 3 || got[0] != 'w' {
+		t.Fatalf("after concurrent writes of one key, value = %q; want one writer's value whole", got)
+	}
+}
+
+// testConcurrentDeleteAndUpdate races Delete against Updates: once Delete
+// has returned, no Update may have recreated the session.
+func testConcurrentDeleteAndUpdate(t *testing.T, p sessionkit.Provider) {
+	for round := range 10 {
+		id := ID()
+		create(t, p, id, vals("a", "1"), later())
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					err := p.Update(bg, id, sessionkit.Update{Set: vals(fmt.Sprintf("w%d", w), fmt.Sprint(i))})
+					if errors.Is(err, sessionkit.ErrNotFound) {
+						return
+					}
+					if err != nil {
+						t.Errorf("Update: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(5 * time.Millisecond)
+		if err := p.Delete(bg, id); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		wg.Wait()
+		wantMissing(t, p, id, fmt.Sprintf("round %d: after Delete raced with Updates", round))
+	}
+}
+
+func testCount(t *testing.T, p sessionkit.Provider) {
+	c, ok := p.(sessionkit.Counter)
+	if !ok {
+		t.Skip("provider is not a sessionkit.Counter")
+	}
+	n0, err := c.Count(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{ID(), ID(), ID()}
+	for _, id := range ids {
+		create(t, p, id, vals("a", "1"), later())
+	}
+	if n, err := c.Count(bg); err != nil || n != n0+3 {
+		t.Fatalf("Count after 3 creates = %d, %v; want %d", n, err, n0+3)
+	}
+	if err := p.Delete(bg, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Count(bg); err != nil || n != n0+2 {
+		t.Fatalf("Count after a delete = %d, %v; want %d", n, err, n0+2)
+	}
+}
+
+func testRange(t *testing.T, p sessionkit.Provider) {
+	rg, ok := p.(sessionkit.Ranger)
+	if !ok {
+		t.Skip("provider is not a sessionkit.Ranger")
+	}
+	want := map[string]string{ID(): "x", ID(): "y"}
+	for id, v := range want {
+		create(t, p, id, vals("v", v), later())
+	}
+	got := map[string]string{}
+	if err := rg.Range(bg, func(id string, r sessionkit.Record) bool {
+		if _, mine := want[id]; mine {
+			got[id] = string(r.Values["v"])
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id, v := range want {
+		if got[id] != v {
+			t.Fatalf("Range gave %q for %s, want %q (all: %v)", got[id], id, v, got)
+		}
+	}
+	calls := 0
+	if err := rg.Range(bg, func(string, sessionkit.Record) bool { calls++; return false }); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("Range went on after fn returned false: %d calls", calls)
+	}
+}
+
+func testGC(t *testing.T, p sessionkit.Provider) {
+	gc, ok := p.(sessionkit.GarbageCollector)
+	if !ok {
+		t.Skip("provider is not a sessionkit.GarbageCollector (its storage expires data itself)")
+	}
+	short1, short2, long := ID(), ID(), ID()
+	create(t, p, short1, vals("a", "1"), time.Now().Add(expiryUnit))
+	create(t, p, short2, vals("a", "1"), time.Now().Add(expiryUnit))
+	create(t, p, long, vals("a", "1"), later())
+	if err := gc.GC(bg); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, p, short1) // not yet expired: GC must keep it
+	time.Sleep(expiryUnit + 1500*time.Millisecond)
+	if err := gc.GC(bg); err != nil {
+		t.Fatal(err)
+	}
+	wantMissing(t, p, short1, "after GC")
+	wantMissing(t, p, short2, "after GC")
+	wantValues(t, mustGet(t, p, long).Values, vals("a", "1"))
+	if c, ok := p.(sessionkit.Counter); ok {
+		if n, err := c.Count(bg); err != nil || n != 1 {
+			t.Fatalf("Count after GC = %d, %v; want 1", n, err)
+		}
+	}
+}
+
+func testContextCanceled(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("a", "1"), later())
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	check := func(op string, err error) {
+		t.Helper()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("%s with a canceled context = %v, want an error wrapping context.Canceled", op, err)
+		}
+	}
+	_, err := p.Get(ctx, id)
+	check("Get", err)
+	check("Update", p.Update(ctx, id, sessionkit.Update{Set: vals("a", "changed")}))
+	check("Delete", p.Delete(ctx, id))
+	check("Rename", p.Rename(ctx, id, ID(), later()))
+	if tc, ok := p.(sessionkit.Toucher); ok {
+		check("Touch", tc.Touch(ctx, id, later()))
+	}
+	if c, ok := p.(sessionkit.Counter); ok {
+		_, err := c.Count(ctx)
+		check("Count", err)
+	}
+	// A canceled call must not have half-applied anything.
+	wantValues(t, mustGet(t, p, id).Values, vals("a", "1"))
+}
+
+func testClose(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	create(t, p, id, vals("a", "1"), later())
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := p.Get(bg, id); err == nil {
+		t.Fatal("Get after Close succeeded; want an error")
+	}
+	if err := p.Update(bg, ID(), sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: later()}); err == nil {
+		t.Fatal("Update after Close succeeded; want an error")
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -1,0 +1,476 @@
+// Package sessionkit gives fasthttp and net/http servers fast, secure HTTP
+// sessions with pluggable storage.
+//
+// A Session manager finds the session ID in a cookie (or, if enabled, a
+// header or URL query parameter), loads the session from a Provider, and
+// hands the request a Store. Values are encoded per key, only what a
+// request changed is written back, and nothing is written (and no cookie
+// sent) for a request that never stores anything.
+//
+// Providers live in subpackages (memory, and server-backed ones) that
+// register themselves when imported, the way database/sql drivers do:
+//
+//	session := sessionkit.New(sessionkit.DefaultConfig())
+//	if err := session.SetProvider("memory", &memory.Config{}); err != nil {
+//		log.Fatal(err)
+//	}
+//	fasthttp.ListenAndServe(":8080", func(ctx *fasthttp.RequestCtx) {
+//		store, err := session.Start(ctx)
+//		if err != nil {
+//			ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+//			return
+//		}
+//		defer store.Save(ctx)
+//		store.Set("name", "sessionkit")
+//	})
+//
+// Security: IDs carry 192 bits from crypto/rand; an ID the provider does
+// not know is never adopted (a fresh one is issued), and a malformed one
+// never reaches the provider. Cookies are HttpOnly and SameSite=Lax by
+// default, and Secure whenever the request arrived over TLS.
+package sessionkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// ErrNoProvider is returned by Start and friends before SetProvider or
+// UseProvider succeeded.
+var ErrNoProvider = errors.New("sessionkit: no provider set: call SetProvider first")
+
+// Session is a session manager. Create it with New, give it a provider with
+// SetProvider, and use it from any number of goroutines.
+type Session struct {
+	cfg Config
+	// key finds this manager's Store in a request's context.
+	key storeKey
+	// secureAlways is true when the cookie must always be Secure,
+	// whatever the request.
+	secureAlways bool
+	cfgErr       error
+
+	state atomic.Pointer[providerState]
+	mu    sync.Mutex // serialises SetProvider, UseProvider and Close
+}
+
+type providerState struct {
+	p       Provider
+	toucher Toucher
+	stopGC  context.CancelFunc
+	gcDone  chan struct{}
+}
+
+// storeKey is a pointer-shaped context key, one per manager, so several
+// managers can serve one request.
+type storeKey struct{ m *Session }
+
+// New returns a manager for cfg. Zero fields of cfg take their defaults
+// (see Config). cfg is validated here and the first problem is returned by
+// SetProvider and UseProvider, so New itself cannot fail.
+func New(cfg Config) *Session {
+	cfg = cfg.withDefaults()
+	m := &Session{cfg: cfg, cfgErr: cfg.validate()}
+	m.key = storeKey{m}
+	m.secureAlways = cfg.Secure || cfg.Partitioned || cfg.SameSite == http.SameSiteNoneMode ||
+		strings.HasPrefix(cfg.CookieName, "__Host-") || strings.HasPrefix(cfg.CookieName, "__Secure-")
+	return m
+}
+
+// Config returns the manager's configuration with defaults filled in.
+func (m *Session) Config() Config { return m.cfg }
+
+// SetProvider opens the provider registered under name with cfg and makes
+// it the manager's storage, replacing (and closing) any earlier one. It
+// returns an error for an invalid manager Config, an unknown name, a config
+// of the wrong type, or a provider that cannot start (for example an
+// unreachable server).
+func (m *Session) SetProvider(name string, cfg ProviderConfig) error {
+	return m.SetProviderContext(context.Background(), name, cfg)
+}
+
+// SetProviderContext is SetProvider with a context that bounds connecting
+// to the provider's server.
+func (m *Session) SetProviderContext(ctx context.Context, name string, cfg ProviderConfig) error {
+	if m.cfgErr != nil {
+		return m.cfgErr
+	}
+	d, err := lookupDriver(name)
+	if err != nil {
+		return err
+	}
+	if cfg != nil && cfg.ProviderName() != name {
+		return fmt.Errorf("%w: SetProvider(%q) was given a config for provider %q", ErrInvalidConfig, name, cfg.ProviderName())
+	}
+	p, err := d.Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("sessionkit: open provider %q: %w", name, err)
+	}
+	return m.UseProvider(p)
+}
+
+// UseProvider makes p the manager's storage, replacing (and closing) any
+// earlier one. It is how a provider built by hand, outside the registry,
+// is plugged in.
+func (m *Session) UseProvider(p Provider) error {
+	if m.cfgErr != nil {
+		return m.cfgErr
+	}
+	if p == nil {
+		return fmt.Errorf("%w: nil provider", ErrInvalidConfig)
+	}
+	st := &providerState{p: p}
+	st.toucher, _ = p.(Toucher)
+	if gc, ok := p.(GarbageCollector); ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		st.stopGC, st.gcDone = cancel, make(chan struct{})
+		go m.runGC(ctx, gc, st.gcDone)
+	}
+	m.mu.Lock()
+	old := m.state.Swap(st)
+	m.mu.Unlock()
+	if old != nil {
+		return old.close()
+	}
+	return nil
+}
+
+func (st *providerState) close() error {
+	if st.stopGC != nil {
+		st.stopGC()
+		<-st.gcDone
+	}
+	return st.p.Close()
+}
+
+// runGC collects expired sessions every GCInterval until ctx is canceled.
+func (m *Session) runGC(ctx context.Context, gc GarbageCollector, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(m.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := gc.GC(ctx); err != nil && ctx.Err() == nil {
+				m.cfg.Logger.Error("sessionkit: garbage collection failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close stops garbage collection and closes the provider. The manager
+// cannot be used afterwards.
+func (m *Session) Close() error {
+	m.mu.Lock()
+	old := m.state.Swap(nil)
+	m.mu.Unlock()
+	if old == nil {
+		return nil
+	}
+	return old.close()
+}
+
+func (m *Session) provider() (*providerState, error) {
+	st := m.state.Load()
+	if st == nil {
+		return nil, ErrNoProvider
+	}
+	return st, nil
+}
+
+// Start returns the session of a fasthttp request, loading it from the
+// provider, or a new empty one if the request carries no valid, live
+// session ID. Calling Start again in the same request returns the same
+// Store. The caller must call Store.Save before the handler returns
+// (usually with defer), or use Handler.
+//
+// An error means the provider failed; the handler should answer with an
+// error page rather than carry on with an empty session.
+func (m *Session) Start(ctx *fasthttp.RequestCtx) (*Store, error) {
+	if s, ok := ctx.UserValue(m.key).(*Store); ok {
+		return s, nil
+	}
+	st, err := m.provider()
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.load(ctx, st, fastTransport{ctx}, m.rawIDFast(ctx))
+	if err != nil {
+		return nil, err
+	}
+	ctx.SetUserValue(m.key, s)
+	return s, nil
+}
+
+// StartHTTP is Start for net/http. Cookies are response headers, so Save
+// must run before the handler writes its body; Middleware arranges that
+// by itself. Inside Middleware, StartHTTP returns the middleware's Store.
+func (m *Session) StartHTTP(w http.ResponseWriter, r *http.Request) (*Store, error) {
+	if s, ok := r.Context().Value(m.key).(*Store); ok {
+		return s, nil
+	}
+	st, err := m.provider()
+	if err != nil {
+		return nil, err
+	}
+	return m.load(r.Context(), st, &httpTransport{w: w, r: r}, m.rawIDHTTP(r))
+}
+
+// rawIDFast finds the client's session ID in a fasthttp request: header,
+// then cookie, then query. The bytes belong to fasthttp's request buffer.
+func (m *Session) rawIDFast(ctx *fasthttp.RequestCtx) []byte {
+	if m.cfg.IDInHeader {
+		if v := ctx.Request.Header.Peek(m.cfg.HeaderName); len(v) > 0 {
+			return v
+		}
+	}
+	if v := ctx.Request.Header.Cookie(m.cfg.CookieName); len(v) > 0 {
+		return v
+	}
+	if m.cfg.IDInQuery {
+		return ctx.QueryArgs().Peek(m.cfg.QueryName)
+	}
+	return nil
+}
+
+func (m *Session) rawIDHTTP(r *http.Request) []byte {
+	if m.cfg.IDInHeader {
+		if v := r.Header.Get(m.cfg.HeaderName); v != "" {
+			return []byte(v)
+		}
+	}
+	if c, err := r.Cookie(m.cfg.CookieName); err == nil && c.Value != "" {
+		return []byte(c.Value)
+	}
+	if m.cfg.IDInQuery {
+		return []byte(r.URL.Query().Get(m.cfg.QueryName))
+	}
+	return nil
+}
+
+// parseID turns what the client sent into a session ID, or "" if it is not
+// one. The result never aliases raw: fasthttp reuses request buffers, and
+// an ID that changed under a live Store would hand one user's session to
+// another.
+func (m *Session) parseID(raw []byte) string {
+	if len(raw) == 0 || len(raw) > maxClientValue {
+		return ""
+	}
+	if m.cfg.DecodeCookie == nil {
+		if !validID(raw) {
+			return ""
+		}
+		return string(raw)
+	}
+	id, err := m.cfg.DecodeCookie(string(raw))
+	if err != nil || !ValidID(id) {
+		return ""
+	}
+	return strings.Clone(id)
+}
+
+// maxClientValue bounds what is read of a client-sent ID before decoding;
+// anything longer is refused outright.
+const maxClientValue = 4096
+
+// Reserved keys: the manager's own bookkeeping inside a session's values.
+// User keys may not start with a NUL byte.
+const (
+	reservedPrefix = "\x00"
+	keyCreated     = "\x00c" // creation time, unix nanoseconds (varint)
+	keyIdle        = "\x00i" // per-session idle timeout, nanoseconds (varint)
+	flashPrefix    = "\x00f" // flash values: flashPrefix + user key
+)
+
+// load builds the Store for a request whose client sent raw.
+func (m *Session) load(ctx context.Context, st *providerState, t transport, raw []byte) (*Store, error) {
+	s := &Store{m: m, t: t, isNew: true}
+	id := m.parseID(raw)
+	if id == "" {
+		return s, nil
+	}
+	rec, err := st.p.Get(ctx, id)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotFound):
+		return s, nil
+	case errors.Is(err, ErrCorruptValue):
+		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
+		return s, nil
+	default:
+		return nil, fmt.Errorf("sessionkit: load session: %w", err)
+	}
+	created, idle, err := readMeta(rec.Values)
+	if err != nil {
+		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
+		return s, nil
+	}
+	now := time.Now()
+	if !rec.Expires.IsZero() && !now.Before(rec.Expires) {
+		return s, nil
+	}
+	if m.cfg.AbsoluteTimeout > 0 && !now.Before(created.Add(m.cfg.AbsoluteTimeout)) {
+		return s, nil
+	}
+	s.id, s.isNew = id, false
+	s.base, s.expires, s.created, s.idle = rec.Values, rec.Expires, created, idle
+	return s, nil
+}
+
+// DestroyByID removes the session with the given ID from the provider,
+// for example to log a user out of another device. Its cookie stays in
+// that browser but no longer opens a session.
+func (m *Session) DestroyByID(ctx context.Context, id string) error {
+	st, err := m.provider()
+	if err != nil {
+		return err
+	}
+	if !ValidID(id) {
+		return nil
+	}
+	return st.p.Delete(ctx, id)
+}
+
+// Count returns the number of live sessions, or an error wrapping
+// ErrNotSupported if the provider cannot count.
+func (m *Session) Count(ctx context.Context) (int, error) {
+	st, err := m.provider()
+	if err != nil {
+		return 0, err
+	}
+	c, ok := st.p.(Counter)
+	if !ok {
+		return 0, fmt.Errorf("sessionkit: Count: %w", ErrNotSupported)
+	}
+	return c.Count(ctx)
+}
+
+// Destroy ends the request's session: its data is removed from the
+// provider and the browser is told to delete the cookie. See
+// Store.Destroy.
+func (m *Session) Destroy(ctx *fasthttp.RequestCtx) error {
+	s, err := m.Start(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Destroy(ctx)
+}
+
+// DestroyHTTP is Destroy for net/http.
+func (m *Session) DestroyHTTP(w http.ResponseWriter, r *http.Request) error {
+	s, err := m.StartHTTP(w, r)
+	if err != nil {
+		return err
+	}
+	return s.Destroy(r.Context())
+}
+
+// Regenerate gives the request's session a new ID, keeping its data, and
+// kills the old ID. Call it whenever privileges change, above all at
+// login, to defeat session fixation. See Store.Regenerate.
+func (m *Session) Regenerate(ctx *fasthttp.RequestCtx) (*Store, error) {
+	s, err := m.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s, s.Regenerate(ctx)
+}
+
+// RegenerateHTTP is Regenerate for net/http.
+func (m *Session) RegenerateHTTP(w http.ResponseWriter, r *http.Request) (*Store, error) {
+	s, err := m.StartHTTP(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return s, s.Regenerate(r.Context())
+}
+
+// ShiftExpiration extends the request's session by a full idle timeout
+// from now (capped by the absolute timeout) when it is next saved, even if
+// it would not otherwise be touched yet.
+func (m *Session) ShiftExpiration(ctx *fasthttp.RequestCtx) error {
+	s, err := m.Start(ctx)
+	if err != nil {
+		return err
+	}
+	s.ShiftExpiration()
+	return nil
+}
+
+// UpdateExpiration sets the request's session idle timeout to d from now
+// on (capped by the absolute timeout); see Store.UpdateExpiration.
+func (m *Session) UpdateExpiration(ctx *fasthttp.RequestCtx, d time.Duration) error {
+	s, err := m.Start(ctx)
+	if err != nil {
+		return err
+	}
+	return s.UpdateExpiration(d)
+}
+
+// secure reports whether the cookie for this request gets the Secure
+// attribute.
+func (m *Session) secure(t transport) bool {
+	if m.secureAlways || t.isTLS() {
+		return true
+	}
+	return m.cfg.IsSecure != nil && m.cfg.IsSecure(requestInfo{t})
+}
+
+// writeID sends id to the client: the cookie and, with IDInHeader, the
+// response header.
+func (m *Session) writeID(t transport, id string) error {
+	value := id
+	if m.cfg.EncodeCookie != nil {
+		v, err := m.cfg.EncodeCookie(id)
+		if err != nil {
+			return fmt.Errorf("sessionkit: encode cookie: %w", err)
+		}
+		value = v
+	}
+	c := m.cookie(t, value)
+	if m.cfg.Expires > 0 {
+		c.maxAge = int((m.cfg.Expires + time.Second - 1) / time.Second)
+	}
+	t.setCookie(&c)
+	if m.cfg.IDInHeader {
+		t.setHeader(m.cfg.HeaderName, value)
+	}
+	markUncacheable(t)
+	return nil
+}
+
+// deleteID tells the client to drop its session cookie. The deletion
+// cookie carries the same Domain and Path as the one it deletes, or the
+// browser would keep the original.
+func (m *Session) deleteID(t transport) {
+	c := m.cookie(t, "")
+	c.maxAge = -1
+	t.setCookie(&c)
+	markUncacheable(t)
+}
+
+func (m *Session) cookie(t transport, value string) cookie {
+	c := cookie{
+		name:        m.cfg.CookieName,
+		value:       value,
+		path:        m.cfg.Path,
+		secure:      m.secure(t),
+		httpOnly:    !m.cfg.HTTPOnlyDisabled,
+		partitioned: m.cfg.Partitioned,
+		sameSite:    m.cfg.SameSite,
+	}
+	if !m.cfg.DisableSubdomainPersistence && !strings.HasPrefix(m.cfg.CookieName, "__Host-") {
+		c.domain = m.cfg.Domain
+	}
+	return c
+}

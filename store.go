@@ -1,0 +1,536 @@
+package sessionkit
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Store is one request's view of its session. Reads see the values loaded
+// at Start plus this request's own changes; Save sends the provider only
+// the changes, so concurrent requests that change different keys do not
+// overwrite each other.
+//
+// A Store is safe for concurrent use by the goroutines of one request. It
+// must not be kept after the request ends.
+type Store struct {
+	m *Session
+	t transport
+
+	mu      sync.Mutex
+	id      string // "" until a new session needs one
+	isNew   bool   // nothing stored under id yet
+	base    map[string][]byte
+	expires time.Time
+	created time.Time
+	idle    time.Duration // per-session idle timeout; 0 = Config.IdleTimeout
+	// cache holds decoded values of base, filled on first read.
+	cache map[string]any
+	// pending holds this request's changes, by key.
+	pending map[string]entry
+	cleared bool
+	shift   bool  // ShiftExpiration was called
+	err     error // a misuse to report from Save
+}
+
+// entry is a pending change to one key.
+type entry struct {
+	v   any
+	raw []byte // encoded value when known at Set time (immutable values, bookkeeping)
+	del bool
+}
+
+// ErrReservedKey is returned by Save when a key starting with a NUL byte
+// was set: such keys hold the manager's own bookkeeping.
+var ErrReservedKey = errors.New("sessionkit: keys starting with a NUL byte are reserved")
+
+// ID returns the session ID. A new session gets its ID on the first call
+// (or when first saved); it is sent to the client only once the session
+// holds something.
+func (s *Store) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ensureID()
+}
+
+func (s *Store) ensureID() string {
+	if s.id == "" {
+		s.id = s.m.cfg.IDGenerator()
+	}
+	return s.id
+}
+
+// IsNew reports whether the session has not been stored yet: the request
+// carried no live session ID, or the session was destroyed.
+func (s *Store) IsNew() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.isNew
+}
+
+// Get returns the value stored under key, or nil if there is none or it
+// cannot be decoded (the typed getters and Decode report why).
+func (s *Store) Get(key string) any {
+	v, _ := s.lookup(key)
+	return v
+}
+
+func (s *Store) lookup(key string) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.getLocked(key)
+}
+
+func (s *Store) getLocked(key string) (any, error) {
+	if e, ok := s.pending[key]; ok {
+		switch {
+		case e.del:
+			return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+		case e.raw != nil:
+			// An immutable value: every read gets a fresh copy.
+			return decodeValue(s.m.cfg.Codec, e.raw)
+		}
+		return e.v, nil
+	}
+	if s.cleared {
+		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+	}
+	if v, ok := s.cache[key]; ok {
+		return v, nil
+	}
+	raw, ok := s.base[key]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+	}
+	v, err := decodeValue(s.m.cfg.Codec, raw)
+	if err != nil {
+		return nil, fmt.Errorf("sessionkit: key %q: %w", key, err)
+	}
+	if s.cache == nil {
+		s.cache = make(map[string]any)
+	}
+	s.cache[key] = v
+	return v, nil
+}
+
+// Has reports whether a value is stored under key.
+func (s *Store) Has(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hasLocked(key)
+}
+
+func (s *Store) hasLocked(key string) bool {
+	if e, ok := s.pending[key]; ok {
+		return !e.del
+	}
+	if s.cleared {
+		return false
+	}
+	_, ok := s.base[key]
+	return ok
+}
+
+// Set stores v under key. v is encoded when the session is saved, so
+// changes made to v between Set and Save are saved too. A value the codec
+// cannot encode makes Save fail, and the stored session stays as it was.
+func (s *Store) Set(key string, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if strings.HasPrefix(key, reservedPrefix) {
+		s.err = fmt.Errorf("%w: Set(%q)", ErrReservedKey, key)
+		return
+	}
+	s.setLocked(key, entry{v: v})
+}
+
+// SetImmutable stores v under key and encodes it at once: later changes to
+// v are not saved, and every Get returns a fresh copy, so no caller can
+// change the stored value through what Get returned. An error means v
+// cannot be encoded, and nothing was stored.
+func (s *Store) SetImmutable(key string, v any) error {
+	if strings.HasPrefix(key, reservedPrefix) {
+		return fmt.Errorf("%w: SetImmutable(%q)", ErrReservedKey, key)
+	}
+	raw, err := encodeValue(s.m.cfg.Codec, v)
+	if err != nil {
+		return fmt.Errorf("sessionkit: encode %q: %w", key, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setLocked(key, entry{raw: raw})
+	return nil
+}
+
+func (s *Store) setLocked(key string, e entry) {
+	if s.pending == nil {
+		s.pending = make(map[string]entry)
+	}
+	s.pending[key] = e
+	delete(s.cache, key)
+}
+
+// Delete removes key.
+func (s *Store) Delete(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleteLocked(key)
+}
+
+func (s *Store) deleteLocked(key string) {
+	if s.cleared {
+		// Clear already removes every stored value.
+		delete(s.pending, key)
+		return
+	}
+	// The delete is sent even for a key this request did not see, since
+	// a concurrent request may have stored it since.
+	s.setLocked(key, entry{del: true})
+}
+
+// Keys returns the keys of all values, sorted. Flashes are not included.
+func (s *Store) Keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	s.eachKeyLocked(func(k string) {
+		if !strings.HasPrefix(k, reservedPrefix) {
+			keys = append(keys, k)
+		}
+	})
+	sort.Strings(keys)
+	return keys
+}
+
+// eachKeyLocked calls fn once for every live key, bookkeeping included.
+func (s *Store) eachKeyLocked(fn func(k string)) {
+	if !s.cleared {
+		for k := range s.base {
+			if _, ok := s.pending[k]; !ok {
+				fn(k)
+			}
+		}
+	}
+	for k, e := range s.pending {
+		if !e.del {
+			fn(k)
+		}
+	}
+}
+
+// GetAll returns a new map of every value that can be decoded, by key.
+// Flashes are not included.
+func (s *Store) GetAll() map[string]any {
+	all := make(map[string]any)
+	s.VisitAll(func(k string, v any) { all[k] = v })
+	return all
+}
+
+// VisitAll calls fn for every value, in key order. Flashes are not
+// included. fn must not call the Store's methods.
+func (s *Store) VisitAll(fn func(key string, v any)) {
+	for _, k := range s.Keys() {
+		if v, err := s.lookup(k); err == nil {
+			fn(k, v)
+		}
+	}
+}
+
+// Clear removes every value and flash.
+func (s *Store) Clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clearLocked()
+}
+
+// Flush is Clear, under the name fasthttpsession users know.
+func (s *Store) Flush() { s.Clear() }
+
+func (s *Store) clearLocked() {
+	// Bookkeeping survives: it describes the session, not its contents.
+	keep := make(map[string]entry)
+	for _, k := range []string{keyCreated, keyIdle} {
+		if e, ok := s.pending[k]; ok {
+			keep[k] = e
+		} else if raw, ok := s.base[k]; ok && !s.cleared {
+			keep[k] = entry{raw: raw}
+		}
+	}
+	s.pending, s.cache, s.cleared = keep, nil, true
+}
+
+// Decode reads the value under key into the value dst points to, using
+// the codec directly so that structs and typed maps and slices come back
+// with their own types.
+func (s *Store) Decode(key string, dst any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.pending[key]; ok && !e.del && e.raw == nil {
+		return assignTo(dst, e.v)
+	}
+	raw, err := s.rawLocked(key)
+	if err != nil {
+		return err
+	}
+	return decodeInto(s.m.cfg.Codec, raw, dst)
+}
+
+// rawLocked returns the encoded form of key's value.
+func (s *Store) rawLocked(key string) ([]byte, error) {
+	if e, ok := s.pending[key]; ok {
+		if e.del {
+			return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+		}
+		if e.raw != nil {
+			return e.raw, nil
+		}
+		return encodeValue(s.m.cfg.Codec, e.v)
+	}
+	if raw, ok := s.base[key]; ok && !s.cleared {
+		return raw, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+}
+
+// ShiftExpiration makes the next Save extend the session by a full idle
+// timeout from now (capped by the absolute timeout), and refresh a
+// persistent cookie, even if it would not be touched yet.
+func (s *Store) ShiftExpiration() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shift = true
+}
+
+// UpdateExpiration sets this session's idle timeout to d, from now on and
+// for every later request (for example a long one for "remember me"). The
+// absolute timeout still caps it. d must be positive.
+func (s *Store) UpdateExpiration(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("%w: UpdateExpiration(%v): the duration must be positive", ErrInvalidConfig, d)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idle = d
+	s.setLocked(keyIdle, entry{raw: binary.AppendVarint(nil, int64(d))})
+	s.shift = true
+	return nil
+}
+
+// readMeta returns a stored session's creation time and idle timeout.
+func readMeta(values map[string][]byte) (created time.Time, idle time.Duration, err error) {
+	c, k := binary.Varint(values[keyCreated])
+	if k <= 0 || k != len(values[keyCreated]) {
+		return time.Time{}, 0, fmt.Errorf("%w: missing or bad creation time", ErrCorruptValue)
+	}
+	if raw, ok := values[keyIdle]; ok {
+		i, k := binary.Varint(raw)
+		if k <= 0 || k != len(raw) || i <= 0 {
+			return time.Time{}, 0, fmt.Errorf("%w: bad idle timeout", ErrCorruptValue)
+		}
+		idle = time.Duration(i)
+	}
+	return time.Unix(0, c), idle, nil
+}
+
+// deadline is when the session expires if it is saved at now.
+func (s *Store) deadline(now time.Time) time.Time {
+	idle := s.m.cfg.IdleTimeout
+	if s.idle > 0 {
+		idle = s.idle
+	}
+	var d time.Time
+	if idle > 0 {
+		d = now.Add(idle)
+	}
+	if abs := s.m.cfg.AbsoluteTimeout; abs > 0 {
+		if limit := s.created.Add(abs); d.IsZero() || limit.Before(d) {
+			d = limit
+		}
+	}
+	return d
+}
+
+// touchEvery is the fraction of the idle timeout after which an unchanged
+// session's deadline is pushed back: touching on every request would cost
+// a write per read.
+const touchEvery = 10
+
+// dirty reports whether Save has anything to write.
+func (s *Store) dirty() bool { return len(s.pending) > 0 || s.cleared }
+
+// Save writes this request's changes to the provider. It writes nothing
+// for an unchanged session unless its deadline needs extending (at most
+// once per tenth of the idle timeout), nothing for a new session that
+// holds nothing, and nothing after Destroy. Saving twice is harmless: the
+// second call writes only what changed since the first.
+//
+// For a new session Save also sends the session cookie. On net/http that
+// only works before the body is written; Middleware takes care of it.
+//
+// On error nothing was written and the Store keeps its changes, so Save
+// may be retried.
+func (s *Store) Save(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		err := s.err
+		s.err = nil
+		return err
+	}
+	st, err := s.m.provider()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if !s.dirty() {
+		if s.isNew {
+			return nil
+		}
+		return s.touchLocked(ctx, st, now)
+	}
+	u := Update{Create: s.isNew, Clear: s.cleared, Set: make(map[string][]byte, len(s.pending))}
+	for k, e := range s.pending {
+		switch {
+		case e.del:
+			u.Delete = append(u.Delete, k)
+		case e.raw != nil:
+			u.Set[k] = e.raw
+		default:
+			raw, err := encodeValue(s.m.cfg.Codec, e.v)
+			if err != nil {
+				return fmt.Errorf("sessionkit: encode %q: %w", k, err)
+			}
+			u.Set[k] = raw
+		}
+	}
+	if s.isNew {
+		s.created = now
+		u.Set[keyCreated] = binary.AppendVarint(nil, now.UnixNano())
+	}
+	u.Expires = s.deadline(now)
+	if err := s.updateLocked(ctx, st, u); err != nil {
+		return err
+	}
+	wasNew := s.isNew
+	s.base = u.Apply(s.baseOrNil())
+	s.pending, s.cleared, s.isNew, s.shift, s.expires = nil, false, false, false, u.Expires
+	if wasNew || s.m.cfg.Expires > 0 {
+		return s.m.writeID(s.t, s.id)
+	}
+	return nil
+}
+
+func (s *Store) baseOrNil() map[string][]byte {
+	if s.cleared {
+		return nil
+	}
+	return s.base
+}
+
+// updateLocked sends u, choosing a fresh ID if a new session's ID is
+// taken (possible only with a weak custom IDGenerator).
+func (s *Store) updateLocked(ctx context.Context, st *providerState, u Update) error {
+	s.ensureID()
+	for tries := 0; ; tries++ {
+		err := st.p.Update(ctx, s.id, u)
+		switch {
+		case err == nil:
+			return nil
+		case u.Create && errors.Is(err, ErrExists) && tries < 3:
+			s.id = s.m.cfg.IDGenerator()
+			continue
+		case errors.Is(err, ErrNotFound):
+			return fmt.Errorf("sessionkit: save: the session was ended by another request: %w", err)
+		}
+		return fmt.Errorf("sessionkit: save: %w", err)
+	}
+}
+
+// touchLocked extends an unchanged session's deadline when due.
+func (s *Store) touchLocked(ctx context.Context, st *providerState, now time.Time) error {
+	next := s.deadline(now)
+	idle := s.m.cfg.IdleTimeout
+	if s.idle > 0 {
+		idle = s.idle
+	}
+	if !s.shift && (idle <= 0 || next.Sub(s.expires) < idle/touchEvery) {
+		return nil
+	}
+	var err error
+	if st.toucher != nil {
+		err = st.toucher.Touch(ctx, s.id, next)
+	} else {
+		err = st.p.Update(ctx, s.id, Update{Expires: next})
+	}
+	if err != nil {
+		return fmt.Errorf("sessionkit: touch: %w", err)
+	}
+	s.expires, s.shift = next, false
+	if s.m.cfg.Expires > 0 {
+		return s.m.writeID(s.t, s.id)
+	}
+	return nil
+}
+
+// Destroy removes the session from the provider and tells the browser to
+// delete its cookie. The Store then holds a new, empty session with no ID:
+// Save writes nothing unless values are set again, in which case they go
+// to a brand-new session under a new ID, never the destroyed one.
+func (s *Store) Destroy(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.m.provider()
+	if err != nil {
+		return err
+	}
+	if !s.isNew {
+		if err := st.p.Delete(ctx, s.id); err != nil {
+			return fmt.Errorf("sessionkit: destroy: %w", err)
+		}
+	}
+	s.id, s.isNew, s.base, s.cache, s.pending, s.cleared, s.shift = "", true, nil, nil, nil, false, false
+	s.idle, s.created, s.expires = 0, time.Time{}, time.Time{}
+	s.m.deleteID(s.t)
+	return nil
+}
+
+// Regenerate moves the session to a new ID, keeping its data, and kills
+// the old ID at once; the new cookie is sent immediately. Call it at login
+// and whenever privileges change. If another request destroyed the session
+// meanwhile, Regenerate returns an error wrapping ErrNotFound and the Store
+// holds a new, empty session.
+func (s *Store) Regenerate(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := s.m.provider()
+	if err != nil {
+		return err
+	}
+	if s.isNew {
+		// Nothing is stored yet; a new ID is all it takes.
+		s.id = s.m.cfg.IDGenerator()
+		return nil
+	}
+	now := time.Now()
+	next := s.deadline(now)
+	for tries := 0; ; tries++ {
+		newID := s.m.cfg.IDGenerator()
+		err := st.p.Rename(ctx, s.id, newID, next)
+		switch {
+		case err == nil:
+			s.id, s.expires = newID, next
+			return s.m.writeID(s.t, s.id)
+		case errors.Is(err, ErrExists) && tries < 3:
+			continue
+		case errors.Is(err, ErrNotFound):
+			s.id, s.isNew, s.base, s.cache, s.pending, s.cleared = "", true, nil, nil, nil, false
+			return fmt.Errorf("sessionkit: regenerate: %w", err)
+		}
+		return fmt.Errorf("sessionkit: regenerate: %w", err)
+	}
+}

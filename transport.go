@@ -1,0 +1,148 @@
+package sessionkit
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// transport is where a Store's session ID came from and where it goes
+// back: a fasthttp request or a net/http one.
+type transport interface {
+	// header and isTLS serve Config.IsSecure through RequestInfo.
+	header(name string) string
+	isTLS() bool
+	// setCookie writes one Set-Cookie header. maxAge < 0 deletes the cookie.
+	setCookie(c *cookie)
+	// respHeader returns the response header name as set so far.
+	respHeader(name string) string
+	// setHeader sets a response header.
+	setHeader(name, value string)
+}
+
+// cookie is a transport-neutral Set-Cookie.
+type cookie struct {
+	name, value, domain, path string
+	maxAge                    int // seconds; 0 = session cookie; <0 = delete
+	secure, httpOnly          bool
+	partitioned               bool
+	sameSite                  http.SameSite
+}
+
+type requestInfo struct{ t transport }
+
+func (r requestInfo) Header(name string) string { return r.t.header(name) }
+func (r requestInfo) TLS() bool                 { return r.t.isTLS() }
+
+// fastTransport is a single pointer, so storing it in the transport
+// interface costs no allocation.
+type fastTransport struct{ ctx *fasthttp.RequestCtx }
+
+func (t fastTransport) header(name string) string { return string(t.ctx.Request.Header.Peek(name)) }
+func (t fastTransport) isTLS() bool               { return t.ctx.IsTLS() }
+func (t fastTransport) setHeader(name, value string) {
+	t.ctx.Response.Header.Set(name, value)
+}
+
+func (t fastTransport) respHeader(name string) string {
+	return string(t.ctx.Response.Header.Peek(name))
+}
+
+func (t fastTransport) setCookie(c *cookie) {
+	fc := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(fc)
+	fc.SetKey(c.name)
+	fc.SetValue(c.value)
+	fc.SetDomain(c.domain)
+	fc.SetPath(c.path)
+	fc.SetMaxAge(c.maxAge)
+	fc.SetHTTPOnly(c.httpOnly)
+	fc.SetSecure(c.secure)
+	fc.SetPartitioned(c.partitioned)
+	switch c.sameSite {
+	case http.SameSiteStrictMode:
+		fc.SetSameSite(fasthttp.CookieSameSiteStrictMode)
+	case http.SameSiteNoneMode:
+		fc.SetSameSite(fasthttp.CookieSameSiteNoneMode)
+	default:
+		fc.SetSameSite(fasthttp.CookieSameSiteLaxMode)
+	}
+	// SetCookie copies fc, so releasing it afterwards is safe.
+	t.ctx.Response.Header.SetCookie(fc)
+}
+
+// httpTransport serves net/http. Cookies must reach the header map before
+// the first byte of the body; the Middleware arranges that.
+type httpTransport struct {
+	w http.ResponseWriter
+	r *http.Request
+}
+
+func (t *httpTransport) header(name string) string    { return t.r.Header.Get(name) }
+func (t *httpTransport) isTLS() bool                  { return t.r.TLS != nil }
+func (t *httpTransport) setHeader(name, value string) { t.w.Header().Set(name, value) }
+
+func (t *httpTransport) respHeader(name string) string {
+	return strings.Join(t.w.Header().Values(name), ", ")
+}
+
+func (t *httpTransport) setCookie(c *cookie) {
+	hc := &http.Cookie{
+		Name:        c.name,
+		Value:       c.value,
+		Domain:      c.domain,
+		Path:        c.path,
+		MaxAge:      c.maxAge,
+		HttpOnly:    c.httpOnly,
+		Secure:      c.secure,
+		Partitioned: c.partitioned,
+		SameSite:    c.sameSite,
+	}
+	// Replace an earlier Set-Cookie for the same name in this response
+	// (for example a Regenerate after the session was first saved) so the
+	// browser never sees two values.
+	h := t.w.Header()
+	if old := h.Values("Set-Cookie"); len(old) > 0 {
+		keep := old[:0:0]
+		for _, v := range old {
+			if !strings.HasPrefix(v, c.name+"=") {
+				keep = append(keep, v)
+			}
+		}
+		h["Set-Cookie"] = keep
+	}
+	http.SetCookie(t.w, hc)
+}
+
+// headerHasToken reports whether a comma-separated header value contains
+// token, case-insensitively.
+func headerHasToken(value, token string) bool {
+	for part := range strings.SplitSeq(value, ",") {
+		if strings.EqualFold(strings.TrimSpace(part), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// markUncacheable makes sure no shared cache stores a response that sets
+// the session cookie: it adds Cookie to Vary and, unless the response is
+// already private or uncacheable, tells caches not to reuse Set-Cookie.
+func markUncacheable(t transport) {
+	if vary := t.respHeader("Vary"); !headerHasToken(vary, "Cookie") {
+		if vary == "" {
+			t.setHeader("Vary", "Cookie")
+		} else {
+			t.setHeader("Vary", vary+", Cookie")
+		}
+	}
+	cc := t.respHeader("Cache-Control")
+	switch {
+	case cc == "":
+		t.setHeader("Cache-Control", `no-cache="Set-Cookie"`)
+	case strings.Contains(cc, "no-store"), strings.Contains(cc, "private"), strings.Contains(cc, "no-cache"):
+	default:
+		t.setHeader("Cache-Control", cc+`, no-cache="Set-Cookie"`)
+	}
+}

@@ -1,0 +1,270 @@
+package sessionkit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Errors returned by the Store's getters.
+var (
+	// ErrKeyNotFound means the session holds no value under that key.
+	ErrKeyNotFound = errors.New("sessionkit: key not found")
+	// ErrWrongType means the stored value cannot be converted to the
+	// requested type without loss.
+	ErrWrongType = errors.New("sessionkit: value has the wrong type")
+	// ErrCorruptValue means stored bytes could not be decoded.
+	ErrCorruptValue = errors.New("sessionkit: corrupt stored value")
+)
+
+// Tags of the value encoding: one byte, then the payload. Scalars are
+// encoded here so they keep their exact Go type through any Codec, and
+// because it is several times faster than any general codec.
+const (
+	tagNil byte = iota
+	tagString
+	tagBytes
+	tagBool
+	tagInt
+	tagInt8
+	tagInt16
+	tagInt32
+	tagInt64
+	tagUint
+	tagUint8
+	tagUint16
+	tagUint32
+	tagUint64
+	tagFloat32
+	tagFloat64
+	tagTime
+	tagCodec
+)
+
+// encodeValue encodes v, using c for anything that is not a scalar.
+func encodeValue(c Codec, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return []byte{tagNil}, nil
+	case string:
+		b := make([]byte, 1+len(x))
+		b[0] = tagString
+		copy(b[1:], x)
+		return b, nil
+	case []byte:
+		b := make([]byte, 1+len(x))
+		b[0] = tagBytes
+		copy(b[1:], x)
+		return b, nil
+	case bool:
+		if x {
+			return []byte{tagBool, 1}, nil
+		}
+		return []byte{tagBool, 0}, nil
+	case int:
+		return binary.AppendVarint([]byte{tagInt}, int64(x)), nil
+	case int8:
+		return binary.AppendVarint([]byte{tagInt8}, int64(x)), nil
+	case int16:
+		return binary.AppendVarint([]byte{tagInt16}, int64(x)), nil
+	case int32:
+		return binary.AppendVarint([]byte{tagInt32}, int64(x)), nil
+	case int64:
+		return binary.AppendVarint([]byte{tagInt64}, x), nil
+	case uint:
+		return binary.AppendUvarint([]byte{tagUint}, uint64(x)), nil
+	case uint8:
+		return binary.AppendUvarint([]byte{tagUint8}, uint64(x)), nil
+	case uint16:
+		return binary.AppendUvarint([]byte{tagUint16}, uint64(x)), nil
+	case uint32:
+		return binary.AppendUvarint([]byte{tagUint32}, uint64(x)), nil
+	case uint64:
+		return binary.AppendUvarint([]byte{tagUint64}, x), nil
+	case float32:
+		return binary.BigEndian.AppendUint32([]byte{tagFloat32}, math.Float32bits(x)), nil
+	case float64:
+		return binary.BigEndian.AppendUint64([]byte{tagFloat64}, math.Float64bits(x)), nil
+	case time.Time:
+		t, err := x.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		return append([]byte{tagTime}, t...), nil
+	}
+	data, err := c.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 1+len(data))
+	b[0] = tagCodec
+	copy(b[1:], data)
+	return b, nil
+}
+
+// decodeValue decodes bytes made by encodeValue. It never panics: junk
+// yields an error wrapping ErrCorruptValue.
+func decodeValue(c Codec, b []byte) (any, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrCorruptValue)
+	}
+	tag, p := b[0], b[1:]
+	switch tag {
+	case tagNil:
+		if len(p) == 0 {
+			return nil, nil
+		}
+	case tagString:
+		return string(p), nil
+	case tagBytes:
+		return append([]byte{}, p...), nil
+	case tagBool:
+		if len(p) == 1 && p[0] <= 1 {
+			return p[0] == 1, nil
+		}
+	case tagInt, tagInt8, tagInt16, tagInt32, tagInt64:
+		n, k := binary.Varint(p)
+		if k <= 0 || k != len(p) {
+			break
+		}
+		switch tag {
+		case tagInt:
+			if n >= math.MinInt && n <= math.MaxInt {
+				return int(n), nil
+			}
+		case tagInt8:
+			if n >= math.MinInt8 && n <= math.MaxInt8 {
+				return int8(n), nil
+			}
+		case tagInt16:
+			if n >= math.MinInt16 && n <= math.MaxInt16 {
+				return int16(n), nil
+			}
+		case tagInt32:
+			if n >= math.MinInt32 && n <= math.MaxInt32 {
+				return int32(n), nil
+			}
+		default:
+			return n, nil
+		}
+	case tagUint, tagUint8, tagUint16, tagUint32, tagUint64:
+		n, k := binary.Uvarint(p)
+		if k <= 0 || k != len(p) {
+			break
+		}
+		switch tag {
+		case tagUint:
+			if n <= math.MaxUint {
+				return uint(n), nil
+			}
+		case tagUint8:
+			if n <= math.MaxUint8 {
+				return uint8(n), nil
+			}
+		case tagUint16:
+			if n <= math.MaxUint16 {
+				return uint16(n), nil
+			}
+		case tagUint32:
+			if n <= math.MaxUint32 {
+				return uint32(n), nil
+			}
+		default:
+			return n, nil
+		}
+	case tagFloat32:
+		if len(p) == 4 {
+			return math.Float32frombits(binary.BigEndian.Uint32(p)), nil
+		}
+	case tagFloat64:
+		if len(p) == 8 {
+			return math.Float64frombits(binary.BigEndian.Uint64(p)), nil
+		}
+	case tagTime:
+		var t time.Time
+		if err := t.UnmarshalBinary(p); err == nil {
+			return t, nil
+		}
+	case tagCodec:
+		var v any
+		if err := c.Unmarshal(p, &v); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorruptValue, err)
+		}
+		return v, nil
+	}
+	return nil, fmt.Errorf("%w: bad encoding (tag %d, %d bytes)", ErrCorruptValue, tag, len(p))
+}
+
+// decodeInto decodes b into the value dst points to.
+func decodeInto(c Codec, b []byte, dst any) error {
+	if len(b) > 0 && b[0] == tagCodec {
+		if err := c.Unmarshal(b[1:], dst); err != nil {
+			return fmt.Errorf("%w: %w", ErrCorruptValue, err)
+		}
+		return nil
+	}
+	v, err := decodeValue(c, b)
+	if err != nil {
+		return err
+	}
+	return assignTo(dst, v)
+}
+
+// asInt64 converts any integer kind, or a float with an integral value in
+// range, to int64.
+func asInt64(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int:
+		return int64(x), true
+	case int8:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint:
+		return int64(x), uint64(x) <= math.MaxInt64
+	case uint8:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case uint64:
+		return int64(x), x <= math.MaxInt64
+	case float32:
+		return floatToInt64(float64(x))
+	case float64:
+		return floatToInt64(x)
+	}
+	return 0, false
+}
+
+func floatToInt64(f float64) (int64, bool) {
+	if f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// asFloat64 converts any numeric kind to float64.
+func asFloat64(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case uint:
+		return float64(x), true
+	}
+	if n, ok := asInt64(v); ok {
+		return float64(n), true
+	}
+	return 0, false
+}
