@@ -186,6 +186,10 @@ func (p *Provider) Count(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// Stored returns the number of sessions held in memory, including expired
+// ones that garbage collection has not removed yet.
+func (p *Provider) Stored() int { return p.m.Len() }
+
 // Range implements sessionkit.Ranger.
 func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Record) bool) error {
 	if err := p.check(ctx); err != nil {

@@ -1,0 +1,804 @@
+package sessionkit_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/memory"
+	"github.com/valyala/fasthttp"
+)
+
+var bg = context.Background()
+
+func TestLazyNoCookieNoStorage(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{})
+	for range 1000 {
+		res := serve(t, m, request{}, func(s *sessionkit.Store) {
+			_ = s.Get("anything")
+			_ = s.Has("x")
+		})
+		if res.setCookie != "" || res.saveErr != nil {
+			t.Fatalf("a request that set nothing got cookie %q, err %v", res.setCookie, res.saveErr)
+		}
+	}
+	if n, _ := m.Count(bg); n != 0 {
+		t.Fatalf("1000 cookieless read-only requests stored %d sessions", n)
+	}
+	if c := p.calls(); c != 0 {
+		t.Fatalf("cookieless read-only requests made %d provider calls, want 0", c)
+	}
+}
+
+func TestSetThenReadBack(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{})
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("name", "sessionkit") })
+	if res.saveErr != nil {
+		t.Fatal(res.saveErr)
+	}
+	for _, want := range []string{"HttpOnly", "SameSite=Lax", "path=/"} {
+		if !strings.Contains(strings.ToLower(res.setCookie), strings.ToLower(want)) {
+			t.Fatalf("Set-Cookie %q lacks %s", res.setCookie, want)
+		}
+	}
+	for _, bad := range []string{"secure", "domain", "max-age", "expires"} {
+		if strings.Contains(strings.ToLower(res.setCookie), bad) {
+			t.Fatalf("default Set-Cookie %q has %s", res.setCookie, bad)
+		}
+	}
+	if !sessionkit.ValidID(res.cookieVal) || len(res.cookieVal) != sessionkit.DefaultIDLength {
+		t.Fatalf("cookie value %q is not a default session ID", res.cookieVal)
+	}
+	if res.vary != "Cookie" || res.cacheCtl != `no-cache="Set-Cookie"` {
+		t.Fatalf("Vary %q, Cache-Control %q; want Cookie and no-cache=\"Set-Cookie\"", res.vary, res.cacheCtl)
+	}
+	writes := p.updates.Load()
+	var got string
+	res2 := serve(t, m, request{cookie: res.cookieVal}, func(s *sessionkit.Store) {
+		got, _ = s.GetString("name")
+		if s.IsNew() {
+			t.Error("a stored session reads as new")
+		}
+	})
+	if got != "sessionkit" {
+		t.Fatalf("read back %q", got)
+	}
+	if res2.setCookie != "" {
+		t.Fatalf("an unchanged session re-sent its cookie: %q", res2.setCookie)
+	}
+	if p.updates.Load() != writes || p.touches.Load() != 0 {
+		t.Fatal("a read-only request wrote to the provider")
+	}
+}
+
+func TestUnknownIDNeverAdopted(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{IDInHeader: true, IDInQuery: true})
+	forged := sessionkit.NewID()
+	for _, r := range []request{{cookie: forged}, {header: forged}, {query: forged}} {
+		var id string
+		res := serve(t, m, r, func(s *sessionkit.Store) {
+			if !s.IsNew() {
+				t.Error("an unknown ID loaded a session")
+			}
+			s.Set("k", 1)
+			id = s.ID()
+		})
+		if id == forged || res.cookieVal == forged || res.cookieVal == "" {
+			t.Fatalf("request %+v: forged ID adopted (store ID %q, cookie %q)", r, id, res.cookieVal)
+		}
+		if _, err := m.Count(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The forged ID must not exist afterwards either.
+	res := serve(t, m, request{cookie: forged}, nil)
+	if res.setCookie != "" {
+		t.Fatalf("unexpected cookie %q", res.setCookie)
+	}
+}
+
+func TestMalformedIDsNeverReachProvider(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{IDInHeader: true, IDInQuery: true})
+	bad := []string{
+		"a", "short", "../../etc/passwd", strings.Repeat("a", 257), strings.Repeat("a", 5000),
+		"aaaaaaaaaaaaaaaaaaaa aaaaaaaaaa", "aaaaaaaaaaaaaaaaaaaaaaaa%00aaaaaaa", "ééééééééééééééééééééé",
+		"aaaaaaaaaaaaaaaaaaaa;aaaaaaaaaa", "aaaaaaaaaaaaaaaaaaaa.aaaaaaaaaa",
+	}
+	for _, id := range bad {
+		for _, r := range []request{{cookie: id}, {header: id}, {query: id}} {
+			serve(t, m, r, nil)
+		}
+	}
+	if c := p.calls(); c != 0 {
+		t.Fatalf("malformed IDs caused %d provider calls, want 0", c)
+	}
+}
+
+func TestIDSourcePrecedence(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{IDInHeader: true, IDInQuery: true})
+	ids := map[string]string{}
+	for _, name := range []string{"header", "cookie", "query"} {
+		res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("src", name) })
+		ids[name] = res.cookieVal
+		if res.headerID != res.cookieVal {
+			t.Fatalf("with IDInHeader a new session must send its ID in the header too: %q vs %q", res.headerID, res.cookieVal)
+		}
+	}
+	read := func(r request) string {
+		var v string
+		serve(t, m, r, func(s *sessionkit.Store) { v, _ = s.GetString("src") })
+		return v
+	}
+	if got := read(request{header: ids["header"], cookie: ids["cookie"], query: ids["query"]}); got != "header" {
+		t.Fatalf("header+cookie+query picked %q, want header", got)
+	}
+	if got := read(request{cookie: ids["cookie"], query: ids["query"]}); got != "cookie" {
+		t.Fatalf("cookie+query picked %q, want cookie", got)
+	}
+	if got := read(request{query: ids["query"]}); got != "query" {
+		t.Fatalf("query alone picked %q", got)
+	}
+	m2, _ := newManager(t, sessionkit.Config{})
+	if got := read(request{query: ids["query"]}); got != "query" {
+		t.Fatal("setup")
+	}
+	serve(t, m2, request{query: ids["query"], header: ids["header"]}, func(s *sessionkit.Store) {
+		if !s.IsNew() {
+			t.Error("header and query IDs were read although disabled")
+		}
+	})
+}
+
+// fasthttp reuses request buffers: the ID a Store holds must be a copy.
+func TestIDCopiedOutOfRequestBuffer(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("user", "alice") })
+	var req fasthttp.Request
+	req.SetRequestURI("/")
+	req.Header.SetCookie("sessionid", res.cookieVal)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	s, err := m.Start(&ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Overwrite the request's memory as fasthttp does for the next request.
+	raw := ctx.Request.Header.Cookie("sessionid")
+	for i := range raw {
+		raw[i] = 'X'
+	}
+	ctx.Request.Reset()
+	ctx.Request.Header.SetCookie("sessionid", strings.Repeat("Y", 32))
+	if s.ID() != res.cookieVal {
+		t.Fatalf("store ID changed with the request buffer: %q, want %q", s.ID(), res.cookieVal)
+	}
+	if v, _ := s.GetString("user"); v != "alice" {
+		t.Fatalf("value %q", v)
+	}
+}
+
+func TestStartTwiceSameStore(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	a, _ := m.Start(&ctx)
+	b, _ := m.Start(&ctx)
+	if a != b {
+		t.Fatal("Start twice in one request gave two stores")
+	}
+	if m.FromContext(&ctx) != a {
+		t.Fatal("FromContext does not find the started store")
+	}
+}
+
+func TestSaveTwiceAndAfterDestroy(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{})
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+	var ctx fasthttp.RequestCtx
+	var req fasthttp.Request
+	req.Header.SetCookie("sessionid", res.cookieVal)
+	ctx.Init(&req, nil, nil)
+	s, _ := m.Start(&ctx)
+	s.Set("b", 2)
+	if err := s.Save(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	u := p.updates.Load()
+	if err := s.Save(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.updates.Load() != u {
+		t.Fatal("a second Save with no changes wrote again")
+	}
+	if err := m.Destroy(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.updates.Load() != u {
+		t.Fatal("Save after Destroy wrote")
+	}
+	if _, err := p.Get(bg, res.cookieVal); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("destroyed session still stored: %v", err)
+	}
+	if sc := string(ctx.Response.Header.PeekCookie("sessionid")); !strings.Contains(sc, "max-age=0") {
+		t.Fatalf("Destroy did not send a deletion cookie: %q", sc)
+	}
+	// After Destroy, new values go to a brand-new session, never the old ID.
+	s.Set("c", 3)
+	if err := s.Save(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.ID() == res.cookieVal {
+		t.Fatal("Destroy then Set reused the destroyed ID")
+	}
+	if _, err := p.Get(bg, res.cookieVal); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatal("destroyed session resurrected")
+	}
+}
+
+func TestDeletionCookieKeepsDomainAndPath(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{Domain: "example.com", Path: "/app"})
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+	if !strings.Contains(res.setCookie, "domain=example.com") || !strings.Contains(res.setCookie, "path=/app") {
+		t.Fatalf("cookie %q", res.setCookie)
+	}
+	del := serve(t, m, request{cookie: res.cookieVal}, func(s *sessionkit.Store) {
+		if err := s.Destroy(bg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, want := range []string{"domain=example.com", "path=/app", "max-age=0"} {
+		if !strings.Contains(del.setCookie, want) {
+			t.Fatalf("deletion cookie %q lacks %s", del.setCookie, want)
+		}
+	}
+	m2, _ := newManager(t, sessionkit.Config{Domain: "example.com", DisableSubdomainPersistence: true})
+	if res := serve(t, m2, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }); strings.Contains(res.setCookie, "domain") {
+		t.Fatalf("DisableSubdomainPersistence still sent a Domain: %q", res.setCookie)
+	}
+}
+
+func TestRegenerateKeepsDataKillsOldID(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{})
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("cart", "3 items") })
+	old := res.cookieVal
+	var newID string
+	res2 := serve(t, m, request{cookie: old}, func(s *sessionkit.Store) {
+		if err := s.Regenerate(bg); err != nil {
+			t.Fatal(err)
+		}
+		s.Set("user", "alice")
+		newID = s.ID()
+	})
+	if newID == old || res2.cookieVal != newID {
+		t.Fatalf("Regenerate: old %q new %q cookie %q", old, newID, res2.cookieVal)
+	}
+	if _, err := p.Get(bg, old); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatal("old ID still live after Regenerate")
+	}
+	serve(t, m, request{cookie: newID}, func(s *sessionkit.Store) {
+		if v, _ := s.GetString("cart"); v != "3 items" {
+			t.Errorf("data lost at Regenerate: cart = %q", v)
+		}
+		if v, _ := s.GetString("user"); v != "alice" {
+			t.Errorf("value set after Regenerate lost: %q", v)
+		}
+	})
+	serve(t, m, request{cookie: old}, func(s *sessionkit.Store) {
+		if !s.IsNew() {
+			t.Error("old cookie still opens the session")
+		}
+	})
+}
+
+func TestConcurrentRequestsDifferentKeysBothPersist(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("base", 0) }).cookieVal
+	const n = 20
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var req fasthttp.Request
+			req.Header.SetCookie("sessionid", id)
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&req, nil, nil)
+			s, err := m.Start(&ctx) // all load the same snapshot first
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			<-start
+			s.Set("k"+string(rune('a'+i)), i)
+			if err := s.Save(&ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(start)
+	wg.Wait()
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if got := len(s.Keys()); got != n+1 {
+			t.Fatalf("after %d concurrent requests with different keys, %d keys survive: %v", n, got, s.Keys())
+		}
+	})
+}
+
+func TestDestroyedSessionNotResurrectedByConcurrentSave(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	var reqA fasthttp.Request
+	reqA.Header.SetCookie("sessionid", id)
+	var ctxA fasthttp.RequestCtx
+	ctxA.Init(&reqA, nil, nil)
+	a, _ := m.Start(&ctxA)
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { _ = s.Destroy(bg) })
+	a.Set("late", true)
+	err := a.Save(&ctxA)
+	if !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("Save of a destroyed session = %v, want ErrNotFound", err)
+	}
+	if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatal("destroyed session resurrected by a concurrent Save")
+	}
+	// Same for a regenerated one.
+	id = serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	var reqB fasthttp.Request
+	reqB.Header.SetCookie("sessionid", id)
+	var ctxB fasthttp.RequestCtx
+	ctxB.Init(&reqB, nil, nil)
+	b, _ := m.Start(&ctxB)
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { _ = s.Regenerate(bg) })
+	b.Set("late", true)
+	if err := b.Save(&ctxB); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("Save under a regenerated-away ID = %v, want ErrNotFound", err)
+	}
+	if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatal("old ID resurrected after Regenerate")
+	}
+}
+
+func TestTouchThrottled(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{IdleTimeout: 2 * time.Second})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	for range 5 {
+		serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { _ = s.Get("a") })
+	}
+	if n := p.touches.Load(); n != 0 {
+		t.Fatalf("%d touches right after creation; want 0 (touch at most once per tenth of the idle timeout)", n)
+	}
+	time.Sleep(300 * time.Millisecond) // > IdleTimeout/10
+	for range 3 {
+		serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { _ = s.Get("a") })
+	}
+	if n := p.touches.Load(); n != 1 {
+		t.Fatalf("%d touches after a tenth of the idle timeout; want exactly 1", n)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{IdleTimeout: 600 * time.Millisecond})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	// Staying active keeps it alive past the idle timeout...
+	for range 4 {
+		time.Sleep(250 * time.Millisecond)
+		serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+			if s.IsNew() {
+				t.Fatal("an active session expired")
+			}
+		})
+	}
+	// ...and idling kills it, even though the client still has the cookie.
+	time.Sleep(800 * time.Millisecond)
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if !s.IsNew() {
+			t.Fatal("an idle session outlived IdleTimeout")
+		}
+	})
+}
+
+func TestAbsoluteTimeoutEnforcedWhileActive(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{IdleTimeout: time.Hour, AbsoluteTimeout: time.Second})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline.Add(-150 * time.Millisecond)) {
+		serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+			if s.IsNew() {
+				t.Fatal("session ended before its absolute timeout")
+			}
+			s.Set("activity", time.Now().UnixNano()) // writes push the idle deadline
+		})
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if !s.IsNew() {
+			t.Fatal("a constantly active session outlived AbsoluteTimeout")
+		}
+	})
+}
+
+func TestZeroConfigIsDefaultConfig(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	r, err := p.Get(bg, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := time.Until(r.Expires)
+	if left < sessionkit.DefaultIdleTimeout-time.Minute || left > sessionkit.DefaultIdleTimeout {
+		t.Fatalf("Config{} session lives %v; want the default idle timeout %v", left, sessionkit.DefaultIdleTimeout)
+	}
+	got, want := m.Config(), sessionkit.DefaultConfig()
+	if got.CookieName != want.CookieName || got.Path != want.Path || got.SameSite != want.SameSite ||
+		got.IdleTimeout != want.IdleTimeout || got.AbsoluteTimeout != want.AbsoluteTimeout ||
+		got.GCInterval != want.GCInterval || got.HeaderName != want.HeaderName || got.QueryName != want.QueryName {
+		t.Fatalf("Config{} with defaults = %+v, want %+v", got, want)
+	}
+}
+
+func TestPersistentCookie(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{Expires: 90 * time.Minute})
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+	if !strings.Contains(res.setCookie, "max-age=5400") {
+		t.Fatalf("persistent cookie %q lacks max-age=5400", res.setCookie)
+	}
+}
+
+func TestSecureCookie(t *testing.T) {
+	forwarded := func(r sessionkit.RequestInfo) bool { return r.Header("X-Forwarded-Proto") == "https" }
+	m, _ := newManager(t, sessionkit.Config{IsSecure: forwarded})
+	var req fasthttp.Request
+	req.Header.Set("X-Forwarded-Proto", "https")
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	s, _ := m.Start(&ctx)
+	s.Set("a", 1)
+	if err := s.Save(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sc := string(ctx.Response.Header.PeekCookie("sessionid")); !strings.Contains(sc, "secure") {
+		t.Fatalf("IsSecure=true but cookie %q lacks Secure", sc)
+	}
+	if res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }); strings.Contains(res.setCookie, "secure") {
+		t.Fatalf("plain HTTP request got a Secure cookie %q", res.setCookie)
+	}
+	m2, _ := newManager(t, sessionkit.Config{Partitioned: true, SameSite: http.SameSiteNoneMode})
+	res := serve(t, m2, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+	for _, want := range []string{"secure", "Partitioned", "SameSite=None"} {
+		if !strings.Contains(res.setCookie, want) {
+			t.Fatalf("cookie %q lacks %s", res.setCookie, want)
+		}
+	}
+}
+
+func TestEncodeErrorKeepsData(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("keep", "me") }).cookieVal
+	u := p.updates.Load()
+	res := serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		s.Set("ok", 1)
+		s.Set("bad", make(chan int))
+	})
+	if res.saveErr == nil {
+		t.Fatal("Save of an unencodable value succeeded")
+	}
+	if p.updates.Load() != u {
+		t.Fatal("a failed encode still wrote")
+	}
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if v, _ := s.GetString("keep"); v != "me" || s.Has("ok") {
+			t.Fatalf("stored session changed by a failed Save: %v", s.GetAll())
+		}
+	})
+}
+
+func TestReservedKeyRefused(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("\x00c", 1) })
+	if !errors.Is(res.saveErr, sessionkit.ErrReservedKey) {
+		t.Fatalf("Set of a reserved key: Save = %v", res.saveErr)
+	}
+}
+
+func TestFlashReadOnce(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) {
+		s.Set("user", "bob")
+		s.SetFlash("notice", "saved!")
+	}).cookieVal
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if !s.HasFlash("notice") {
+			t.Fatal("flash missing on the next request")
+		}
+		if keys := s.Keys(); len(keys) != 1 || keys[0] != "user" {
+			t.Fatalf("Keys lists flashes or bookkeeping: %q", keys)
+		}
+		if v := s.GetFlash("notice"); v != "saved!" {
+			t.Fatalf("GetFlash = %v", v)
+		}
+		if s.GetFlash("notice") != nil {
+			t.Fatal("flash readable twice in one request")
+		}
+	})
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if s.HasFlash("notice") || s.GetFlash("notice") != nil {
+			t.Fatal("flash survived being read")
+		}
+		s.SetFlash("a", 1)
+		s.SetFlash("b", 2)
+	})
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if f := s.GetFlashes(); len(f) != 2 || f["a"] != 1 || f["b"] != 2 {
+			t.Fatalf("GetFlashes = %v", f)
+		}
+		s.SetFlash("c", 3)
+		s.ClearFlashes()
+	})
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if f := s.GetFlashes(); len(f) != 0 {
+			t.Fatalf("flashes after read/clear: %v", f)
+		}
+	})
+}
+
+func TestImmutable(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) {
+		if err := s.SetImmutable("roles", []string{"admin"}); err != nil {
+			t.Fatal(err)
+		}
+		got := s.Get("roles").([]any)
+		got[0] = "hacked"
+		if s.Get("roles").([]any)[0] != "admin" {
+			t.Fatal("immutable value changed through Get")
+		}
+		var typed []string
+		if err := s.Decode("roles", &typed); err != nil || typed[0] != "admin" {
+			t.Fatalf("Decode = %v, %v", typed, err)
+		}
+		if err := s.SetImmutable("bad", make(chan int)); err == nil {
+			t.Fatal("SetImmutable of an unencodable value succeeded")
+		}
+	}).cookieVal
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		var typed []string
+		if err := s.Decode("roles", &typed); err != nil || len(typed) != 1 || typed[0] != "admin" {
+			t.Fatalf("after a round trip: %v, %v", typed, err)
+		}
+	})
+}
+
+func TestClearAndDelete(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) {
+		s.Set("a", 1)
+		s.Set("b", 2)
+		s.SetFlash("f", 1)
+	}).cookieVal
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { s.Delete("a") })
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if s.Has("a") || !s.Has("b") {
+			t.Fatalf("after Delete: %v", s.GetAll())
+		}
+		s.Flush()
+		s.Set("c", 3)
+	})
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if s.IsNew() {
+			t.Fatal("Clear lost the session itself (its bookkeeping)")
+		}
+		if all := s.GetAll(); len(all) != 1 || all["c"] != 3 || s.HasFlash("f") {
+			t.Fatalf("after Clear+Set: %v", all)
+		}
+	})
+}
+
+func TestCorruptStoredSessionGivesFreshSession(t *testing.T) {
+	var logs bytes.Buffer
+	cfg := sessionkit.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	m, p := newManager(t, cfg)
+	id := sessionkit.NewID()
+	// A record without the manager's bookkeeping, as a foreign writer or a
+	// corrupted store would leave it.
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: map[string][]byte{"x": {0xff}}, Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	res := serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if !s.IsNew() {
+			t.Error("a corrupt session was loaded")
+		}
+	})
+	if res.startError != nil {
+		t.Fatal(res.startError)
+	}
+	if !strings.Contains(logs.String(), "corrupt") {
+		t.Fatalf("corruption not logged: %q", logs.String())
+	}
+	// A corrupt value under one key gives an error for that key only.
+	id2 := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("good", "yes") }).cookieVal
+	if err := p.Update(bg, id2, sessionkit.Update{Set: map[string][]byte{"bad": {0xee, 1, 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, m, request{cookie: id2}, func(s *sessionkit.Store) {
+		if _, err := s.GetString("bad"); !errors.Is(err, sessionkit.ErrCorruptValue) {
+			t.Errorf("GetString of a corrupt value = %v", err)
+		}
+		if v, _ := s.GetString("good"); v != "yes" {
+			t.Error("a corrupt key spoiled the others")
+		}
+	})
+}
+
+func TestUpdateAndShiftExpiration(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{IdleTimeout: time.Minute})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if err := s.UpdateExpiration(5 * time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpdateExpiration(-1); err == nil {
+			t.Fatal("negative UpdateExpiration accepted")
+		}
+	})
+	r, _ := p.Get(bg, id)
+	if left := time.Until(r.Expires); left < 4*time.Hour {
+		t.Fatalf("after UpdateExpiration(5h) the session lives %v", left)
+	}
+	// The per-session timeout sticks on later touches.
+	var req fasthttp.Request
+	req.Header.SetCookie("sessionid", id)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	if err := m.ShiftExpiration(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := m.Start(&ctx)
+	if err := s.Save(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.touches.Load() != 1 {
+		t.Fatalf("ShiftExpiration did not touch (%d)", p.touches.Load())
+	}
+	r, _ = p.Get(bg, id)
+	if left := time.Until(r.Expires); left < 4*time.Hour {
+		t.Fatalf("ShiftExpiration lost the per-session timeout: %v left", left)
+	}
+}
+
+func TestSetProviderErrors(t *testing.T) {
+	m := sessionkit.New(sessionkit.Config{})
+	defer m.Close()
+	if _, err := m.Start(&fasthttp.RequestCtx{}); !errors.Is(err, sessionkit.ErrNoProvider) {
+		t.Fatalf("Start without provider = %v", err)
+	}
+	if err := m.SetProvider("nope", nil); err == nil || !strings.Contains(err.Error(), "unknown provider") {
+		t.Fatalf("unknown provider: %v", err)
+	}
+	if err := m.SetProvider("memory", &memory.Config{Shards: -1}); err == nil {
+		t.Fatal("bad memory config accepted")
+	}
+	if err := m.SetProvider("memory", wrongConfig{}); !errors.Is(err, sessionkit.ErrInvalidConfig) {
+		t.Fatalf("config for another provider: %v", err)
+	}
+	if err := m.SetProvider("memory", nil); err != nil {
+		t.Fatalf("nil config means defaults: %v", err)
+	}
+	bad := sessionkit.New(sessionkit.Config{IdleTimeout: -1, AbsoluteTimeout: -1})
+	if err := bad.SetProvider("memory", nil); !errors.Is(err, sessionkit.ErrInvalidConfig) {
+		t.Fatalf("never-expiring config accepted: %v", err)
+	}
+	for _, cfg := range []sessionkit.Config{
+		{CookieName: "bad name"},
+		{CookieName: "__Host-s", Domain: "example.com"},
+		{CookieName: "__Host-s", Path: "/x"},
+		{IDGenerator: func() string { return "short" }},
+		{EncodeCookie: func(s string) (string, error) { return s, nil }},
+		{Expires: -time.Second},
+	} {
+		if err := sessionkit.New(cfg).SetProvider("memory", nil); !errors.Is(err, sessionkit.ErrInvalidConfig) {
+			t.Errorf("config %+v accepted: %v", cfg, err)
+		}
+	}
+}
+
+type wrongConfig struct{}
+
+func (wrongConfig) ProviderName() string { return "redis" }
+
+func TestRegisterPanics(t *testing.T) {
+	mustPanic := func(name string, fn func()) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Errorf("%s did not panic", name)
+			}
+		}()
+		fn()
+	}
+	mustPanic("duplicate", func() { sessionkit.Register("memory", dummyDriver{}) })
+	mustPanic("nil", func() { sessionkit.Register("x-nil", nil) })
+	mustPanic("empty name", func() { sessionkit.Register("", dummyDriver{}) })
+}
+
+type dummyDriver struct{}
+
+func (dummyDriver) Open(context.Context, sessionkit.ProviderConfig) (sessionkit.Provider, error) {
+	return memory.New(memory.Config{}), nil
+}
+
+func TestTwoManagersDoNotShareState(t *testing.T) {
+	a, b := sessionkit.New(sessionkit.Config{}), sessionkit.New(sessionkit.Config{})
+	defer a.Close()
+	defer b.Close()
+	if err := a.SetProvider("memory", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetProvider("memory", nil); err != nil {
+		t.Fatal(err)
+	}
+	id := serve(t, a, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	serve(t, b, request{cookie: id}, func(s *sessionkit.Store) {
+		if !s.IsNew() {
+			t.Fatal("two managers share one memory provider's state")
+		}
+	})
+}
+
+func TestGCRunsAndCloseStopsIt(t *testing.T) {
+	m := sessionkit.New(sessionkit.Config{GCInterval: 20 * time.Millisecond, IdleTimeout: 50 * time.Millisecond})
+	p := memory.New(memory.Config{})
+	if err := m.UseProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+	}
+	// Expired entries stay in memory until GC removes them; Stored counts
+	// them all, expired or not.
+	if n := p.Stored(); n != 50 {
+		t.Fatalf("Stored = %d before expiry, want 50", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Stored() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := p.Stored(); n != 0 {
+		t.Fatalf("background GC left %d expired sessions in memory", n)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Get(bg, sessionkit.NewID()); !errors.Is(err, sessionkit.ErrClosed) {
+		t.Fatalf("provider not closed by Close: %v", err)
+	}
+}
+
+func TestCount(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	for range 7 {
+		serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+	}
+	if n, err := m.Count(bg); err != nil || n != 7 {
+		t.Fatalf("Count = %d, %v", n, err)
+	}
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	if err := m.DestroyByID(bg, id); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := m.Count(bg); n != 7 {
+		t.Fatalf("Count after DestroyByID = %d", n)
+	}
+}
