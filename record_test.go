@@ -1,0 +1,70 @@
+package sessionkit
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestValuesRoundTrip(t *testing.T) {
+	for _, in := range []map[string][]byte{
+		nil,
+		{},
+		{"": {}},
+		{"a": []byte("1"), "\x00c": {0, 255}, "long": bytes.Repeat([]byte("x"), 70000)},
+	} {
+		out, err := DecodeValues(EncodeValues(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != len(in) {
+			t.Fatalf("%d entries came back as %d", len(in), len(out))
+		}
+		for k, v := range in {
+			if !bytes.Equal(out[k], v) {
+				t.Fatalf("key %q: %q != %q", k, out[k], v)
+			}
+		}
+	}
+}
+
+func TestDecodeValuesJunk(t *testing.T) {
+	good := EncodeValues(map[string][]byte{"a": []byte("1")})
+	for _, b := range [][]byte{nil, {}, {2}, {1}, {1, 0xff}, good[:len(good)-1], append(good, 0),
+		{1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, {1, 100, 1, 'a'}} {
+		if _, err := DecodeValues(b); !errors.Is(err, ErrCorruptValue) {
+			t.Errorf("DecodeValues(%x) = %v, want ErrCorruptValue", b, err)
+		}
+	}
+}
+
+func TestUpdateApply(t *testing.T) {
+	base := map[string][]byte{"a": []byte("1"), "b": []byte("2")}
+	got := Update{Delete: []string{"a"}, Set: map[string][]byte{"c": []byte("3")}}.Apply(base)
+	if len(got) != 2 || string(got["b"]) != "2" || string(got["c"]) != "3" {
+		t.Fatalf("Apply = %q", got)
+	}
+	if len(base) != 2 || string(base["a"]) != "1" {
+		t.Fatal("Apply modified its input")
+	}
+	got = Update{Clear: true, Set: map[string][]byte{"z": {}}}.Apply(base)
+	if len(got) != 1 {
+		t.Fatalf("Apply with Clear = %q", got)
+	}
+}
+
+func FuzzDecodeValues(f *testing.F) {
+	f.Add(EncodeValues(map[string][]byte{"a": []byte("1"), "bb": {}}))
+	f.Add([]byte{1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := DecodeValues(b)
+		if err != nil {
+			return
+		}
+		// What decodes must re-encode to an equivalent record.
+		again, err := DecodeValues(EncodeValues(v))
+		if err != nil || len(again) != len(v) {
+			t.Fatalf("re-encode of %q: %v", v, err)
+		}
+	})
+}
