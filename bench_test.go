@@ -1,0 +1,120 @@
+package sessionkit_test
+
+import (
+	"testing"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/memory"
+	"github.com/valyala/fasthttp"
+)
+
+// The workloads of the performance issue, on the memory provider:
+//
+//	W1: valid cookie, read one string, save unchanged
+//	W2: valid cookie, increment an int, save
+//	W3: no cookie, set one value, save (a new session)
+//
+// Each iteration is one request handled in-process: Start, the work, Save.
+// Sessions are preloaded and cookies used round-robin.
+
+const benchSessions = 10000
+
+func benchManager(b *testing.B) (*sessionkit.Session, []string) {
+	b.Helper()
+	m := sessionkit.New(sessionkit.Config{})
+	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	ids := make([]string, benchSessions)
+	for i := range ids {
+		ids[i] = serve(b, m, request{}, func(s *sessionkit.Store) {
+			s.Set("name", "sessionkit")
+			s.Set("n", 0)
+		}).cookieVal
+	}
+	return m, ids
+}
+
+// handle runs one request through m, reusing ctx as fasthttp does.
+func handle(m *sessionkit.Session, ctx *fasthttp.RequestCtx, cookie string, work func(*sessionkit.Store)) error {
+	ctx.Request.Reset()
+	ctx.Response.Reset()
+	ctx.ResetUserValues()
+	if cookie != "" {
+		ctx.Request.Header.SetCookie("sessionid", cookie)
+	}
+	s, err := m.Start(ctx)
+	if err != nil {
+		return err
+	}
+	work(s)
+	return s.Save(ctx)
+}
+
+func w1(s *sessionkit.Store) { _, _ = s.GetString("name") }
+func w2(s *sessionkit.Store) {
+	n, _ := s.GetInt("n")
+	s.Set("n", n+1)
+}
+func w3(s *sessionkit.Store) { s.Set("name", "sessionkit") }
+
+func runSerial(b *testing.B, work func(*sessionkit.Store), withCookie bool) {
+	m, ids := benchManager(b)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := ""
+		if withCookie {
+			c = ids[i%len(ids)]
+		}
+		if err := handle(m, &ctx, c, work); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func runParallel(b *testing.B, work func(*sessionkit.Store), withCookie bool) {
+	m, ids := benchManager(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&fasthttp.Request{}, nil, nil)
+		i := 0
+		for pb.Next() {
+			i++
+			c := ""
+			if withCookie {
+				c = ids[(i*7919)%len(ids)]
+			}
+			if err := handle(m, &ctx, c, work); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkW1ReadUnchanged(b *testing.B)         { runSerial(b, w1, true) }
+func BenchmarkW2Increment(b *testing.B)             { runSerial(b, w2, true) }
+func BenchmarkW3NewSession(b *testing.B)            { runSerial(b, w3, false) }
+func BenchmarkW1ReadUnchangedParallel(b *testing.B) { runParallel(b, w1, true) }
+func BenchmarkW2IncrementParallel(b *testing.B)     { runParallel(b, w2, true) }
+func BenchmarkW3NewSessionParallel(b *testing.B)    { runParallel(b, w3, false) }
+
+// BenchmarkBaseline is the same request handling with no session at all,
+// the yardstick the W benchmarks are read against.
+func BenchmarkBaseline(b *testing.B) {
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.ResetUserValues()
+		ctx.Request.Header.SetCookie("sessionid", "x")
+	}
+}
