@@ -1,0 +1,56 @@
+# sessionkit's developer commands. `make test` is what CI runs.
+GO       ?= go
+FUZZTIME ?= 10s
+PKGS     := ./...
+
+.PHONY: test test-short vet lint fuzz bench example example-nethttp services-up services-down
+
+## test: start every server the provider tests need, then vet, race-test
+## everything against them, and run each fuzz target briefly.
+test: vet
+	scripts/services.sh up
+	eval "$$(scripts/services.sh env)" && $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(MAKE) fuzz
+
+## test-short: unit and memory-provider tests only; no servers needed
+## (server-backed provider tests skip loudly).
+test-short:
+	$(GO) test -race -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+	$(GO) vet ./_examples/basic ./_examples/nethttp
+
+lint: vet
+	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck $(PKGS)
+
+## fuzz: every fuzz target for FUZZTIME each (seed corpora live in testdata/fuzz).
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## bench: the W1/W2/W3 benchmarks on the memory provider.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 .
+
+## example: the fasthttp example on the memory provider.
+example:
+	$(GO) run ./_examples/basic
+
+example-nethttp:
+	$(GO) run ./_examples/nethttp
+
+## services-up / services-down: the servers for the provider tests, with
+## Docker (docker-compose.yml) where a Docker engine runs, otherwise local
+## processes started by scripts/services.sh.
+services-up:
+	@if docker info >/dev/null 2>&1; then docker compose up -d; else scripts/services.sh up; fi
+
+services-down:
+	@if docker info >/dev/null 2>&1; then docker compose down; else scripts/services.sh down; fi
