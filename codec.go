@@ -58,8 +58,13 @@ func (JSONCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(dat
 // GobCodec encodes with encoding/gob. Values are encoded as interface
 // values so that Store.Get returns them with their concrete type; custom
 // types must be registered with gob.Register before they are stored or
-// read, as gob requires.
+// read, as gob requires (map[string]any and []any are registered here).
 type GobCodec struct{}
+
+func init() {
+	gob.Register(map[string]any{})
+	gob.Register([]any{})
+}
 
 // Marshal implements Codec.
 func (GobCodec) Marshal(v any) ([]byte, error) {
