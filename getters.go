@@ -1,8 +1,10 @@
 package sessionkit
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // The typed getters return the value under key converted to their type.
@@ -14,9 +16,17 @@ import (
 
 // GetString returns the string under key; a []byte converts.
 func (s *Store) GetString(key string) (string, error) {
-	v, err := s.lookup(key)
+	v, raw, err := s.lookupScalar(key)
 	if err != nil {
 		return "", err
+	}
+	if raw != nil {
+		if raw[0] == tagString {
+			return unsafe.String(unsafe.SliceData(raw[1:]), len(raw)-1), nil
+		}
+		if v, err = s.decodeStored(key, raw); err != nil {
+			return "", err
+		}
 	}
 	switch x := v.(type) {
 	case string:
@@ -41,9 +51,19 @@ func (s *Store) GetInt(key string) (int, error) {
 
 // GetInt64 returns the integer under key as an int64.
 func (s *Store) GetInt64(key string) (int64, error) {
-	v, err := s.lookup(key)
+	v, raw, err := s.lookupScalar(key)
 	if err != nil {
 		return 0, err
+	}
+	if raw != nil {
+		if raw[0] >= tagInt && raw[0] <= tagInt64 {
+			if n, k := binary.Varint(raw[1:]); k > 0 && k == len(raw)-1 {
+				return n, nil
+			}
+		}
+		if v, err = s.decodeStored(key, raw); err != nil {
+			return 0, err
+		}
 	}
 	n, ok := asInt64(v)
 	if !ok {
@@ -92,4 +112,28 @@ func (s *Store) GetBool(key string) (bool, error) {
 
 func wrongType(key string, v any, want string) error {
 	return fmt.Errorf("%w: %q holds %T, not %s", ErrWrongType, key, v, want)
+}
+
+// lookupScalar returns key's value like lookup, except that a stored value
+// not decoded yet comes back as its bytes (raw non-nil, never modified),
+// so the getters can read common scalars without boxing them in an any.
+func (s *Store) lookupScalar(key string) (v any, raw []byte, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, pending := s.pending.get(key); !pending && !s.cleared {
+		if r, ok := s.base[key]; ok && len(r) > 0 && r[0] != tagCodec {
+			return nil, r, nil
+		}
+	}
+	v, err = s.getLocked(key)
+	return v, nil, err
+}
+
+// decodeStored decodes a stored scalar the fast paths did not handle.
+func (s *Store) decodeStored(key string, raw []byte) (any, error) {
+	v, err := decodeShared(s.m.cfg.Codec, raw)
+	if err != nil {
+		return nil, fmt.Errorf("sessionkit: key %q: %w", key, err)
+	}
+	return v, nil
 }

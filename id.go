@@ -35,10 +35,17 @@ func validID[T string | []byte](id T) bool {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !idChar[id[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// idChar marks the bytes allowed in an ID: [A-Za-z0-9_-].
+var idChar = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	return t
+}()

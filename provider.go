@@ -29,9 +29,12 @@ var (
 // already encoded by the manager, and the time after which the session is
 // dead.
 //
-// The manager never modifies a Record's Values map or its byte slices, so a
-// provider may hand out the same map to several callers (the memory provider
-// does, which is what makes its reads allocation-free).
+// Neither side modifies a Record's Values map or its byte slices once Get
+// has returned it: the manager never writes to them (so a provider may hand
+// the same map to several callers, as the memory provider does, which makes
+// its reads allocation-free), and the provider must never change them
+// afterwards either (the manager reads strings straight out of them
+// without copying).
 type Record struct {
 	// Values maps each key to its encoded value. Keys and values are
 	// arbitrary bytes; keys that start with a NUL byte are the manager's

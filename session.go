@@ -39,6 +39,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
@@ -259,9 +260,9 @@ func (m *Session) rawIDHTTP(r *http.Request) []byte {
 }
 
 // parseID turns what the client sent into a session ID, or "" if it is not
-// one. The result never aliases raw: fasthttp reuses request buffers, and
-// an ID that changed under a live Store would hand one user's session to
-// another.
+// one. The result may alias raw, which belongs to fasthttp's request
+// buffer: it must be copied (Store.setID does) before it outlives the
+// lookup, or a reused buffer would hand one user's session to another.
 func (m *Session) parseID(raw []byte) string {
 	if len(raw) == 0 || len(raw) > maxClientValue {
 		return ""
@@ -270,7 +271,7 @@ func (m *Session) parseID(raw []byte) string {
 		if !validID(raw) {
 			return ""
 		}
-		return string(raw)
+		return unsafe.String(&raw[0], len(raw))
 	}
 	id, err := m.cfg.DecodeCookie(string(raw))
 	if err != nil || !ValidID(id) {
@@ -299,12 +300,17 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	if id == "" {
 		return s, nil
 	}
-	rec, err := st.p.Get(ctx, id)
+	// Copy the ID out of the request buffer before anything (a provider
+	// included) can hold on to it.
+	s.setID(id)
+	rec, err := st.p.Get(ctx, s.id)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotFound):
+		s.id = ""
 		return s, nil
 	case errors.Is(err, ErrCorruptValue):
+		s.id = ""
 		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
 		return s, nil
 	default:
@@ -312,18 +318,18 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	}
 	created, idle, err := readMeta(rec.Values)
 	if err != nil {
+		s.id = ""
 		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
 		return s, nil
 	}
 	now := time.Now()
-	if !rec.Expires.IsZero() && !now.Before(rec.Expires) {
+	if !rec.Expires.IsZero() && !now.Before(rec.Expires) ||
+		m.cfg.AbsoluteTimeout > 0 && !now.Before(created.Add(m.cfg.AbsoluteTimeout)) {
+		s.id = ""
 		return s, nil
 	}
-	if m.cfg.AbsoluteTimeout > 0 && !now.Before(created.Add(m.cfg.AbsoluteTimeout)) {
-		return s, nil
-	}
-	s.id, s.isNew = id, false
-	s.base, s.expires, s.created, s.idle = rec.Values, rec.Expires, created, idle
+	s.isNew = false
+	s.base, s.expires, s.created, s.idle, s.now = rec.Values, rec.Expires, created, idle, now
 	return s, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Store is one request's view of its session. Reads see the values loaded
@@ -28,21 +29,20 @@ type Store struct {
 	base    map[string][]byte
 	expires time.Time
 	created time.Time
+	now     time.Time     // when the request started using the session
 	idle    time.Duration // per-session idle timeout; 0 = Config.IdleTimeout
-	// cache holds decoded values of base, filled on first read.
+	// cache holds values of base decoded by the codec, filled on first
+	// read. Scalars are decoded on every read instead: that costs less
+	// than a map.
 	cache map[string]any
-	// pending holds this request's changes, by key.
-	pending map[string]entry
+	// pending holds this request's changes.
+	pending changes
 	cleared bool
 	shift   bool  // ShiftExpiration was called
 	err     error // a misuse to report from Save
-}
-
-// entry is a pending change to one key.
-type entry struct {
-	v   any
-	raw []byte // encoded value when known at Set time (immutable values, bookkeeping)
-	del bool
+	// idBuf holds a loaded session's ID, so copying it out of the
+	// request costs no allocation of its own.
+	idBuf [DefaultIDLength]byte
 }
 
 // ErrReservedKey is returned by Save when a key starting with a NUL byte
@@ -56,6 +56,17 @@ func (s *Store) ID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ensureID()
+}
+
+// setID copies id into the Store's own buffer when it fits, so that
+// holding it costs no separate allocation.
+func (s *Store) setID(id string) {
+	if len(id) > len(s.idBuf) {
+		s.id = strings.Clone(id)
+		return
+	}
+	n := copy(s.idBuf[:], id)
+	s.id = unsafe.String(&s.idBuf[0], n)
 }
 
 func (s *Store) ensureID() string {
@@ -87,7 +98,7 @@ func (s *Store) lookup(key string) (any, error) {
 }
 
 func (s *Store) getLocked(key string) (any, error) {
-	if e, ok := s.pending[key]; ok {
+	if e, ok := s.pending.get(key); ok {
 		switch {
 		case e.del:
 			return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
@@ -107,14 +118,18 @@ func (s *Store) getLocked(key string) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
 	}
-	v, err := decodeValue(s.m.cfg.Codec, raw)
+	// Stored bytes are never modified (see Record), so strings may share
+	// them.
+	v, err := decodeShared(s.m.cfg.Codec, raw)
 	if err != nil {
 		return nil, fmt.Errorf("sessionkit: key %q: %w", key, err)
 	}
-	if s.cache == nil {
-		s.cache = make(map[string]any)
+	if raw[0] == tagCodec {
+		if s.cache == nil {
+			s.cache = make(map[string]any)
+		}
+		s.cache[key] = v
 	}
-	s.cache[key] = v
 	return v, nil
 }
 
@@ -126,7 +141,7 @@ func (s *Store) Has(key string) bool {
 }
 
 func (s *Store) hasLocked(key string) bool {
-	if e, ok := s.pending[key]; ok {
+	if e, ok := s.pending.get(key); ok {
 		return !e.del
 	}
 	if s.cleared {
@@ -168,11 +183,10 @@ func (s *Store) SetImmutable(key string, v any) error {
 }
 
 func (s *Store) setLocked(key string, e entry) {
-	if s.pending == nil {
-		s.pending = make(map[string]entry)
+	s.pending.put(key, e)
+	if s.cache != nil {
+		delete(s.cache, key)
 	}
-	s.pending[key] = e
-	delete(s.cache, key)
 }
 
 // Delete removes key.
@@ -185,7 +199,7 @@ func (s *Store) Delete(key string) {
 func (s *Store) deleteLocked(key string) {
 	if s.cleared {
 		// Clear already removes every stored value.
-		delete(s.pending, key)
+		s.pending.remove(key)
 		return
 	}
 	// The delete is sent even for a key this request did not see, since
@@ -211,14 +225,14 @@ func (s *Store) Keys() []string {
 func (s *Store) eachKeyLocked(fn func(k string)) {
 	if !s.cleared {
 		for k := range s.base {
-			if _, ok := s.pending[k]; !ok {
+			if s.pending.find(k) < 0 {
 				fn(k)
 			}
 		}
 	}
-	for k, e := range s.pending {
-		if !e.del {
-			fn(k)
+	for _, c := range s.pending.list {
+		if !c.del {
+			fn(c.key)
 		}
 	}
 }
@@ -253,15 +267,23 @@ func (s *Store) Flush() { s.Clear() }
 
 func (s *Store) clearLocked() {
 	// Bookkeeping survives: it describes the session, not its contents.
-	keep := make(map[string]entry)
+	var keep [2]change
+	n := 0
 	for _, k := range []string{keyCreated, keyIdle} {
-		if e, ok := s.pending[k]; ok {
-			keep[k] = e
+		if e, ok := s.pending.get(k); ok {
+			e.saved = false
+			keep[n] = change{key: k, entry: e}
+			n++
 		} else if raw, ok := s.base[k]; ok && !s.cleared {
-			keep[k] = entry{raw: raw}
+			keep[n] = change{key: k, entry: entry{raw: raw}}
+			n++
 		}
 	}
-	s.pending, s.cache, s.cleared = keep, nil, true
+	s.pending.reset()
+	for _, c := range keep[:n] {
+		s.pending.put(c.key, c.entry)
+	}
+	s.cache, s.cleared = nil, true
 }
 
 // Decode reads the value under key into the value dst points to, using
@@ -270,7 +292,7 @@ func (s *Store) clearLocked() {
 func (s *Store) Decode(key string, dst any) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.pending[key]; ok && !e.del && e.raw == nil {
+	if e, ok := s.pending.get(key); ok && !e.del && e.raw == nil {
 		return assignTo(dst, e.v)
 	}
 	raw, err := s.rawLocked(key)
@@ -282,7 +304,7 @@ func (s *Store) Decode(key string, dst any) error {
 
 // rawLocked returns the encoded form of key's value.
 func (s *Store) rawLocked(key string) ([]byte, error) {
-	if e, ok := s.pending[key]; ok {
+	if e, ok := s.pending.get(key); ok {
 		if e.del {
 			return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
 		}
@@ -361,7 +383,7 @@ func (s *Store) deadline(now time.Time) time.Time {
 const touchEvery = 10
 
 // dirty reports whether Save has anything to write.
-func (s *Store) dirty() bool { return len(s.pending) > 0 || s.cleared }
+func (s *Store) dirty() bool { return s.cleared || s.pending.unsaved() }
 
 // Save writes this request's changes to the provider. It writes nothing
 // for an unchanged session unless its deadline needs extending (at most
@@ -386,26 +408,29 @@ func (s *Store) Save(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	if !s.dirty() {
 		if s.isNew {
 			return nil
 		}
-		return s.touchLocked(ctx, st, now)
+		// The request's start time is close enough to decide whether a
+		// touch is due, and saves a clock read on the commonest path.
+		return s.touchLocked(ctx, st, s.now)
 	}
-	u := Update{Create: s.isNew, Clear: s.cleared, Set: make(map[string][]byte, len(s.pending))}
-	for k, e := range s.pending {
+	now := time.Now()
+	u := Update{Create: s.isNew, Clear: s.cleared, Set: make(map[string][]byte, len(s.pending.list)+1)}
+	for _, c := range s.pending.list {
 		switch {
-		case e.del:
-			u.Delete = append(u.Delete, k)
-		case e.raw != nil:
-			u.Set[k] = e.raw
+		case c.saved:
+		case c.del:
+			u.Delete = append(u.Delete, c.key)
+		case c.raw != nil:
+			u.Set[c.key] = c.raw
 		default:
-			raw, err := encodeValue(s.m.cfg.Codec, e.v)
+			raw, err := encodeValue(s.m.cfg.Codec, c.v)
 			if err != nil {
-				return fmt.Errorf("sessionkit: encode %q: %w", k, err)
+				return fmt.Errorf("sessionkit: encode %q: %w", c.key, err)
 			}
-			u.Set[k] = raw
+			u.Set[c.key] = raw
 		}
 	}
 	if s.isNew {
@@ -417,19 +442,20 @@ func (s *Store) Save(ctx context.Context) error {
 		return err
 	}
 	wasNew := s.isNew
-	s.base = u.Apply(s.baseOrNil())
-	s.pending, s.cleared, s.isNew, s.shift, s.expires = nil, false, false, false, u.Expires
+	for i := range s.pending.list {
+		s.pending.list[i].saved = true
+	}
+	if s.cleared {
+		s.base, s.cache = nil, nil
+	}
+	if wasNew {
+		s.pending.put(keyCreated, entry{raw: u.Set[keyCreated], saved: true})
+	}
+	s.cleared, s.isNew, s.shift, s.expires = false, false, false, u.Expires
 	if wasNew || s.m.cfg.Expires > 0 {
 		return s.m.writeID(s.t, s.id)
 	}
 	return nil
-}
-
-func (s *Store) baseOrNil() map[string][]byte {
-	if s.cleared {
-		return nil
-	}
-	return s.base
 }
 
 // updateLocked sends u, choosing a fresh ID if a new session's ID is
@@ -493,8 +519,9 @@ func (s *Store) Destroy(ctx context.Context) error {
 			return fmt.Errorf("sessionkit: destroy: %w", err)
 		}
 	}
-	s.id, s.isNew, s.base, s.cache, s.pending, s.cleared, s.shift = "", true, nil, nil, nil, false, false
+	s.id, s.isNew, s.base, s.cache, s.cleared, s.shift = "", true, nil, nil, false, false
 	s.idle, s.created, s.expires = 0, time.Time{}, time.Time{}
+	s.pending.reset()
 	s.m.deleteID(s.t)
 	return nil
 }
@@ -528,7 +555,8 @@ func (s *Store) Regenerate(ctx context.Context) error {
 		case errors.Is(err, ErrExists) && tries < 3:
 			continue
 		case errors.Is(err, ErrNotFound):
-			s.id, s.isNew, s.base, s.cache, s.pending, s.cleared = "", true, nil, nil, nil, false
+			s.id, s.isNew, s.base, s.cache, s.cleared = "", true, nil, nil, false
+			s.pending.reset()
 			return fmt.Errorf("sessionkit: regenerate: %w", err)
 		}
 		return fmt.Errorf("sessionkit: regenerate: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 )
 
 // Errors returned by the Store's getters.
@@ -43,6 +44,14 @@ const (
 	tagCodec
 )
 
+// scalarBuf returns a buffer holding tag with room for any fixed-size or
+// varint payload, so encoding a number costs exactly one allocation.
+func scalarBuf(tag byte) []byte {
+	b := make([]byte, 1, 1+binary.MaxVarintLen64)
+	b[0] = tag
+	return b
+}
+
 // encodeValue encodes v, using c for anything that is not a scalar.
 func encodeValue(c Codec, v any) ([]byte, error) {
 	switch x := v.(type) {
@@ -64,29 +73,29 @@ func encodeValue(c Codec, v any) ([]byte, error) {
 		}
 		return []byte{tagBool, 0}, nil
 	case int:
-		return binary.AppendVarint([]byte{tagInt}, int64(x)), nil
+		return binary.AppendVarint(scalarBuf(tagInt), int64(x)), nil
 	case int8:
-		return binary.AppendVarint([]byte{tagInt8}, int64(x)), nil
+		return binary.AppendVarint(scalarBuf(tagInt8), int64(x)), nil
 	case int16:
-		return binary.AppendVarint([]byte{tagInt16}, int64(x)), nil
+		return binary.AppendVarint(scalarBuf(tagInt16), int64(x)), nil
 	case int32:
-		return binary.AppendVarint([]byte{tagInt32}, int64(x)), nil
+		return binary.AppendVarint(scalarBuf(tagInt32), int64(x)), nil
 	case int64:
-		return binary.AppendVarint([]byte{tagInt64}, x), nil
+		return binary.AppendVarint(scalarBuf(tagInt64), x), nil
 	case uint:
-		return binary.AppendUvarint([]byte{tagUint}, uint64(x)), nil
+		return binary.AppendUvarint(scalarBuf(tagUint), uint64(x)), nil
 	case uint8:
-		return binary.AppendUvarint([]byte{tagUint8}, uint64(x)), nil
+		return binary.AppendUvarint(scalarBuf(tagUint8), uint64(x)), nil
 	case uint16:
-		return binary.AppendUvarint([]byte{tagUint16}, uint64(x)), nil
+		return binary.AppendUvarint(scalarBuf(tagUint16), uint64(x)), nil
 	case uint32:
-		return binary.AppendUvarint([]byte{tagUint32}, uint64(x)), nil
+		return binary.AppendUvarint(scalarBuf(tagUint32), uint64(x)), nil
 	case uint64:
-		return binary.AppendUvarint([]byte{tagUint64}, x), nil
+		return binary.AppendUvarint(scalarBuf(tagUint64), x), nil
 	case float32:
-		return binary.BigEndian.AppendUint32([]byte{tagFloat32}, math.Float32bits(x)), nil
+		return binary.BigEndian.AppendUint32(scalarBuf(tagFloat32), math.Float32bits(x)), nil
 	case float64:
-		return binary.BigEndian.AppendUint64([]byte{tagFloat64}, math.Float64bits(x)), nil
+		return binary.BigEndian.AppendUint64(scalarBuf(tagFloat64), math.Float64bits(x)), nil
 	case time.Time:
 		t, err := x.MarshalBinary()
 		if err != nil {
@@ -195,6 +204,15 @@ func decodeValue(c Codec, b []byte) (any, error) {
 		return v, nil
 	}
 	return nil, fmt.Errorf("%w: bad encoding (tag %d, %d bytes)", ErrCorruptValue, tag, len(p))
+}
+
+// decodeShared is decodeValue for bytes that are never modified (a
+// provider's Record): a string shares them instead of copying.
+func decodeShared(c Codec, b []byte) (any, error) {
+	if len(b) > 1 && b[0] == tagString {
+		return unsafe.String(&b[1], len(b)-1), nil
+	}
+	return decodeValue(c, b)
 }
 
 // decodeInto decodes b into the value dst points to.
