@@ -137,6 +137,27 @@ type GarbageCollector interface {
 	GC(ctx context.Context) error
 }
 
+// ClientSide is a Provider that keeps each session in the client's cookie
+// instead of on a server (package cookie is one). The manager then never
+// calls Get, Update, Delete or Rename: it opens the cookie with
+// OpenSession, and seals the whole session into a new cookie with
+// SealSession whenever it changed or its deadline moved.
+//
+// What that trades away: a session cannot be revoked on the server before
+// it expires (Destroy only asks the browser to drop the cookie), and
+// concurrent requests do not merge (the last response's cookie wins).
+type ClientSide interface {
+	// OpenSession authenticates and decodes a cookie value made by
+	// SealSession for the cookie called name. A value that is forged,
+	// tampered with, sealed for another name, expired or malformed gives
+	// an error; the manager then starts a fresh session.
+	OpenSession(name, value string) (id string, r Record, err error)
+	// SealSession encodes the session into a cookie value for the cookie
+	// called name. It fails (and the manager writes nothing) when the
+	// result would not fit in a cookie.
+	SealSession(name, id string, r Record) (string, error)
+}
+
 // ProviderConfig is a provider's configuration, passed to SetProvider.
 // ProviderName lets SetProvider report a config handed to the wrong
 // provider.

@@ -66,6 +66,7 @@ type Session struct {
 type providerState struct {
 	p       Provider
 	toucher Toucher
+	client  ClientSide // non-nil for providers that keep sessions in the cookie
 	stopGC  context.CancelFunc
 	gcDone  chan struct{}
 }
@@ -130,6 +131,7 @@ func (m *Session) UseProvider(p Provider) error {
 	}
 	st := &providerState{p: p}
 	st.toucher, _ = p.(Toucher)
+	st.client, _ = p.(ClientSide)
 	if gc, ok := p.(GarbageCollector); ok {
 		ctx, cancel := context.WithCancel(context.Background())
 		st.stopGC, st.gcDone = cancel, make(chan struct{})
@@ -296,6 +298,9 @@ const (
 // load builds the Store for a request whose client sent raw.
 func (m *Session) load(ctx context.Context, st *providerState, t transport, raw []byte) (*Store, error) {
 	s := &Store{m: m, t: t, isNew: true}
+	if st.client != nil {
+		return m.loadClient(s, st.client, raw), nil
+	}
 	id := m.parseID(raw)
 	if id == "" {
 		return s, nil
@@ -316,21 +321,45 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	default:
 		return nil, fmt.Errorf("sessionkit: load session: %w", err)
 	}
+	if !m.adopt(s, rec) {
+		s.id = ""
+	}
+	return s, nil
+}
+
+// adopt makes rec the Store's session if it is sound and live, and
+// reports whether it did.
+func (m *Session) adopt(s *Store, rec Record) bool {
 	created, idle, err := readMeta(rec.Values)
 	if err != nil {
-		s.id = ""
 		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
-		return s, nil
+		return false
 	}
 	now := time.Now()
 	if !rec.Expires.IsZero() && !now.Before(rec.Expires) ||
 		m.cfg.AbsoluteTimeout > 0 && !now.Before(created.Add(m.cfg.AbsoluteTimeout)) {
-		s.id = ""
-		return s, nil
+		return false
 	}
 	s.isNew = false
 	s.base, s.expires, s.created, s.idle, s.now = rec.Values, rec.Expires, created, idle, now
-	return s, nil
+	return true
+}
+
+// loadClient opens a session kept in the cookie itself.
+func (m *Session) loadClient(s *Store, cs ClientSide, raw []byte) *Store {
+	if len(raw) == 0 || len(raw) > maxClientValue {
+		return s
+	}
+	id, rec, err := cs.OpenSession(m.cfg.CookieName, string(raw))
+	if err != nil || !ValidID(id) {
+		// Forged, tampered, expired or sealed with a retired key: a
+		// fresh session, as for an unknown ID.
+		return s
+	}
+	if m.adopt(s, rec) {
+		s.setID(id)
+	}
+	return s
 }
 
 // DestroyByID removes the session with the given ID from the provider,
@@ -443,6 +472,12 @@ func (m *Session) writeID(t transport, id string) error {
 		}
 		value = v
 	}
+	m.writeValue(t, value)
+	return nil
+}
+
+// writeValue sends the cookie's value as is.
+func (m *Session) writeValue(t transport, value string) {
 	c := m.cookie(t, value)
 	if m.cfg.Expires > 0 {
 		c.maxAge = int((m.cfg.Expires + time.Second - 1) / time.Second)
@@ -452,7 +487,6 @@ func (m *Session) writeID(t transport, id string) error {
 		t.setHeader(m.cfg.HeaderName, value)
 	}
 	markUncacheable(t)
-	return nil
 }
 
 // deleteID tells the client to drop its session cookie. The deletion

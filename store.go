@@ -416,8 +416,32 @@ func (s *Store) Save(ctx context.Context) error {
 		// touch is due, and saves a clock read on the commonest path.
 		return s.touchLocked(ctx, st, s.now)
 	}
+	if st.client != nil {
+		return s.sealLocked(st.client)
+	}
 	now := time.Now()
 	u := Update{Create: s.isNew, Clear: s.cleared, Set: make(map[string][]byte, len(s.pending.list)+1)}
+	if err := s.encodeChanges(&u); err != nil {
+		return err
+	}
+	if s.isNew {
+		s.created = now
+		u.Set[keyCreated] = binary.AppendVarint(nil, now.UnixNano())
+	}
+	u.Expires = s.deadline(now)
+	if err := s.updateLocked(ctx, st, u); err != nil {
+		return err
+	}
+	wasNew := s.isNew
+	s.markSaved(u)
+	if wasNew || s.m.cfg.Expires > 0 {
+		return s.m.writeID(s.t, s.id)
+	}
+	return nil
+}
+
+// encodeChanges adds this request's unsaved changes to u.
+func (s *Store) encodeChanges(u *Update) error {
 	for _, c := range s.pending.list {
 		switch {
 		case c.saved:
@@ -433,28 +457,48 @@ func (s *Store) Save(ctx context.Context) error {
 			u.Set[c.key] = raw
 		}
 	}
-	if s.isNew {
-		s.created = now
-		u.Set[keyCreated] = binary.AppendVarint(nil, now.UnixNano())
-	}
-	u.Expires = s.deadline(now)
-	if err := s.updateLocked(ctx, st, u); err != nil {
-		return err
-	}
-	wasNew := s.isNew
+	return nil
+}
+
+// markSaved records that u, built from the pending changes, was written.
+func (s *Store) markSaved(u Update) {
 	for i := range s.pending.list {
 		s.pending.list[i].saved = true
 	}
 	if s.cleared {
 		s.base, s.cache = nil, nil
 	}
-	if wasNew {
+	if s.isNew {
 		s.pending.put(keyCreated, entry{raw: u.Set[keyCreated], saved: true})
 	}
 	s.cleared, s.isNew, s.shift, s.expires = false, false, false, u.Expires
-	if wasNew || s.m.cfg.Expires > 0 {
-		return s.m.writeID(s.t, s.id)
+}
+
+// sealLocked saves a client-side session: the whole session, changes
+// merged, sealed into a new cookie. If it cannot be sealed (too large for
+// a cookie), nothing is written and the client keeps its previous cookie.
+func (s *Store) sealLocked(cs ClientSide) error {
+	now := time.Now()
+	u := Update{Clear: s.cleared, Set: make(map[string][]byte, len(s.pending.list)+1)}
+	if err := s.encodeChanges(&u); err != nil {
+		return err
 	}
+	if s.isNew {
+		s.created = now
+		u.Set[keyCreated] = binary.AppendVarint(nil, now.UnixNano())
+	}
+	u.Expires = s.deadline(now)
+	// base holds everything saved so far: sealLocked folds every save
+	// into it and keeps no saved changes pending.
+	full := u.Apply(s.base)
+	value, err := cs.SealSession(s.m.cfg.CookieName, s.ensureID(), Record{Values: full, Expires: u.Expires})
+	if err != nil {
+		return fmt.Errorf("sessionkit: save: %w", err)
+	}
+	s.markSaved(u)
+	s.base, s.cache = full, nil
+	s.pending.reset()
+	s.m.writeValue(s.t, value)
 	return nil
 }
 
@@ -487,6 +531,9 @@ func (s *Store) touchLocked(ctx context.Context, st *providerState, now time.Tim
 	if !s.shift && (idle <= 0 || next.Sub(s.expires) < idle/touchEvery) {
 		return nil
 	}
+	if st.client != nil {
+		return s.sealLocked(st.client)
+	}
 	var err error
 	if st.toucher != nil {
 		err = st.toucher.Touch(ctx, s.id, next)
@@ -514,7 +561,7 @@ func (s *Store) Destroy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !s.isNew {
+	if !s.isNew && st.client == nil {
 		if err := st.p.Delete(ctx, s.id); err != nil {
 			return fmt.Errorf("sessionkit: destroy: %w", err)
 		}
@@ -542,6 +589,14 @@ func (s *Store) Regenerate(ctx context.Context) error {
 		// Nothing is stored yet; a new ID is all it takes.
 		s.id = s.m.cfg.IDGenerator()
 		return nil
+	}
+	if st.client != nil {
+		// The session lives in the cookie: a new ID and a new cookie
+		// are all it takes, and the old cookie stops matching nothing on
+		// the server. It stays valid until it expires (see ClientSide).
+		s.id = s.m.cfg.IDGenerator()
+		s.shift = true
+		return s.sealLocked(st.client)
 	}
 	now := time.Now()
 	next := s.deadline(now)
