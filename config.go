@@ -115,6 +115,19 @@ type Config struct {
 	EncodeCookie func(id string) (string, error)
 	// DecodeCookie reverses EncodeCookie.
 	DecodeCookie func(value string) (string, error)
+	// HashIDs stores each session under the SHA-256 of its ID (see
+	// HashID) instead of the ID itself, so a leaked copy of the storage
+	// holds no usable session IDs. Off by default: it costs a hash per
+	// request. Switching it on or off orphans the sessions stored before.
+	HashIDs bool
+	// SignKeys, if set, signs the session ID in the cookie (and header)
+	// with HMAC-SHA256 under the first key; any key verifies, so keys
+	// rotate by putting the new one first. An ID whose signature does not
+	// verify is refused before any provider lookup, so a flood of random
+	// IDs costs the storage nothing. Keys must be at least 32 bytes. The
+	// signature also expires with AbsoluteTimeout. Cannot be combined with
+	// EncodeCookie/DecodeCookie.
+	SignKeys [][]byte
 	// Logger receives what cannot be returned to a caller: garbage
 	// collection errors, corrupt stored sessions, changes made after a
 	// response was sent. Default slog.Default().
@@ -205,6 +218,9 @@ func (c Config) validate() error {
 	}
 	if c.IDInHeader && !validToken(c.HeaderName) {
 		return bad("HeaderName %q is not a valid header name", c.HeaderName)
+	}
+	if len(c.SignKeys) > 0 && (c.EncodeCookie != nil || c.DecodeCookie != nil) {
+		return bad("SignKeys and EncodeCookie/DecodeCookie both transform the cookie: use one")
 	}
 	if (c.EncodeCookie == nil) != (c.DecodeCookie == nil) {
 		return bad("set both EncodeCookie and DecodeCookie, or neither")

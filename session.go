@@ -81,10 +81,26 @@ type storeKey struct{ m *Session }
 func New(cfg Config) *Session {
 	cfg = cfg.withDefaults()
 	m := &Session{cfg: cfg, cfgErr: cfg.validate()}
+	if m.cfgErr == nil && len(cfg.SignKeys) > 0 {
+		m.cfgErr = m.useSigner()
+	}
 	m.key = storeKey{m}
 	m.secureAlways = cfg.Secure || cfg.Partitioned || cfg.SameSite == http.SameSiteNoneMode ||
 		strings.HasPrefix(cfg.CookieName, "__Host-") || strings.HasPrefix(cfg.CookieName, "__Secure-")
 	return m
+}
+
+// useSigner turns Config.SignKeys into the cookie encode/decode hooks.
+func (m *Session) useSigner() error {
+	signer, err := NewSigner(m.cfg.SignKeys...)
+	if err != nil {
+		return fmt.Errorf("SignKeys: %w", err)
+	}
+	maxAge := max(m.cfg.AbsoluteTimeout, 0)
+	name := m.cfg.CookieName
+	m.cfg.EncodeCookie = func(id string) (string, error) { return signer.Sign(name, id), nil }
+	m.cfg.DecodeCookie = func(v string) (string, error) { return signer.Verify(name, v, maxAge) }
+	return nil
 }
 
 // Config returns the manager's configuration with defaults filled in.
@@ -308,7 +324,7 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	// Copy the ID out of the request buffer before anything (a provider
 	// included) can hold on to it.
 	s.setID(id)
-	rec, err := st.p.Get(ctx, s.id)
+	rec, err := st.p.Get(ctx, m.storageKey(s.id))
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotFound):
@@ -373,7 +389,7 @@ func (m *Session) DestroyByID(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return nil
 	}
-	return st.p.Delete(ctx, id)
+	return st.p.Delete(ctx, m.storageKey(id))
 }
 
 // Count returns the number of live sessions, or an error wrapping

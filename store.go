@@ -507,7 +507,7 @@ func (s *Store) sealLocked(cs ClientSide) error {
 func (s *Store) updateLocked(ctx context.Context, st *providerState, u Update) error {
 	s.ensureID()
 	for tries := 0; ; tries++ {
-		err := st.p.Update(ctx, s.id, u)
+		err := st.p.Update(ctx, s.m.storageKey(s.id), u)
 		switch {
 		case err == nil:
 			return nil
@@ -536,9 +536,9 @@ func (s *Store) touchLocked(ctx context.Context, st *providerState, now time.Tim
 	}
 	var err error
 	if st.toucher != nil {
-		err = st.toucher.Touch(ctx, s.id, next)
+		err = st.toucher.Touch(ctx, s.m.storageKey(s.id), next)
 	} else {
-		err = st.p.Update(ctx, s.id, Update{Expires: next})
+		err = st.p.Update(ctx, s.m.storageKey(s.id), Update{Expires: next})
 	}
 	if err != nil {
 		return fmt.Errorf("sessionkit: touch: %w", err)
@@ -562,7 +562,7 @@ func (s *Store) Destroy(ctx context.Context) error {
 		return err
 	}
 	if !s.isNew && st.client == nil {
-		if err := st.p.Delete(ctx, s.id); err != nil {
+		if err := st.p.Delete(ctx, s.m.storageKey(s.id)); err != nil {
 			return fmt.Errorf("sessionkit: destroy: %w", err)
 		}
 	}
@@ -602,7 +602,7 @@ func (s *Store) Regenerate(ctx context.Context) error {
 	next := s.deadline(now)
 	for tries := 0; ; tries++ {
 		newID := s.m.cfg.IDGenerator()
-		err := st.p.Rename(ctx, s.id, newID, next)
+		err := st.p.Rename(ctx, s.m.storageKey(s.id), s.m.storageKey(newID), next)
 		switch {
 		case err == nil:
 			s.id, s.expires = newID, next
