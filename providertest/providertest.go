@@ -29,6 +29,11 @@
 // fail with an error wrapping context.Canceled; and Close makes later calls
 // fail without panicking.
 //
+// A sessionkit.ClientSide provider (sessions sealed into the cookie) runs
+// the cases that apply without server state instead: round trips, binary
+// safety, the cookie size limit, tampering, name binding, expiry, junk
+// input and Close.
+//
 // Timing: expiry tests use deadlines about 2 seconds out, so providers
 // that store whole seconds (memcached) pass; allow about 10 seconds per
 // run.
@@ -80,6 +85,13 @@ func Run(t *testing.T, newProvider NewProvider) {
 		}
 		t.Cleanup(func() { _ = p.Close() })
 		return p
+	}
+	probe := newProvider(t)
+	_, clientSide := probe.(sessionkit.ClientSide)
+	_ = probe.Close()
+	if clientSide {
+		runClientSide(t, open)
+		return
 	}
 	cases := []struct {
 		name string

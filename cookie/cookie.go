@@ -1,0 +1,189 @@
+// Package cookie is a sessionkit provider that keeps each session in the
+// client's cookie, sealed with AES-256-GCM (sessionkit.Sealer): no server
+// state at all.
+//
+//	import "github.com/sessionkit/sessionkit/cookie"
+//	err := session.SetProvider("cookie", &cookie.Config{Keys: [][]byte{key}})
+//
+// Config:
+//
+//	field    default   meaning
+//	Keys     required  32-byte keys; the first seals, every key opens (rotate by prepending)
+//	MaxAge   24h       a sealed cookie older than this is refused, whatever it says inside
+//	MaxSize  4096      limit on len(name)+1+len(value); Save fails beyond it
+//
+// The trade-offs of client-side sessions (see sessionkit.ClientSide): a
+// session cannot be revoked before it expires, since a copied cookie stays
+// valid until its deadline or MaxAge; concurrent requests do not merge,
+// the last response's cookie wins; and everything stored travels with
+// every request, within the browser's 4096-byte limit. A Save that would
+// exceed it fails with ErrTooLarge and writes nothing, so the client keeps
+// its previous, still valid cookie.
+//
+// Of the conformance suite (providertest), the client-side cases apply:
+// round trips, binary safety, the size limit, tampering, name binding,
+// expiry, key rotation and Close. The server-side cases (Update merges,
+// Delete, Rename, Count, GC) have no meaning without server state.
+package cookie
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessionkit/sessionkit"
+)
+
+// Name is the name the provider registers under.
+const Name = "cookie"
+
+// Defaults.
+const (
+	DefaultMaxAge  = 24 * time.Hour
+	DefaultMaxSize = 4096
+)
+
+// ErrTooLarge is returned by SealSession when the session does not fit in
+// a cookie.
+var ErrTooLarge = errors.New("cookie: session too large for a cookie")
+
+// Config configures the cookie provider.
+type Config struct {
+	// Keys are AES-256 keys, 32 bytes each: the first seals, every key
+	// opens, so a new key is rolled out by putting it first and an old
+	// one retired by removing it. Required.
+	Keys [][]byte
+	// MaxAge refuses cookies sealed longer ago than this. Default 24h.
+	// Every save re-seals, so it bounds how long an unused copy of a
+	// cookie stays valid; keep it at least the manager's IdleTimeout.
+	MaxAge time.Duration
+	// MaxSize bounds len(cookie name)+1+len(value). Default 4096, what
+	// every browser accepts.
+	MaxSize int
+}
+
+// ProviderName implements sessionkit.ProviderConfig.
+func (*Config) ProviderName() string { return Name }
+
+type driver struct{}
+
+func init() { sessionkit.Register(Name, driver{}) }
+
+// Open implements sessionkit.Driver.
+func (driver) Open(_ context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
+	c, ok := cfg.(*Config)
+	if !ok || c == nil {
+		return nil, fmt.Errorf("cookie: config must be a non-nil *cookie.Config with Keys, got %T", cfg)
+	}
+	return New(*c)
+}
+
+// Provider is the cookie provider.
+type Provider struct {
+	sealer  *sessionkit.Sealer
+	maxAge  time.Duration
+	maxSize int
+	closed  atomic.Bool
+}
+
+// New returns a cookie provider, or an error if the keys are unusable.
+func New(cfg Config) (*Provider, error) {
+	if cfg.MaxAge < 0 || cfg.MaxSize < 0 {
+		return nil, fmt.Errorf("cookie: MaxAge and MaxSize must not be negative (0 means the default)")
+	}
+	s, err := sessionkit.NewSealer(cfg.Keys...)
+	if err != nil {
+		return nil, fmt.Errorf("cookie: %w", err)
+	}
+	p := &Provider{sealer: s, maxAge: cfg.MaxAge, maxSize: cfg.MaxSize}
+	if p.maxAge == 0 {
+		p.maxAge = DefaultMaxAge
+	}
+	if p.maxSize == 0 {
+		p.maxSize = DefaultMaxSize
+	}
+	return p, nil
+}
+
+// Plaintext layout: ID length (1 byte), ID, deadline (8 bytes, unix
+// nanoseconds), then sessionkit.EncodeValues of the values.
+
+// SealSession implements sessionkit.ClientSide.
+func (p *Provider) SealSession(name, id string, r sessionkit.Record) (string, error) {
+	if p.closed.Load() {
+		return "", sessionkit.ErrClosed
+	}
+	if len(id) > 255 {
+		return "", fmt.Errorf("cookie: ID of %d bytes is too long", len(id))
+	}
+	values := sessionkit.EncodeValues(r.Values)
+	plain := make([]byte, 0, 1+len(id)+8+len(values))
+	plain = append(plain, byte(len(id)))
+	plain = append(plain, id...)
+	plain = binary.BigEndian.AppendUint64(plain, uint64(r.Expires.UnixNano()))
+	plain = append(plain, values...)
+	v, err := p.sealer.Seal(name, plain)
+	if err != nil {
+		return "", fmt.Errorf("cookie: %w", err)
+	}
+	if n := len(name) + 1 + len(v); n > p.maxSize {
+		return "", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, p.maxSize)
+	}
+	return v, nil
+}
+
+// OpenSession implements sessionkit.ClientSide.
+func (p *Provider) OpenSession(name, value string) (string, sessionkit.Record, error) {
+	if p.closed.Load() {
+		return "", sessionkit.Record{}, sessionkit.ErrClosed
+	}
+	if len(name)+1+len(value) > p.maxSize {
+		return "", sessionkit.Record{}, fmt.Errorf("%w: cookie of %d bytes", ErrTooLarge, len(value))
+	}
+	plain, err := p.sealer.Open(name, value, p.maxAge)
+	if err != nil {
+		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w", err)
+	}
+	if len(plain) < 1 || len(plain) < 1+int(plain[0])+8 {
+		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w: short payload", sessionkit.ErrCorruptValue)
+	}
+	n := int(plain[0])
+	id := string(plain[1 : 1+n])
+	exp := time.Unix(0, int64(binary.BigEndian.Uint64(plain[1+n:])))
+	if !time.Now().Before(exp) {
+		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w: session expired", sessionkit.ErrNotFound)
+	}
+	values, err := sessionkit.DecodeValues(plain[1+n+8:])
+	if err != nil {
+		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w", err)
+	}
+	return id, sessionkit.Record{Values: values, Expires: exp}, nil
+}
+
+// errServerSide answers the server-side methods, which the manager never
+// calls on a client-side provider.
+var errServerSide = fmt.Errorf("cookie: sessions live in the client's cookie: %w", sessionkit.ErrNotSupported)
+
+// Get implements sessionkit.Provider; see errServerSide.
+func (p *Provider) Get(context.Context, string) (sessionkit.Record, error) {
+	return sessionkit.Record{}, errServerSide
+}
+
+// Update implements sessionkit.Provider; see errServerSide.
+func (p *Provider) Update(context.Context, string, sessionkit.Update) error { return errServerSide }
+
+// Delete implements sessionkit.Provider; see errServerSide.
+func (p *Provider) Delete(context.Context, string) error { return errServerSide }
+
+// Rename implements sessionkit.Provider; see errServerSide.
+func (p *Provider) Rename(context.Context, string, string, time.Time) error { return errServerSide }
+
+// Close implements sessionkit.Provider. Sealing and opening fail
+// afterwards.
+func (p *Provider) Close() error {
+	p.closed.Store(true)
+	return nil
+}
