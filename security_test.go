@@ -1,0 +1,134 @@
+package sessionkit_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/sessionkit/sessionkit"
+)
+
+func signKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+// With SignKeys, a forged or random ID is refused before any provider
+// call: a flood of them costs the storage nothing.
+func TestSignedIDsRefuseForgeriesWithoutProviderCalls(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{SignKeys: [][]byte{signKey(1)}, IDInHeader: true, IDInQuery: true})
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("user", "alice") })
+	if res.saveErr != nil {
+		t.Fatal(res.saveErr)
+	}
+	signed := res.cookieVal
+	id, _, ok := strings.Cut(signed, ".")
+	if !ok || !sessionkit.ValidID(id) {
+		t.Fatalf("cookie %q is not a signed ID", signed)
+	}
+	var v string
+	serve(t, m, request{cookie: signed}, func(s *sessionkit.Store) { v, _ = s.GetString("user") })
+	if v != "alice" {
+		t.Fatalf("signed cookie read %q", v)
+	}
+	before := p.calls()
+	// The bare ID (a leaked storage key, say), random IDs, other-key
+	// signatures and tampered signatures.
+	other := sessionkit.New(sessionkit.Config{SignKeys: [][]byte{signKey(2)}})
+	otherSigned := serve(t, mustProvider(t, other), request{}, func(s *sessionkit.Store) { s.Set("x", 1) }).cookieVal
+	attempts := []string{id, otherSigned, signed[:len(signed)-1] + "A", signed + "x"}
+	for range 500 {
+		attempts = append(attempts, sessionkit.NewID(), sessionkit.NewID()+"."+sessionkit.NewID())
+	}
+	for _, a := range attempts {
+		for _, r := range []request{{cookie: a}, {header: a}, {query: a}} {
+			serve(t, m, r, func(s *sessionkit.Store) {
+				if !s.IsNew() {
+					t.Fatalf("forged value %q opened a session", a)
+				}
+			})
+		}
+	}
+	if got := p.calls() - before; got != 0 {
+		t.Fatalf("%d forged IDs cost %d provider calls, want 0", len(attempts)*3, got)
+	}
+}
+
+func mustProvider(t *testing.T, m *sessionkit.Session) *sessionkit.Session {
+	t.Helper()
+	if err := m.SetProvider("memory", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// Signing keys rotate: a cookie signed with the old key still works once
+// a new key is put first.
+func TestSignedIDKeyRotation(t *testing.T) {
+	m1, p := newManager(t, sessionkit.Config{SignKeys: [][]byte{signKey(1)}})
+	signed := serve(t, m1, request{}, func(s *sessionkit.Store) { s.Set("k", "v") }).cookieVal
+	m2 := sessionkit.New(sessionkit.Config{SignKeys: [][]byte{signKey(2), signKey(1)}})
+	if err := m2.UseProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	serve(t, m2, request{cookie: signed}, func(s *sessionkit.Store) { v, _ = s.GetString("k") })
+	if v != "v" {
+		t.Fatal("rotation logged the user out")
+	}
+	if err := sessionkit.New(sessionkit.Config{SignKeys: [][]byte{[]byte("short")}}).SetProvider("memory", nil); err == nil {
+		t.Fatal("a short signing key was accepted")
+	}
+}
+
+// With HashIDs the storage never sees a session ID, only its hash.
+func TestHashedIDs(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{HashIDs: true})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("k", "v") }).cookieVal
+	if _, err := p.Get(bg, id); err == nil {
+		t.Fatal("the session is stored under its plain ID")
+	}
+	if _, err := p.Get(bg, sessionkit.HashID(id)); err != nil {
+		t.Fatalf("the session is not under its hash: %v", err)
+	}
+	var v string
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { v, _ = s.GetString("k") })
+	if v != "v" {
+		t.Fatal("hashed session not readable")
+	}
+	// A leaked storage key is useless as a cookie.
+	serve(t, m, request{cookie: sessionkit.HashID(id)}, func(s *sessionkit.Store) {
+		if !s.IsNew() {
+			t.Fatal("the storage key opened the session")
+		}
+	})
+	// Regenerate and DestroyByID work through the hash too.
+	var newID string
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if err := s.Regenerate(bg); err != nil {
+			t.Fatal(err)
+		}
+		newID = s.ID()
+	})
+	if _, err := p.Get(bg, sessionkit.HashID(id)); err == nil {
+		t.Fatal("old hash live after Regenerate")
+	}
+	if err := m.DestroyByID(bg, newID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Get(bg, sessionkit.HashID(newID)); err == nil {
+		t.Fatal("DestroyByID missed the hashed key")
+	}
+}
+
+// A __Host- cookie is forced Secure, Path=/ and host-only.
+func TestHostPrefixCookie(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{CookieName: "__Host-sid"})
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+	for _, want := range []string{"__Host-sid=", "secure", "path=/"} {
+		if !strings.Contains(res.setCookie, want) {
+			t.Fatalf("cookie %q lacks %s", res.setCookie, want)
+		}
+	}
+	if strings.Contains(res.setCookie, "domain") {
+		t.Fatalf("__Host- cookie with a Domain: %q", res.setCookie)
+	}
+}
