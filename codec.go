@@ -40,8 +40,15 @@ type MsgpackCodec struct{}
 // Marshal implements Codec.
 func (MsgpackCodec) Marshal(v any) ([]byte, error) { return msgpack.Marshal(v) }
 
-// Unmarshal implements Codec.
-func (MsgpackCodec) Unmarshal(data []byte, v any) error { return msgpack.Unmarshal(data, v) }
+// Unmarshal implements Codec. The data's structure is checked first (see
+// checkMsgpack), so corrupt or hostile bytes fail fast instead of keeping
+// the decoder busy.
+func (MsgpackCodec) Unmarshal(data []byte, v any) error {
+	if err := checkMsgpack(data); err != nil {
+		return err
+	}
+	return msgpack.Unmarshal(data, v)
+}
 
 // JSONCodec encodes with encoding/json. Decoded into an *any, objects come
 // back as map[string]any and numbers as float64; decode into a typed value

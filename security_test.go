@@ -132,3 +132,21 @@ func TestHostPrefixCookie(t *testing.T) {
 		t.Fatalf("__Host- cookie with a Domain: %q", res.setCookie)
 	}
 }
+
+// After Regenerate the old ID opens nothing, whichever way it is sent.
+func TestRegeneratedIDDeadEverywhere(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{IDInHeader: true, IDInQuery: true})
+	old := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("user", "alice") }).cookieVal
+	serve(t, m, request{cookie: old}, func(s *sessionkit.Store) {
+		if err := s.Regenerate(bg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, r := range []request{{cookie: old}, {header: old}, {query: old}} {
+		serve(t, m, r, func(s *sessionkit.Store) {
+			if !s.IsNew() || s.Has("user") {
+				t.Fatalf("%+v: the pre-login ID still opens the session", r)
+			}
+		})
+	}
+}
