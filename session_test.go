@@ -24,6 +24,11 @@ func TestLazyNoCookieNoStorage(t *testing.T) {
 		res := serve(t, m, request{}, func(s *sessionkit.Store) {
 			_ = s.Get("anything")
 			_ = s.Has("x")
+			_ = s.GetFlash("f")
+			// Removing what is not there is no reason to create a session.
+			s.Delete("x")
+			s.Clear()
+			s.ClearFlashes()
 		})
 		if res.setCookie != "" || res.saveErr != nil {
 			t.Fatalf("a request that set nothing got cookie %q, err %v", res.setCookie, res.saveErr)

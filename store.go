@@ -197,8 +197,9 @@ func (s *Store) Delete(key string) {
 }
 
 func (s *Store) deleteLocked(key string) {
-	if s.cleared {
-		// Clear already removes every stored value.
+	if s.cleared || s.isNew {
+		// Clear already removes every stored value; a new session has
+		// none, and nobody else knows its ID to have stored any.
 		s.pending.remove(key)
 		return
 	}
@@ -383,7 +384,7 @@ func (s *Store) deadline(now time.Time) time.Time {
 const touchEvery = 10
 
 // dirty reports whether Save has anything to write.
-func (s *Store) dirty() bool { return s.cleared || s.pending.unsaved() }
+func (s *Store) dirty() bool { return s.cleared && !s.isNew || s.pending.unsaved() }
 
 // Save writes this request's changes to the provider. It writes nothing
 // for an unchanged session unless its deadline needs extending (at most
