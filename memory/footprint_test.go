@@ -1,0 +1,137 @@
+package memory_test
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/memory"
+	"github.com/valyala/fasthttp"
+)
+
+// footprintSessions is how many sessions the footprint benchmark stores;
+// SESSIONKIT_FOOTPRINT_N overrides it.
+func footprintSessions() int {
+	if n, err := strconv.Atoi(os.Getenv("SESSIONKIT_FOOTPRINT_N")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}
+
+// fill stores n sessions of about 100 bytes of user data each through the
+// manager, and returns their IDs.
+func fill(b *testing.B, m *sessionkit.Session, n int) []string {
+	ids := make([]string, n)
+	payload := strings.Repeat("x", 90)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	for i := range ids {
+		ctx.ResetUserValues()
+		ctx.Response.Reset()
+		s, err := m.Start(&ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Set("user", payload)
+		if err := s.Save(&ctx); err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = s.ID()
+	}
+	return ids
+}
+
+func heap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkFootprint reports the heap each stored session costs (heap
+// after GC ÷ sessions), for sessions holding ~100 bytes of user data. The
+// ID list the benchmark keeps is subtracted. Run it alone:
+//
+//	go test -run '^$' -bench Footprint -benchtime 1x ./memory/
+func BenchmarkFootprint(b *testing.B) {
+	n := footprintSessions()
+	for range b.N {
+		before := heap()
+		m := sessionkit.New(sessionkit.Config{})
+		p := memory.New(memory.Config{})
+		if err := m.UseProvider(p); err != nil {
+			b.Fatal(err)
+		}
+		ids := fill(b, m, n)
+		after := heap()
+		idBytes := uint64(len(ids)) * (16 + sessionkit.DefaultIDLength) // the IDs slice and strings
+		perSession := float64(after-before-idBytes) / float64(n)
+		b.ReportMetric(perSession, "bytes/session")
+		b.ReportMetric(perSession-100, "overhead-bytes/session")
+		runtime.KeepAlive(ids)
+		_ = m.Close()
+	}
+}
+
+// BenchmarkGCPause measures how a full GC sweep over n sessions affects
+// concurrent requests: p99 latency of W1-style reads with and without a
+// sweep running, and their ratio.
+func BenchmarkGCPause(b *testing.B) {
+	n := footprintSessions()
+	m := sessionkit.New(sessionkit.Config{})
+	p := memory.New(memory.Config{})
+	if err := m.UseProvider(p); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ids := fill(b, m, n)
+	measure := func(sweep bool) time.Duration {
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		if sweep {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					_ = p.GC(context.Background()) // nothing expired: a full pass every time
+				}
+			}()
+		}
+		lat := make([]time.Duration, 0, 200_000)
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&fasthttp.Request{}, nil, nil)
+		deadline := time.Now().Add(2 * time.Second)
+		for i := 0; time.Now().Before(deadline) && len(lat) < cap(lat); i++ {
+			ctx.ResetUserValues()
+			ctx.Request.Header.SetCookie("sessionid", ids[(i*7919)%len(ids)])
+			t0 := time.Now()
+			s, err := m.Start(&ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = s.GetString("user")
+			_ = s.Save(&ctx)
+			lat = append(lat, time.Since(t0))
+		}
+		stop.Store(true)
+		wg.Wait()
+		slices.Sort(lat)
+		return lat[len(lat)*99/100]
+	}
+	for range b.N {
+		base := measure(false)
+		during := measure(true)
+		b.ReportMetric(float64(base.Nanoseconds()), "p99-ns-idle")
+		b.ReportMetric(float64(during.Nanoseconds()), "p99-ns-during-gc")
+		b.ReportMetric(float64(during)/float64(base), "p99-ratio")
+	}
+}
