@@ -1,0 +1,416 @@
+package memcache_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomemcache "github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/memcache"
+	"github.com/sessionkit/sessionkit/providertest"
+)
+
+var bg = context.Background()
+
+func servers() []string {
+	return strings.Split(providertest.Env("SESSIONKIT_MEMCACHE_ADDRS", "127.0.0.1:11211,127.0.0.1:11212"), ",")
+}
+
+// requireServers ends the test when the shared memcached servers are not
+// reachable (a skip outside CI, a failure in CI).
+func requireServers(t testing.TB) {
+	t.Helper()
+	p, err := memcache.New(memcache.Config{Servers: servers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Ping(bg); err != nil {
+		providertest.ServerUnavailable(t, fmt.Sprintf("memcached at %v", servers()), err)
+	}
+}
+
+// newProvider returns a provider on the shared servers with a key prefix
+// of its own, closed when the test ends.
+func newProvider(t testing.TB) *memcache.Provider {
+	t.Helper()
+	p, err := memcache.New(memcache.Config{Servers: servers(), Prefix: providertest.UniquePrefix(t) + ":"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func vals(kv ...string) map[string][]byte {
+	m := make(map[string][]byte, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = []byte(kv[i+1])
+	}
+	return m
+}
+
+func later() time.Time { return time.Now().Add(time.Hour) }
+
+func create(t testing.TB, p sessionkit.Provider, id string, v map[string][]byte) {
+	t.Helper()
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: v, Expires: later()}); err != nil {
+		t.Fatalf("create %s: %v", id, err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	requireServers(t)
+	providertest.Run(t, func(t *testing.T) sessionkit.Provider { return newProvider(t) })
+}
+
+func TestNotCounterOrRanger(t *testing.T) {
+	var p sessionkit.Provider = &memcache.Provider{}
+	if _, ok := p.(sessionkit.Counter); ok {
+		t.Error("the provider claims to count sessions, which memcached cannot")
+	}
+	if _, ok := p.(sessionkit.Ranger); ok {
+		t.Error("the provider claims to list sessions, which memcached cannot")
+	}
+	if _, ok := p.(sessionkit.GarbageCollector); ok {
+		t.Error("the provider asks for GC, which memcached does itself")
+	}
+	if _, ok := p.(sessionkit.Toucher); !ok {
+		t.Error("the provider should be a Toucher")
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  memcache.Config
+	}{
+		{"prefix with a space", memcache.Config{Prefix: "my app:"}},
+		{"prefix with a control character", memcache.Config{Prefix: "a\nb"}},
+		{"prefix too long", memcache.Config{Prefix: strings.Repeat("p", memcache.MaxPrefixLength+1)}},
+		{"negative timeout", memcache.Config{Timeout: -time.Second}},
+		{"negative idle conns", memcache.Config{MaxIdleConns: -1}},
+		{"negative retries", memcache.Config{MaxRetries: -1}},
+		{"empty server", memcache.Config{Servers: []string{"127.0.0.1:11211", " "}}},
+		{"server without a port", memcache.Config{Servers: []string{"127.0.0.1"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := memcache.New(c.cfg)
+			if !errors.Is(err, sessionkit.ErrInvalidConfig) {
+				t.Fatalf("New = %v, %v; want an error wrapping ErrInvalidConfig", p, err)
+			}
+			t.Log(err)
+		})
+	}
+	if _, err := memcache.New(memcache.Config{Prefix: strings.Repeat("p", memcache.MaxPrefixLength)}); err != nil {
+		t.Fatalf("a prefix of MaxPrefixLength bytes: %v", err)
+	}
+	if _, err := memcache.New(memcache.Config{}); err != nil {
+		t.Fatalf("the zero Config: %v", err)
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	found := false
+	for _, n := range sessionkit.Drivers() {
+		found = found || n == memcache.Name
+	}
+	if !found {
+		t.Fatalf("%q is not registered: %v", memcache.Name, sessionkit.Drivers())
+	}
+	m := sessionkit.New(sessionkit.Config{})
+	defer m.Close()
+	// Nothing listens on port 1: Open must say so quickly.
+	start := time.Now()
+	err := m.SetProvider(memcache.Name, &memcache.Config{Servers: []string{"127.0.0.1:1"}, Timeout: 200 * time.Millisecond})
+	if err == nil {
+		t.Fatal("SetProvider with an unreachable server succeeded")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("SetProvider took %v to fail", d)
+	}
+	t.Log(err)
+	if err := m.SetProvider(memcache.Name, &memcache.Config{Prefix: "bad prefix"}); !errors.Is(err, sessionkit.ErrInvalidConfig) {
+		t.Fatalf("SetProvider with a bad prefix = %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestRegistryOpen(t *testing.T) {
+	requireServers(t)
+	m := sessionkit.New(sessionkit.Config{})
+	defer m.Close()
+	if err := m.SetProvider(memcache.Name, &memcache.Config{Servers: servers(), Prefix: providertest.UniquePrefix(t) + ":"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Count(bg); !errors.Is(err, sessionkit.ErrNotSupported) {
+		t.Fatalf("Count = %v, want ErrNotSupported", err)
+	}
+}
+
+// TestInvalidIDs checks that malformed IDs are refused before any network
+// call: the provider points at a port where nothing listens, so a call
+// that reached the network would fail differently.
+func TestInvalidIDs(t *testing.T) {
+	p, err := memcache.New(memcache.Config{Servers: []string{"127.0.0.1:1"}, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	good := sessionkit.NewID()
+	for _, id := range []string{"", "a", "../../x", "/etc/passwd", "has space 0123456789", "ctl\r\n0123456789abcdef",
+		strings.Repeat("x", sessionkit.MaxIDLength+1), strings.Repeat("y", 100000)} {
+		check := func(op string, err error) {
+			t.Helper()
+			if !errors.Is(err, memcache.ErrInvalidID) {
+				t.Errorf("%s(%.20q) = %v, want ErrInvalidID", op, id, err)
+			}
+		}
+		_, err := p.Get(bg, id)
+		check("Get", err)
+		check("Update", p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: later()}))
+		check("Touch", p.Touch(bg, id, later()))
+		check("Delete", p.Delete(bg, id))
+		check("Rename from", p.Rename(bg, id, good, later()))
+		check("Rename to", p.Rename(bg, good, id, later()))
+	}
+}
+
+// TestLongIDs checks IDs too long to be memcached keys as they are.
+func TestLongIDs(t *testing.T) {
+	requireServers(t)
+	p := newProvider(t)
+	long := func(c string) string { return strings.Repeat(c, sessionkit.MaxIDLength) }
+	a, b := long("a"), long("b")
+	create(t, p, a, vals("k", "v"))
+	r, err := p.Get(bg, a)
+	if err != nil || string(r.Values["k"]) != "v" {
+		t.Fatalf("Get of a %d-byte ID = %v, %v", len(a), r.Values, err)
+	}
+	if err := p.Rename(bg, a, b, later()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Get(bg, a); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("old long ID after Rename: %v", err)
+	}
+	if r, err := p.Get(bg, b); err != nil || string(r.Values["k"]) != "v" {
+		t.Fatalf("new long ID after Rename = %v, %v", r.Values, err)
+	}
+	// A long ID and its hashed form must not meet a short ID.
+	short := long("a")[:sessionkit.MinIDLength]
+	if _, err := p.Get(bg, short); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("a short ID sees a long one's session: %v", err)
+	}
+}
+
+func TestCorruptValue(t *testing.T) {
+	requireServers(t)
+	raw := gomemcache.New(servers()...)
+	defer raw.Close()
+	prefix := providertest.UniquePrefix(t) + ":"
+	p, err := memcache.New(memcache.Config{Client: raw, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cases := []struct {
+		name  string
+		flags uint32
+		value []byte
+	}{
+		{"foreign item", 0, []byte("garbage that is not a session")},
+		{"empty", 0x534b0001, nil},
+		{"short header", 0x534b0001, []byte{1, 2, 3}},
+		{"bad values", 0x534b0001, append([]byte{0x7f, 0, 0, 0, 0, 0, 0, 0}, 0xee, 0xff, 0x01)},
+		{"truncated values", 0x534b0001, append([]byte{0x7f, 0, 0, 0, 0, 0, 0, 0}, 1, 5, 1, 'k')},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := sessionkit.NewID()
+			if err := raw.Set(&gomemcache.Item{Key: prefix + id, Value: c.value, Flags: c.flags, Expiration: 60}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrCorruptValue) {
+				t.Fatalf("Get = %v, want ErrCorruptValue", err)
+			}
+			if err := p.Update(bg, id, sessionkit.Update{Set: vals("a", "1")}); !errors.Is(err, sessionkit.ErrCorruptValue) {
+				t.Fatalf("Update = %v, want ErrCorruptValue", err)
+			}
+			if err := p.Delete(bg, id); err != nil {
+				t.Fatalf("Delete of a corrupt session: %v", err)
+			}
+			if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
+				t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+// TestRenameKeepsConcurrentUpdates renames a session while other
+// goroutines update it: every Update that succeeded on the old ID must be
+// found under the new one, and every later one must fail with ErrNotFound.
+func TestRenameKeepsConcurrentUpdates(t *testing.T) {
+	requireServers(t)
+	p := newProvider(t)
+	for round := range 5 {
+		oldID, newID := sessionkit.NewID(), sessionkit.NewID()
+		create(t, p, oldID, vals("base", "0"))
+		const workers = 4
+		last := make([]int, workers)
+		var wg sync.WaitGroup
+		for w := range workers {
+			last[w] = -1
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					err := p.Update(bg, oldID, sessionkit.Update{Set: vals(fmt.Sprintf("w%d", w), fmt.Sprint(i))})
+					if errors.Is(err, sessionkit.ErrNotFound) {
+						return
+					}
+					if err != nil {
+						t.Errorf("Update: %v", err)
+						return
+					}
+					last[w] = i
+					time.Sleep(time.Millisecond)
+				}
+			}()
+		}
+		time.Sleep(10 * time.Millisecond)
+		if err := p.Rename(bg, oldID, newID, later()); err != nil {
+			t.Fatalf("round %d: Rename: %v", round, err)
+		}
+		wg.Wait()
+		r, err := p.Get(bg, newID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for w, i := range last {
+			if i < 0 {
+				continue
+			}
+			if got, want := string(r.Values[fmt.Sprintf("w%d", w)]), fmt.Sprint(i); got != want {
+				t.Fatalf("round %d: worker %d's last successful write %s is lost: new ID has %q", round, w, want, got)
+			}
+		}
+		if _, err := p.Get(bg, oldID); !errors.Is(err, sessionkit.ErrNotFound) {
+			t.Fatalf("round %d: old ID after Rename: %v", round, err)
+		}
+	}
+}
+
+// TestRenameNeverNeither reads the old then the new ID while Rename runs:
+// a reader may see both, but never neither.
+func TestRenameNeverNeither(t *testing.T) {
+	requireServers(t)
+	p := newProvider(t)
+	for round := range 20 {
+		oldID, newID := sessionkit.NewID(), sessionkit.NewID()
+		create(t, p, oldID, vals("a", "1"))
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				_, e1 := p.Get(bg, oldID)
+				_, e2 := p.Get(bg, newID)
+				if e1 != nil && e2 != nil {
+					t.Errorf("round %d: neither ID readable during Rename: %v / %v", round, e1, e2)
+					return
+				}
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		}()
+		time.Sleep(time.Millisecond)
+		if err := p.Rename(bg, oldID, newID, later()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+		close(done)
+		wg.Wait()
+	}
+}
+
+// benchValues is a typical small session: bookkeeping plus a few values.
+func benchValues() map[string][]byte {
+	return map[string][]byte{
+		"\x00c":   {0x80, 0xa0, 0xb4, 0xc8, 0xd9, 0x93, 0xe4, 0xc6, 0x17},
+		"user_id": []byte("1234567"),
+		"name":    []byte("Ada Lovelace"),
+		"role":    []byte("admin"),
+		"csrf":    []byte("hB7rV0q3yT2uW5xZ8aD1fG4jK6mN9pQs"),
+	}
+}
+
+func benchProvider(b *testing.B) *memcache.Provider {
+	requireServers(b)
+	return newProvider(b)
+}
+
+func BenchmarkGet(b *testing.B) {
+	p := benchProvider(b)
+	id := sessionkit.NewID()
+	create(b, p, id, benchValues())
+	b.Run("Serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.Get(bg, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := p.Get(bg, id); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	p := benchProvider(b)
+	b.Run("Serial", func(b *testing.B) {
+		id := sessionkit.NewID()
+		create(b, p, id, benchValues())
+		u := sessionkit.Update{Set: vals("last_seen", "1700000000")}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := p.Update(bg, id, u); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			// One session per goroutine, as with requests of different
+			// users.
+			id := sessionkit.NewID()
+			create(b, p, id, benchValues())
+			u := sessionkit.Update{Set: vals("last_seen", "1700000000")}
+			for pb.Next() {
+				if err := p.Update(bg, id, u); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
