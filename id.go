@@ -3,7 +3,13 @@ package sessionkit
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 )
+
+// ErrInvalidID is wrapped by a provider's error for a malformed session ID
+// (see ValidID). The manager never passes one; providers check anyway,
+// since an ID is also a key, a file name or part of a query.
+var ErrInvalidID = errors.New("sessionkit: invalid session ID")
 
 // Limits on the length of a session ID. The default generator makes IDs of
 // exactly DefaultIDLength characters.

@@ -4,7 +4,24 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"math"
+	"time"
 )
+
+// UnixNano converts a deadline to Unix nanoseconds for storage, clamping
+// times outside int64's range (before 1678 or after 2262) instead of
+// wrapping; the zero time is 0, a deadline long past.
+func UnixNano(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Unix() >= math.MaxInt64/int64(time.Second):
+		return math.MaxInt64
+	case t.Unix() <= math.MinInt64/int64(time.Second):
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
 
 // recordVersion is the first byte of EncodeValues' output, so the format
 // can change without misreading old rows.

@@ -3,7 +3,9 @@ package sessionkit
 import (
 	"bytes"
 	"errors"
+	"math"
 	"testing"
+	"time"
 )
 
 func TestValuesRoundTrip(t *testing.T) {
@@ -67,4 +69,20 @@ func FuzzDecodeValues(f *testing.F) {
 			t.Fatalf("re-encode of %q: %v", v, err)
 		}
 	})
+}
+
+func TestUnixNano(t *testing.T) {
+	if got := UnixNano(time.Time{}); got != 0 {
+		t.Errorf("zero time = %d, want 0", got)
+	}
+	if got := UnixNano(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)); got != math.MaxInt64 {
+		t.Errorf("year 3000 = %d, want MaxInt64", got)
+	}
+	if got := UnixNano(time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)); got != math.MinInt64 {
+		t.Errorf("year 1000 = %d, want MinInt64", got)
+	}
+	ts := time.Unix(1700000000, 123)
+	if got := UnixNano(ts); got != ts.UnixNano() {
+		t.Errorf("%v = %d, want %d", ts, got, ts.UnixNano())
+	}
 }

@@ -82,7 +82,6 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,11 +100,6 @@ const (
 	MaxLevels                   = 3
 	DefaultFileMode fs.FileMode = 0o600
 )
-
-// ErrInvalidID is wrapped by the error of a call with a malformed session
-// ID (see sessionkit.ValidID). The manager never makes such calls; the
-// provider checks anyway, and touches no file for them.
-var ErrInvalidID = errors.New("file: invalid session ID")
 
 // Config configures the file provider. Dir is required.
 type Config struct {
@@ -282,7 +276,7 @@ type loc struct {
 // only from the hex hash of a valid ID.
 func (p *Provider) locate(id string) (loc, error) {
 	if !sessionkit.ValidID(id) {
-		return loc{}, fmt.Errorf("%w (%d bytes)", ErrInvalidID, len(id))
+		return loc{}, fmt.Errorf("%w (%d bytes)", sessionkit.ErrInvalidID, len(id))
 	}
 	sum := sha256.Sum256([]byte(id))
 	var h [2 * sha256.Size]byte
@@ -518,20 +512,6 @@ func (p *Provider) write(l loc, b []byte) error {
 	return p.syncDir(l.dir)
 }
 
-// unixNano converts a deadline to Unix nanoseconds, clamping times outside
-// int64's range; the zero time is 0, a deadline long past.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return 0
-	case t.Unix() >= math.MaxInt64/int64(time.Second):
-		return math.MaxInt64
-	case t.Unix() <= math.MinInt64/int64(time.Second):
-		return math.MinInt64
-	}
-	return t.UnixNano()
-}
-
 // Get implements sessionkit.Provider.
 func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error) {
 	l, err := p.locate(id)
@@ -581,7 +561,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	}
 	deadline, blob := r.deadline, r.blob
 	if !live || !u.Expires.IsZero() {
-		deadline = unixNano(u.Expires)
+		deadline = sessionkit.UnixNano(u.Expires)
 	}
 	switch {
 	case !live:
@@ -691,7 +671,7 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 	// The old file takes the new ID and deadline in place, then moves in
 	// one rename(2). In between, the old ID still reads as the same
 	// session (with its new deadline), so no reader sees neither.
-	if err := p.write(from, encodeFile(newID, unixNano(expires), r.blob)); err != nil {
+	if err := p.write(from, encodeFile(newID, sessionkit.UnixNano(expires), r.blob)); err != nil {
 		return fmt.Errorf("file: rename: %w", err)
 	}
 	if err := os.Rename(from.path, to.path); err != nil {

@@ -164,7 +164,7 @@ func TestInvalidIDs(t *testing.T) {
 	for _, id := range ids {
 		check := func(op string, err error) {
 			t.Helper()
-			if !errors.Is(err, file.ErrInvalidID) {
+			if !errors.Is(err, sessionkit.ErrInvalidID) {
 				t.Errorf("%s(%.30q) = %v, want ErrInvalidID", op, id, err)
 			}
 		}

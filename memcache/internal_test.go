@@ -79,22 +79,6 @@ func testOutlives(t *testing.T, now int64) {
 	}
 }
 
-func TestUnixNano(t *testing.T) {
-	if got := unixNano(time.Time{}); got != 0 {
-		t.Errorf("zero time = %d, want 0", got)
-	}
-	if got := unixNano(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)); got != math.MaxInt64 {
-		t.Errorf("year 3000 = %d, want MaxInt64", got)
-	}
-	if got := unixNano(time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)); got != math.MinInt64 {
-		t.Errorf("year 1000 = %d, want MinInt64", got)
-	}
-	ts := time.Unix(1700000000, 123)
-	if got := unixNano(ts); got != ts.UnixNano() {
-		t.Errorf("%v = %d, want %d", ts, got, ts.UnixNano())
-	}
-}
-
 func TestKey(t *testing.T) {
 	p, err := New(Config{Prefix: strings.Repeat("p", MaxPrefixLength)})
 	if err != nil {

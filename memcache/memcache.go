@@ -113,10 +113,6 @@ var (
 	// ErrContention is wrapped by the error of an Update or Rename that
 	// lost the compare-and-swap race MaxRetries times in a row.
 	ErrContention = errors.New("memcache: too many concurrent updates of one session")
-	// ErrInvalidID is wrapped by the error of a call with a malformed
-	// session ID (see sessionkit.ValidID). The manager never makes such
-	// calls; the provider checks anyway, before any network call.
-	ErrInvalidID = errors.New("memcache: invalid session ID")
 )
 
 // Config configures the memcache provider. The zero value talks to
@@ -258,7 +254,7 @@ func New(cfg Config) (*Provider, error) {
 // ID.
 func (p *Provider) key(id string) (string, error) {
 	if !sessionkit.ValidID(id) {
-		return "", fmt.Errorf("%w (%d bytes)", ErrInvalidID, len(id))
+		return "", fmt.Errorf("%w (%d bytes)", sessionkit.ErrInvalidID, len(id))
 	}
 	if len(p.prefix)+len(id) <= maxKeyLength {
 		return p.prefix + id, nil
@@ -302,21 +298,6 @@ func (p *Provider) Ping(ctx context.Context) error {
 		return p.netErr("ping", err)
 	}
 	return nil
-}
-
-// unixNano converts a deadline to Unix nanoseconds, clamping times outside
-// int64's range (before 1678 or after 2262); the zero time is 0, a
-// deadline long past.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return 0
-	case t.Unix() >= math.MaxInt64/int64(time.Second):
-		return math.MaxInt64
-	case t.Unix() <= math.MinInt64/int64(time.Second):
-		return math.MinInt64
-	}
-	return t.UnixNano()
 }
 
 // thirtyDays is memcached's bound between relative and absolute expiration
@@ -466,7 +447,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 			if !u.Create {
 				return sessionkit.ErrNotFound
 			}
-			deadline := unixNano(u.Expires)
+			deadline := sessionkit.UnixNano(u.Expires)
 			if err := p.check(ctx, "update"); err != nil {
 				return err
 			}
@@ -493,7 +474,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		}
 		deadline := old
 		if !u.Expires.IsZero() || !live {
-			deadline = unixNano(u.Expires)
+			deadline = sessionkit.UnixNano(u.Expires)
 		}
 		switch {
 		case !live:
@@ -566,7 +547,7 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 	if oldID == newID {
 		return fmt.Errorf("memcache: rename to the same ID: %w", sessionkit.ErrExists)
 	}
-	deadline := unixNano(expires)
+	deadline := sessionkit.UnixNano(expires)
 	for attempt := range p.maxRetries {
 		if attempt > 0 {
 			if err := backoff(ctx, attempt); err != nil {

@@ -168,7 +168,7 @@ func TestInvalidIDs(t *testing.T) {
 		strings.Repeat("x", sessionkit.MaxIDLength+1), strings.Repeat("y", 100000)} {
 		check := func(op string, err error) {
 			t.Helper()
-			if !errors.Is(err, memcache.ErrInvalidID) {
+			if !errors.Is(err, sessionkit.ErrInvalidID) {
 				t.Errorf("%s(%.20q) = %v, want ErrInvalidID", op, id, err)
 			}
 		}
