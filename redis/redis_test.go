@@ -1,0 +1,1074 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/providertest"
+)
+
+var bg = context.Background()
+
+func TestMain(m *testing.M) {
+	// go-redis logs each Sentinel client's master lookup, and TestSentinel
+	// makes dozens. The logger is global and read by go-redis's own
+	// goroutines, so it can only be set before any test starts.
+	goredis.SetLogger(logging.NewBlacklistLogger([]string{"sentinel: new master", "sentinel: selected addr"}))
+	os.Exit(m.Run())
+}
+
+func singleAddr() string {
+	return providertest.Env("SESSIONKIT_REDIS_ADDR", "127.0.0.1:6379")
+}
+
+func clusterAddrs() []string {
+	return strings.Split(providertest.Env("SESSIONKIT_REDIS_CLUSTER_ADDRS", "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"), ",")
+}
+
+// admin returns a plain go-redis client for addrs, for setting up and
+// cleaning up behind the provider's back, or ends the test through
+// providertest.ServerUnavailable if the server does not answer.
+func admin(t testing.TB, what string, addrs ...string) goredis.UniversalClient {
+	t.Helper()
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: addrs, DialTimeout: time.Second, MaxRetries: -1})
+	ctx, cancel := context.WithTimeout(bg, 3*time.Second)
+	defer cancel()
+	err := c.Ping(ctx).Err()
+	if err == nil {
+		if cc, ok := c.(*goredis.ClusterClient); ok {
+			// A cluster whose slots are not all served answers PING but
+			// fails every key.
+			err = cc.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error { return n.Ping(ctx).Err() })
+			if err == nil {
+				if info, ierr := cc.ClusterInfo(ctx).Result(); ierr != nil || !strings.Contains(info, "cluster_state:ok") {
+					err = fmt.Errorf("cluster not ready: %v %q", ierr, info)
+				}
+			}
+		}
+	}
+	if err != nil {
+		_ = c.Close()
+		providertest.ServerUnavailable(t, what+" at "+strings.Join(addrs, ","), err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// dropPrefix deletes every key under prefix, on every master.
+func dropPrefix(c goredis.UniversalClient, prefix string) {
+	ctx, cancel := context.WithTimeout(bg, time.Minute)
+	defer cancel()
+	del := func(ctx context.Context, s *goredis.Client) error {
+		var cursor uint64
+		for {
+			keys, next, err := s.Scan(ctx, cursor, globEscape(prefix)+"*", 1000).Result()
+			if err != nil {
+				return err
+			}
+			// One UNLINK per key, since a cluster refuses a multi-key
+			// UNLINK across slots, but one round trip per page.
+			pipe := s.Pipeline()
+			for _, k := range keys {
+				pipe.Unlink(ctx, k)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	switch cc := c.(type) {
+	case *goredis.ClusterClient:
+		_ = cc.ForEachMaster(ctx, del)
+	case *goredis.Client:
+		_ = del(ctx, cc)
+	}
+}
+
+// open creates a provider and schedules its close and the removal of its
+// keys.
+func open(t testing.TB, adm goredis.UniversalClient, cfg Config) *Provider {
+	t.Helper()
+	if cfg.Prefix == "" {
+		cfg.Prefix = providertest.UniquePrefix(t) + ":"
+	}
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	p, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = p.Close()
+		if adm != nil {
+			dropPrefix(adm, cfg.Prefix)
+		}
+	})
+	return p
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel() // mostly waiting for expiry; runs after the tests that count goroutines
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	providertest.Run(t, func(t *testing.T) sessionkit.Provider {
+		return open(t, adm, Config{Addrs: []string{addr}})
+	})
+}
+
+func TestConformanceCluster(t *testing.T) {
+	t.Parallel() // mostly waiting for expiry; runs after the tests that count goroutines
+	addrs := clusterAddrs()
+	adm := admin(t, "Redis Cluster", addrs...)
+	providertest.Run(t, func(t *testing.T) sessionkit.Provider {
+		p := open(t, adm, Config{Addrs: addrs})
+		if p.atomicRename {
+			t.Fatal("a Cluster provider must use the multi-step rename")
+		}
+		return p
+	})
+}
+
+// TestConformanceSharedClient runs the suite with one caller-owned client
+// behind every provider: each subtest closes its provider, and the others
+// must go on working, so Close must not close a Config.Client.
+func TestConformanceSharedClient(t *testing.T) {
+	t.Parallel() // mostly waiting for expiry; runs after the tests that count goroutines
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	shared := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { _ = shared.Close() })
+	providertest.Run(t, func(t *testing.T) sessionkit.Provider {
+		return open(t, adm, Config{Client: shared})
+	})
+	if err := shared.Ping(bg).Err(); err != nil {
+		t.Fatalf("the caller's client after the providers closed: %v", err)
+	}
+}
+
+// TestConformanceStepwiseRename runs the suite on a single server with
+// the Cluster's multi-step Rename, which the Cluster run covers only
+// across nodes.
+func TestConformanceStepwiseRename(t *testing.T) {
+	t.Parallel() // mostly waiting for expiry; runs after the tests that count goroutines
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	providertest.Run(t, func(t *testing.T) sessionkit.Provider {
+		p := open(t, adm, Config{Addrs: []string{addr}})
+		p.atomicRename = false
+		return p
+	})
+}
+
+// countingHook counts the commands and pipelines a client processes and,
+// through the connections it dials, the writes to the network: go-redis
+// writes a command with one flush, so a write is a request.
+type countingHook struct {
+	cmds, pipelines, writes atomic.Int64
+	mu                      sync.Mutex
+	names                   []string
+}
+
+func (h *countingHook) reset() {
+	h.cmds.Store(0)
+	h.pipelines.Store(0)
+	h.writes.Store(0)
+	h.mu.Lock()
+	h.names = nil
+	h.mu.Unlock()
+}
+
+func (h *countingHook) DialHook(next goredis.DialHook) goredis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, writes: &h.writes}, nil
+	}
+}
+
+func (h *countingHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		h.cmds.Add(1)
+		h.mu.Lock()
+		h.names = append(h.names, cmd.Name())
+		h.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (h *countingHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		h.pipelines.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// roundTrips runs op and fails the test unless it issued want commands
+// (named names), no pipeline and, when checkWrites is set, want writes.
+func roundTrips(t *testing.T, h *countingHook, what string, want int, checkWrites bool, op func() error) {
+	t.Helper()
+	h.reset()
+	if err := op(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	h.mu.Lock()
+	names := strings.Join(h.names, ",")
+	h.mu.Unlock()
+	if n := h.cmds.Load(); n != int64(want) || h.pipelines.Load() != 0 {
+		t.Errorf("%s: %d commands (%s) and %d pipelines, want %d commands", what, n, names, h.pipelines.Load(), want)
+	}
+	if w := h.writes.Load(); checkWrites && w != int64(want) {
+		t.Errorf("%s: %d network writes, want %d", what, w, want)
+	}
+	t.Logf("%s: %d command(s): %s", what, h.cmds.Load(), names)
+}
+
+func exerciseRoundTrips(t *testing.T, p *Provider, h *countingHook, renameCmds int, checkWrites bool) {
+	id, id2 := providertest.ID(), providertest.ID()
+	exp := time.Now().Add(time.Hour)
+	big := map[string][]byte{"a": []byte("1"), "b": []byte("2"), "\x00c": {0, 1}}
+	roundTrips(t, h, "Update(Create)", 1, checkWrites, func() error {
+		return p.Update(bg, id, sessionkit.Update{Create: true, Set: big, Expires: exp})
+	})
+	roundTrips(t, h, "Get", 1, checkWrites, func() error { _, err := p.Get(bg, id); return err })
+	roundTrips(t, h, "Update", 1, checkWrites, func() error {
+		return p.Update(bg, id, sessionkit.Update{Delete: []string{"a"}, Set: map[string][]byte{"d": []byte("4")}, Expires: exp})
+	})
+	roundTrips(t, h, "Update(Clear)", 1, checkWrites, func() error {
+		return p.Update(bg, id, sessionkit.Update{Clear: true, Set: map[string][]byte{"e": []byte("5")}})
+	})
+	roundTrips(t, h, "Touch", 1, checkWrites, func() error { return p.Touch(bg, id, exp.Add(time.Minute)) })
+	roundTrips(t, h, "Rename", renameCmds, checkWrites, func() error { return p.Rename(bg, id, id2, exp) })
+	roundTrips(t, h, "Delete", 1, checkWrites, func() error { return p.Delete(bg, id2) })
+	roundTrips(t, h, "Get(missing)", 1, checkWrites, func() error {
+		if _, err := p.Get(bg, id2); !errors.Is(err, sessionkit.ErrNotFound) {
+			return fmt.Errorf("got %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}
+
+// TestRoundTrips proves that each request-path call is one command, sent
+// with one network write, on a single server.
+func TestRoundTrips(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	h := &countingHook{}
+	client := goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 1})
+	client.AddHook(h)
+	t.Cleanup(func() { _ = client.Close() })
+	p := open(t, adm, Config{Client: client})
+	exerciseRoundTrips(t, p, h, 1, true)
+}
+
+// TestRoundTripsCluster does the same through a Cluster client, where
+// Rename takes three commands (read, copy, drop).
+func TestRoundTripsCluster(t *testing.T) {
+	addrs := clusterAddrs()
+	adm := admin(t, "Redis Cluster", addrs...)
+	h := &countingHook{}
+	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
+	client.AddHook(h)
+	t.Cleanup(func() { _ = client.Close() })
+	p := open(t, adm, Config{Client: client})
+	exerciseRoundTrips(t, p, h, 3, false)
+}
+
+func vals(kv ...string) map[string][]byte {
+	m := make(map[string][]byte, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = []byte(kv[i+1])
+	}
+	return m
+}
+
+func mustGet(t *testing.T, p *Provider, id string) sessionkit.Record {
+	t.Helper()
+	r, err := p.Get(bg, id)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	return r
+}
+
+// TestStorageEdges covers what the storage layout makes special: the
+// empty key, a session with no values left, Clear keeping the deadline,
+// and more keys than one Lua unpack takes.
+func TestStorageEdges(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	p := open(t, adm, Config{Addrs: []string{addr}})
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+
+	id := providertest.ID()
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("", "empty key", "a", "1"), Expires: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, p, id).Values; string(got[""]) != "empty key" || string(got["a"]) != "1" || len(got) != 2 {
+		t.Fatalf("values = %q", got)
+	}
+	if err := p.Update(bg, id, sessionkit.Update{Delete: []string{"", "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := mustGet(t, p, id)
+	if len(r.Values) != 0 || !r.Expires.Equal(exp) {
+		t.Fatalf("after deleting every value: %q, %v; want a live empty session until %v", r.Values, r.Expires, exp)
+	}
+	if err := p.Update(bg, id, sessionkit.Update{Set: vals("back", "1")}); err != nil {
+		t.Fatalf("Update of a session with no values: %v", err)
+	}
+	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("c", "3")}); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustGet(t, p, id); !r.Expires.Equal(exp) || len(r.Values) != 1 {
+		t.Fatalf("after Clear without Expires: %q, %v; want one value and deadline %v", r.Values, r.Expires, exp)
+	}
+
+	many := providertest.ID()
+	set := make(map[string][]byte, 3000)
+	var del []string
+	for i := range 3000 {
+		k := "k" + strconv.Itoa(i)
+		set[k] = []byte(k)
+		if i >= 500 {
+			del = append(del, k)
+		}
+	}
+	if err := p.Update(bg, many, sessionkit.Update{Create: true, Set: set, Expires: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mustGet(t, p, many).Values); n != 3000 {
+		t.Fatalf("%d values after setting 3000", n)
+	}
+	if err := p.Update(bg, many, sessionkit.Update{Delete: del}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mustGet(t, p, many).Values); n != 500 {
+		t.Fatalf("%d values after deleting 2500 of 3000", n)
+	}
+
+	if err := p.Update(bg, providertest.ID(), sessionkit.Update{Create: true, Set: vals("a", "1")}); err == nil {
+		t.Fatal("Create without a deadline succeeded")
+	}
+}
+
+// TestRetriedWriteIsIdempotent replays a write with the same token, as
+// go-redis does when a connection breaks after the server applied it: the
+// replay must report success and change nothing.
+func TestRetriedWriteIsIdempotent(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	p := open(t, adm, Config{Addrs: []string{addr}})
+	key := p.key(providertest.ID())
+	dl := unixMilli(time.Now().Add(time.Hour))
+	create := []any{"1", "0", dl, uint64(42), 0, ".a", "1"}
+	for i := range 2 {
+		code, err := updateScript.Run(bg, p.client, []string{key}, create...).Int64()
+		if err != nil || code != codeOK {
+			t.Fatalf("create attempt %d = %d, %v; want %d", i, code, err, codeOK)
+		}
+	}
+	clear := []any{"0", "1", 0, uint64(43), 0, "b", "2"}
+	if code, err := updateScript.Run(bg, p.client, []string{key}, clear...).Int64(); err != nil || code != codeOK {
+		t.Fatalf("clear = %d, %v", code, err)
+	}
+	if err := p.client.HSet(bg, key, ".late", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := updateScript.Run(bg, p.client, []string{key}, clear...).Int64(); err != nil || code != codeOK {
+		t.Fatalf("replayed clear = %d, %v", code, err)
+	}
+	if n, err := p.client.HLen(bg, key).Result(); err != nil || n != 3 {
+		t.Fatalf("the replayed Clear ran again: %d fields, %v", n, err)
+	}
+
+	newKey := p.key(providertest.ID())
+	for i := range 2 {
+		code, err := renameScript.Run(bg, p.client, []string{key, newKey}, dl, uint64(44)).Int64()
+		if err != nil || code != codeOK {
+			t.Fatalf("rename attempt %d = %d, %v; want %d", i, code, err, codeOK)
+		}
+	}
+}
+
+// TestRenameUnderConcurrentUpdates checks the Cluster Rename's promise:
+// every Update of the old ID that succeeded is in the renamed session.
+func TestRenameUnderConcurrentUpdates(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		addrs []string
+	}{{"single", []string{singleAddr()}}, {"cluster", clusterAddrs()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			adm := admin(t, "redis", tc.addrs...)
+			p := open(t, adm, Config{Addrs: tc.addrs})
+			for round := range 20 {
+				oldID, newID := providertest.ID(), providertest.ID()
+				if err := p.Update(bg, oldID, sessionkit.Update{Create: true, Set: vals("base", "0"), Expires: time.Now().Add(time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+				var (
+					wg   sync.WaitGroup
+					mu   sync.Mutex
+					done []string
+				)
+				stop := make(chan struct{})
+				for w := range 4 {
+					wg.Go(func() {
+						for i := 0; ; i++ {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							k := fmt.Sprintf("w%d-%d", w, i)
+							err := p.Update(bg, oldID, sessionkit.Update{Set: vals(k, "1")})
+							if errors.Is(err, sessionkit.ErrNotFound) {
+								return
+							}
+							if err != nil {
+								t.Errorf("Update: %v", err)
+								return
+							}
+							mu.Lock()
+							done = append(done, k)
+							mu.Unlock()
+							time.Sleep(200 * time.Microsecond)
+						}
+					})
+				}
+				time.Sleep(2 * time.Millisecond)
+				err := p.Rename(bg, oldID, newID, time.Now().Add(time.Hour))
+				close(stop)
+				wg.Wait()
+				if err != nil {
+					t.Fatalf("round %d: Rename: %v", round, err)
+				}
+				got := mustGet(t, p, newID).Values
+				for _, k := range done {
+					if _, ok := got[k]; !ok {
+						t.Fatalf("round %d: Update of %s succeeded on the old ID but is missing after Rename (%d of %d kept)", round, k, len(got)-1, len(done))
+					}
+				}
+				if _, err := p.Get(bg, oldID); !errors.Is(err, sessionkit.ErrNotFound) {
+					t.Fatalf("round %d: old ID after Rename: %v", round, err)
+				}
+			}
+		})
+	}
+}
+
+// TestStepwiseRenameRaces writes to the old session between the Cluster
+// Rename's copy and its take, the moment the take exists for.
+func TestStepwiseRenameRaces(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		addrs []string
+	}{{"single", []string{singleAddr()}}, {"cluster", clusterAddrs()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			adm := admin(t, "redis", tc.addrs...)
+			p := open(t, adm, Config{Addrs: tc.addrs})
+			p.atomicRename = false
+			later := time.Now().Add(time.Hour)
+			exp := time.Now().Add(2 * time.Hour).Truncate(time.Millisecond)
+			race := func(during func(oldID string)) (oldID, newID string, err error) {
+				oldID, newID = providertest.ID(), providertest.ID()
+				if err := p.Update(bg, oldID, sessionkit.Update{Create: true, Set: vals("a", "1", "b", "2"), Expires: later}); err != nil {
+					t.Fatal(err)
+				}
+				p.afterCopy = func() { during(oldID) }
+				defer func() { p.afterCopy = nil }()
+				return oldID, newID, p.Rename(bg, oldID, newID, exp)
+			}
+
+			oldID, newID, err := race(func(id string) {
+				if err := p.Update(bg, id, sessionkit.Update{Delete: []string{"a"}, Set: vals("c", "3")}); err != nil {
+					t.Errorf("Update mid-rename: %v", err)
+				}
+			})
+			if err != nil {
+				t.Fatalf("Rename with an Update mid-copy: %v", err)
+			}
+			r := mustGet(t, p, newID)
+			if len(r.Values) != 2 || string(r.Values["b"]) != "2" || string(r.Values["c"]) != "3" || !r.Expires.Equal(exp) {
+				t.Fatalf("after an Update mid-rename: %q until %v; want b and c until %v", r.Values, r.Expires, exp)
+			}
+			if _, err := p.Get(bg, oldID); !errors.Is(err, sessionkit.ErrNotFound) {
+				t.Fatalf("old ID: %v", err)
+			}
+
+			_, newID, err = race(func(id string) {
+				if err := p.Delete(bg, id); err != nil {
+					t.Errorf("Delete mid-rename: %v", err)
+				}
+			})
+			if !errors.Is(err, sessionkit.ErrNotFound) {
+				t.Fatalf("Rename with a Delete mid-copy = %v, want ErrNotFound", err)
+			}
+			if _, err := p.Get(bg, newID); !errors.Is(err, sessionkit.ErrNotFound) {
+				t.Fatalf("the copy survived a Delete of the old ID: %v", err)
+			}
+
+			_, newID, err = race(func(id string) {
+				if err := p.Touch(bg, id, later.Add(time.Hour)); err != nil {
+					t.Errorf("Touch mid-rename: %v", err)
+				}
+			})
+			if err != nil {
+				t.Fatalf("Rename with a Touch mid-copy: %v", err)
+			}
+			if r := mustGet(t, p, newID); len(r.Values) != 2 || !r.Expires.Equal(exp) {
+				t.Fatalf("after a Touch mid-rename: %q until %v", r.Values, r.Expires)
+			}
+		})
+	}
+}
+
+// TestRenameCrossSlotFallback uses a plain *redis.Client on one cluster
+// node, as behind a cluster proxy: the atomic rename script gets
+// CROSSSLOT, and Rename must fall back to the multi-step version.
+func TestRenameCrossSlotFallback(t *testing.T) {
+	addrs := clusterAddrs()
+	adm := admin(t, "Redis Cluster", addrs...)
+	node := goredis.NewClient(&goredis.Options{Addr: addrs[0]})
+	t.Cleanup(func() { _ = node.Close() })
+	// A node answers MOVED for a key on another node's slots.
+	local := func(key string) bool { return node.Exists(bg, key).Err() == nil }
+	// Every key the test touches, the provider's probe included, must
+	// live on this node, or the node answers MOVED.
+	var prefix string
+	for prefix == "" || !local(prefix+"\x00probe") {
+		prefix = providertest.UniquePrefix(t) + ":"
+	}
+	localID := func() string {
+		for {
+			if id := providertest.ID(); local(prefix + id) {
+				return id
+			}
+		}
+	}
+	p := open(t, adm, Config{Client: node, Prefix: prefix})
+	if !p.atomicRename {
+		t.Fatal("a *redis.Client should try the atomic rename first")
+	}
+	oldID, newID := localID(), localID()
+	if err := p.Update(bg, oldID, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Rename(bg, oldID, newID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("Rename across slots through one node: %v", err)
+	}
+	if got := mustGet(t, p, newID).Values; string(got["a"]) != "1" {
+		t.Fatalf("renamed values = %q", got)
+	}
+	if _, err := p.Get(bg, oldID); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("old ID after Rename: %v", err)
+	}
+}
+
+// TestCorruptValue stores keys the provider did not write where a session
+// would be: each read fails with ErrCorruptValue, and no write touches
+// them.
+func TestCorruptValue(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	p := open(t, adm, Config{Addrs: []string{addr}})
+	later := time.Now().Add(time.Hour)
+	cases := []struct {
+		name  string
+		setup func(key string) error
+	}{
+		{"string", func(k string) error { return adm.Set(bg, k, "not a hash", time.Minute).Err() }},
+		{"list", func(k string) error {
+			if err := adm.RPush(bg, k, "x").Err(); err != nil {
+				return err
+			}
+			return adm.Expire(bg, k, time.Minute).Err()
+		}},
+		{"unmarked hash", func(k string) error {
+			if err := adm.HSet(bg, k, ".a", "1").Err(); err != nil {
+				return err
+			}
+			return adm.Expire(bg, k, time.Minute).Err()
+		}},
+		{"foreign field", func(k string) error {
+			if err := adm.HSet(bg, k, "", "1", "plain", "x").Err(); err != nil {
+				return err
+			}
+			return adm.Expire(bg, k, time.Minute).Err()
+		}},
+		{"no expiry", func(k string) error { return adm.HSet(bg, k, "", "1", ".a", "x").Err() }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id := providertest.ID()
+			if err := c.setup(p.key(id)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrCorruptValue) {
+				t.Fatalf("Get = %v, want ErrCorruptValue", err)
+			}
+			if c.name == "foreign field" || c.name == "no expiry" {
+				return // marked hashes: writes may proceed
+			}
+			for op, err := range map[string]error{
+				"Update":         p.Update(bg, id, sessionkit.Update{Set: vals("a", "2")}),
+				"Update(Create)": p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "2"), Expires: later}),
+				"Touch":          p.Touch(bg, id, later),
+				"Rename":         p.Rename(bg, id, providertest.ID(), later),
+				"Rename onto":    p.Rename(bg, providertest.ID(), id, later),
+			} {
+				if op == "Rename onto" {
+					if !errors.Is(err, sessionkit.ErrCorruptValue) && !errors.Is(err, sessionkit.ErrNotFound) {
+						t.Errorf("%s = %v, want ErrCorruptValue or ErrNotFound", op, err)
+					}
+					continue
+				}
+				if !errors.Is(err, sessionkit.ErrCorruptValue) {
+					t.Errorf("%s = %v, want ErrCorruptValue", op, err)
+				}
+			}
+			if typ, err := adm.Type(bg, p.key(id)).Result(); err != nil || typ == "none" {
+				t.Fatalf("the corrupt key was removed: %q, %v", typ, err)
+			}
+		})
+	}
+}
+
+// redisServer is a private redis-server process, for tests that kill it or
+// configure it in ways the shared server must not be.
+type redisServer struct {
+	t    testing.TB
+	bin  string
+	port int
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+}
+
+func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startServer starts redis-server on a free loopback port, with no
+// persistence and the given arguments added.
+func startServer(t testing.TB, extra ...string) *redisServer {
+	t.Helper()
+	s := newServer(t)
+	s.args = append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir}, extra...)
+	s.start()
+	return s
+}
+
+func newServer(t testing.TB) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		providertest.ServerUnavailable(t, "the redis-server binary", err)
+	}
+	s := &redisServer{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// start runs the server and waits until it answers PING.
+func (s *redisServer) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(s.bin, s.args...)
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := c.Ping(bg).Err()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			s.t.Fatalf("redis-server on %s did not answer: %v", s.addr(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *redisServer) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// TestServerFailure kills the provider's server under it: calls must fail
+// promptly, then work again once the server is back, with the same
+// provider; Close must leave no goroutine behind.
+func TestServerFailure(t *testing.T) {
+	srv := startServer(t)
+	before := runtime.NumGoroutine()
+	p, err := New(bg, Config{
+		Addrs:       []string{srv.addr()},
+		DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond,
+		MaxRetries:  1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := providertest.ID()
+	later := time.Now().Add(time.Hour)
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: later}); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, p, id)
+
+	srv.stop()
+	for name, op := range map[string]func() error{
+		"Get":    func() error { _, err := p.Get(bg, id); return err },
+		"Update": func() error { return p.Update(bg, id, sessionkit.Update{Set: vals("b", "2")}) },
+		"Count":  func() error { _, err := p.Count(bg); return err },
+	} {
+		start := time.Now()
+		err := op()
+		if err == nil {
+			t.Fatalf("%s with the server down succeeded", name)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("%s with the server down took %v", name, d)
+		}
+		t.Logf("%s with the server down: %v", name, err)
+	}
+	ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
+	_, err = p.Get(ctx, id)
+	cancel()
+	if err == nil {
+		t.Fatal("Get with the server down succeeded")
+	}
+
+	srv.start()
+	// The restarted server has neither the data (no persistence) nor the
+	// scripts: the provider must reconnect and reload them by itself.
+	id2 := providertest.ID()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := p.Update(bg, id2, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: later})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Update after the server came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := mustGet(t, p, id2).Values; string(got["a"]) != "1" {
+		t.Fatalf("after restart: %q", got)
+	}
+	if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("session from before the restart: %v, want ErrNotFound", err)
+	}
+
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Get(bg, id2); !errors.Is(err, sessionkit.ErrClosed) {
+		t.Fatalf("Get after Close = %v, want ErrClosed", err)
+	}
+	var after int
+	for range 50 {
+		if after = runtime.NumGoroutine(); after <= before+1 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<20)
+	t.Fatalf("%d goroutines before New, %d after Close:\n%s", before, after, buf[:runtime.Stack(buf, true)])
+}
+
+func TestOpenServerDown(t *testing.T) {
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	start := time.Now()
+	p, err := New(bg, Config{Addrs: []string{addr}, DialTimeout: 500 * time.Millisecond})
+	if err == nil {
+		_ = p.Close()
+		t.Fatal("New with no server succeeded")
+	}
+	if !strings.Contains(err.Error(), addr) {
+		t.Fatalf("error %q does not name the address %s", err, addr)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("New took %v to fail", d)
+	}
+	t.Logf("New with no server (%v): %v", time.Since(start).Round(time.Millisecond), err)
+
+	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := New(ctx, Config{Addrs: []string{addr}}); err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("New under a 100ms context: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestACL authenticates as an ACL user, and checks that a wrong password
+// and a user without scripting rights fail at New with a clear error.
+func TestACL(t *testing.T) {
+	srv := startServer(t)
+	adm := admin(t, "private redis", srv.addr())
+	if err := adm.Do(bg, "ACL", "SETUSER", "sk", "on", ">s3cret", "~*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.Do(bg, "ACL", "SETUSER", "noscript", "on", ">pw", "~*", "+@all", "-@scripting").Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := open(t, nil, Config{Addrs: []string{srv.addr()}, Username: "sk", Password: "s3cret"})
+	id := providertest.ID()
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, p, id)
+
+	for _, c := range []struct{ user, pass, want string }{{"sk", "wrong", "WRONGPASS"}, {"noscript", "pw", "NOPERM"}} {
+		p, err := New(bg, Config{Addrs: []string{srv.addr()}, Username: c.user, Password: c.pass})
+		if err == nil {
+			_ = p.Close()
+			t.Fatalf("New as %s/%s succeeded", c.user, c.pass)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("New as %s: %v; want an error mentioning %s", c.user, err, c.want)
+		}
+		t.Logf("New as %s: %v", c.user, err)
+	}
+}
+
+// TestUnixSocket connects through a unix socket given as the address.
+func TestUnixSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "skr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "redis.sock")
+	startServer(t, "--unixsocket", sock, "--unixsocketperm", "700")
+	p := open(t, nil, Config{Addrs: []string{sock}})
+	id := providertest.ID()
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, p, id).Values; string(got["a"]) != "1" {
+		t.Fatalf("values = %q", got)
+	}
+}
+
+// TestSentinel runs the conformance suite through a Sentinel: a private
+// master and one sentinel monitoring it.
+func TestSentinel(t *testing.T) {
+	t.Parallel() // mostly waiting for expiry; runs after the tests that count goroutines
+	master := startServer(t)
+	sentinel := newServer(t)
+	conf := filepath.Join(sentinel.dir, "sentinel.conf")
+	err := os.WriteFile(conf, fmt.Appendf(nil, "port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor skm 127.0.0.1 %d 1\nsentinel down-after-milliseconds skm 60000\n",
+		sentinel.port, sentinel.dir, master.port), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentinel.args = []string{conf, "--sentinel"}
+	sentinel.start()
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: sentinel.addr()})
+	defer sc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		addr, err := sc.GetMasterAddrByName(bg, "skm").Result()
+		if err == nil && len(addr) == 2 && addr[1] == strconv.Itoa(master.port) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel did not report the master: %v %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	adm := admin(t, "private redis", master.addr())
+	cfg := Config{MasterName: "skm", Addrs: []string{sentinel.addr()}}
+	providertest.Run(t, func(t *testing.T) sessionkit.Provider {
+		p := open(t, adm, cfg)
+		if !p.atomicRename {
+			t.Fatal("a Sentinel provider talks to one master and must rename atomically")
+		}
+		return p
+	})
+}
+
+func TestConfigValidation(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	bad := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"client and addrs", Config{Client: client, Addrs: []string{"x:1"}}, "Addrs"},
+		{"client and password", Config{Client: client, Password: "p"}, "Username/Password"},
+		{"client and pool", Config{Client: client, PoolSize: 3}, "pool"},
+		{"empty addr", Config{Addrs: []string{""}}, "Addrs[0]"},
+		{"sentinel without addrs", Config{MasterName: "m"}, "sentinel"},
+		{"sentinel and cluster", Config{MasterName: "m", Addrs: []string{"a:1"}, ClusterMode: true}, "ClusterMode"},
+		{"cluster db", Config{Addrs: []string{"a:1", "b:1"}, DB: 2}, "DB"},
+		{"negative db", Config{DB: -1}, "DB"},
+		{"protocol", Config{Protocol: 4}, "Protocol"},
+		{"negative dial timeout", Config{DialTimeout: -1}, "DialTimeout"},
+		{"negative pool", Config{PoolSize: -1}, "PoolSize"},
+		{"negative scan count", Config{ScanCount: -1}, "ScanCount"},
+		{"negative dialer retries", Config{DialerRetries: -1}, "DialerRetries"},
+	}
+	for _, c := range bad {
+		if _, err := New(bg, c.cfg); !errors.Is(err, sessionkit.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: New = %v, want an error wrapping ErrInvalidConfig and mentioning %q", c.name, err, c.want)
+		}
+	}
+	if _, err := (driver{}).Open(bg, wrongConfig{}); !errors.Is(err, sessionkit.ErrInvalidConfig) || !strings.Contains(err.Error(), "*redis.Config") {
+		t.Errorf("Open with a foreign config = %v", err)
+	}
+	found := false
+	for _, n := range sessionkit.Drivers() {
+		found = found || n == Name
+	}
+	if !found {
+		t.Errorf("%q is not registered: %v", Name, sessionkit.Drivers())
+	}
+}
+
+type wrongConfig struct{}
+
+func (wrongConfig) ProviderName() string { return "other" }
+
+func TestOptions(t *testing.T) {
+	c := Config{}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	o := c.universalOptions()
+	if o.Addrs[0] != DefaultAddr || o.DialTimeout != DefaultDialTimeout || o.ReadTimeout != DefaultReadTimeout ||
+		o.WriteTimeout != DefaultReadTimeout || o.PoolTimeout != DefaultReadTimeout+time.Second ||
+		o.MaxRetries != DefaultMaxRetries || !o.ContextTimeoutEnabled || o.ConnMaxIdleTime != DefaultConnMaxIdleTime {
+		t.Errorf("defaults: %+v", o)
+	}
+	if c.Prefix != DefaultPrefix || c.ScanCount != DefaultScanCount {
+		t.Errorf("provider defaults: %+v", c)
+	}
+	c = Config{ReadTimeout: -1, MaxRetries: -5, ConnMaxIdleTime: -1, IgnoreContextDeadline: true, WriteTimeout: time.Second}
+	o = c.universalOptions()
+	if o.ReadTimeout != -1 || o.MaxRetries != -1 || o.ConnMaxIdleTime != -1 || o.ContextTimeoutEnabled ||
+		o.WriteTimeout != time.Second || o.PoolTimeout != 0 {
+		t.Errorf("negative values: %+v", o)
+	}
+	if got := globEscape(`a*b?c[d]e\`); got != `a\*b\?c\[d\]e\\` {
+		t.Errorf("globEscape = %q", got)
+	}
+}
+
+// benchProvider opens a provider on the shared server for a benchmark.
+func benchProvider(b *testing.B) *Provider {
+	addr := singleAddr()
+	adm := admin(b, "redis", addr)
+	return open(b, adm, Config{Addrs: []string{addr}})
+}
+
+var benchValues = map[string][]byte{
+	"\x00created": []byte("1700000000"),
+	"user_id":     []byte("12345"),
+	"csrf":        []byte("0123456789abcdef0123456789abcdef"),
+}
+
+func benchBoth(b *testing.B, op func(b *testing.B, i int)) {
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			op(b, i)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				op(b, int(n.Add(1)))
+			}
+		})
+	})
+}
+
+func BenchmarkGet(b *testing.B) {
+	p := benchProvider(b)
+	id := providertest.ID()
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: benchValues, Expires: time.Now().Add(time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	benchBoth(b, func(b *testing.B, _ int) {
+		if _, err := p.Get(bg, id); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	p := benchProvider(b)
+	id := providertest.ID()
+	exp := time.Now().Add(time.Hour)
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: benchValues, Expires: exp}); err != nil {
+		b.Fatal(err)
+	}
+	set := map[string][]byte{"counter": []byte("1")}
+	benchBoth(b, func(b *testing.B, _ int) {
+		if err := p.Update(bg, id, sessionkit.Update{Set: set, Expires: exp}); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkCreate(b *testing.B) {
+	p := benchProvider(b)
+	exp := time.Now().Add(time.Minute)
+	benchBoth(b, func(b *testing.B, _ int) {
+		if err := p.Update(bg, sessionkit.NewID(), sessionkit.Update{Create: true, Set: benchValues, Expires: exp}); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
