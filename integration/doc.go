@@ -1,0 +1,3 @@
+// Package integration holds tests that combine several providers in one
+// application, against real servers. It has no code of its own.
+package integration
