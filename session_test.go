@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -805,5 +806,34 @@ func TestCount(t *testing.T) {
 	}
 	if n, _ := m.Count(bg); n != 7 {
 		t.Fatalf("Count after DestroyByID = %d", n)
+	}
+}
+
+// corruptProvider answers every Get as a provider does for a garbled row.
+type corruptProvider struct{ *countingProvider }
+
+func (corruptProvider) Get(context.Context, string) (sessionkit.Record, error) {
+	return sessionkit.Record{}, fmt.Errorf("row: %w", sessionkit.ErrCorruptValue)
+}
+
+func TestProviderCorruptValueGivesFreshSessionAndLogs(t *testing.T) {
+	var logs bytes.Buffer
+	m := sessionkit.New(sessionkit.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	_, cp := newManager(t, sessionkit.Config{})
+	if err := m.UseProvider(corruptProvider{cp}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	res := serve(t, m, request{cookie: sessionkit.NewID()}, func(s *sessionkit.Store) {
+		if !s.IsNew() {
+			t.Error("a corrupt session was loaded")
+		}
+		s.Set("fresh", true)
+	})
+	if res.startError != nil || res.saveErr != nil {
+		t.Fatalf("corrupt data must not fail the request: %v / %v", res.startError, res.saveErr)
+	}
+	if !strings.Contains(logs.String(), "corrupt") {
+		t.Fatalf("nothing logged: %q", logs.String())
 	}
 }
