@@ -2,14 +2,18 @@
 GO       ?= go
 FUZZTIME ?= 10s
 PKGS     := ./...
+SHELL    := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 
 .PHONY: test test-short vet lint fuzz bench example example-nethttp services-up services-down
 
 ## test: start every server the provider tests need, then vet, race-test
-## everything against them, and run each fuzz target briefly.
+## everything against them (the log lists every test and subtest, so each
+## provider's conformance run shows), and run each fuzz target briefly.
 test: vet
 	scripts/services.sh up
-	eval "$$(scripts/services.sh env)" && $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	eval "$$(scripts/services.sh env)" && $(GO) test -race -count=1 -timeout 30m -v $(PKGS) 2>&1 | tee test-verbose.log \
+	  | grep --line-buffered -E '^(\s*--- (PASS|FAIL|SKIP)|ok |FAIL|panic:|\s+\S+_test\.go:[0-9]+:)'
 	$(MAKE) fuzz
 
 ## test-short: unit and memory-provider tests only; no servers needed
