@@ -6,7 +6,7 @@ package sessionkit
 // values allocates nothing for them.
 type changes struct {
 	list   []change
-	inline [4]change
+	inline [2]change
 }
 
 // change is one key's pending value or deletion.

@@ -337,7 +337,7 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	default:
 		return nil, fmt.Errorf("sessionkit: load session: %w", err)
 	}
-	if !m.adopt(s, rec) {
+	if !m.adopt(s, rec, Now(ctx)) {
 		s.id = ""
 	}
 	return s, nil
@@ -345,13 +345,12 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 
 // adopt makes rec the Store's session if it is sound and live, and
 // reports whether it did.
-func (m *Session) adopt(s *Store, rec Record) bool {
+func (m *Session) adopt(s *Store, rec Record, now time.Time) bool {
 	created, idle, err := readMeta(rec.Values)
 	if err != nil {
 		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
 		return false
 	}
-	now := time.Now()
 	if !rec.Expires.IsZero() && !now.Before(rec.Expires) ||
 		m.cfg.AbsoluteTimeout > 0 && !now.Before(created.Add(m.cfg.AbsoluteTimeout)) {
 		return false
@@ -372,7 +371,7 @@ func (m *Session) loadClient(s *Store, cs ClientSide, raw []byte) *Store {
 		// fresh session, as for an unknown ID.
 		return s
 	}
-	if m.adopt(s, rec) {
+	if m.adopt(s, rec, time.Now()) {
 		s.setID(id)
 	}
 	return s

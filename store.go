@@ -346,8 +346,9 @@ func (s *Store) UpdateExpiration(d time.Duration) error {
 
 // readMeta returns a stored session's creation time and idle timeout.
 func readMeta(values map[string][]byte) (created time.Time, idle time.Duration, err error) {
-	c, k := binary.Varint(values[keyCreated])
-	if k <= 0 || k != len(values[keyCreated]) {
+	raw := values[keyCreated]
+	c, k := binary.Varint(raw)
+	if k <= 0 || k != len(raw) {
 		return time.Time{}, 0, fmt.Errorf("%w: missing or bad creation time", ErrCorruptValue)
 	}
 	if raw, ok := values[keyIdle]; ok {
@@ -420,7 +421,7 @@ func (s *Store) Save(ctx context.Context) error {
 	if st.client != nil {
 		return s.sealLocked(st.client)
 	}
-	now := time.Now()
+	now := Now(ctx)
 	u := Update{Create: s.isNew, Clear: s.cleared, Set: make(map[string][]byte, len(s.pending.list)+1)}
 	if err := s.encodeChanges(&u); err != nil {
 		return err

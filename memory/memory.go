@@ -92,7 +92,7 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 		return sessionkit.Record{}, err
 	}
 	r, ok := p.m.Get(id)
-	if !ok || !live(r, time.Now().UnixNano()) {
+	if !ok || !live(r, sessionkit.Now(ctx).UnixNano()) {
 		return sessionkit.Record{}, sessionkit.ErrNotFound
 	}
 	return sessionkit.Record{Values: r.values, Expires: time.Unix(0, r.expires)}, nil
@@ -104,7 +104,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		return err
 	}
 	var err error
-	now := time.Now().UnixNano()
+	now := sessionkit.Now(ctx).UnixNano()
 	p.m.Update(id, func(r record, ok bool) (record, bool) {
 		ok = ok && live(r, now)
 		switch {
