@@ -837,3 +837,29 @@ func TestProviderCorruptValueGivesFreshSessionAndLogs(t *testing.T) {
 		t.Fatalf("nothing logged: %q", logs.String())
 	}
 }
+
+// A read-only request whose session another request destroyed meanwhile
+// is not an error: there is nothing to extend and nothing was lost.
+func TestTouchOfDestroyedSessionIsNotAnError(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{IdleTimeout: time.Second})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	time.Sleep(150 * time.Millisecond) // past a tenth of the idle timeout: a touch is due
+	var req fasthttp.Request
+	req.Header.SetCookie("sessionid", id)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	s, err := m.Start(&ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Delete(bg, id)
+	if err := s.Save(&ctx); err != nil {
+		t.Fatalf("Save = %v, want nil", err)
+	}
+	if p.touches.Load() != 1 {
+		t.Fatalf("touches = %d, want 1 (the test must reach the touch)", p.touches.Load())
+	}
+	if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatal("the touch resurrected the session")
+	}
+}

@@ -542,6 +542,11 @@ func (s *Store) touchLocked(ctx context.Context, st *providerState, now time.Tim
 	} else {
 		err = st.p.Update(ctx, s.m.storageKey(s.id), Update{Expires: next})
 	}
+	if errors.Is(err, ErrNotFound) {
+		// Another request ended the session meanwhile: there is nothing
+		// to extend, and nothing of this request's is lost.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("sessionkit: touch: %w", err)
 	}
