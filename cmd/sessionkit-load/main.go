@@ -1,0 +1,325 @@
+// Command sessionkit-load measures what sessions cost a real fasthttp
+// server end to end. It starts a server on a random loopback port with
+// three handlers:
+//
+//	bare  no session: answer "ok"
+//	W1    valid cookie, read one string, save unchanged
+//	W2    valid cookie, increment an int, save
+//
+// preloads sessions on the memory provider, and drives each handler in
+// turn (bare, W1, W2, bare, W1, W2, ...) with a load generator on
+// fasthttp's HostClient for a fixed duration, then prints requests per
+// second, their medians over the rounds and the ratios W1/bare and
+// W2/bare. Every request carries a session cookie, the bare ones too, so
+// the handlers differ only in what they do.
+//
+// It talks to 127.0.0.1 only, and stops by itself after
+// rounds × 3 × duration (plus a short warm-up), or earlier when a run
+// reaches -max-requests.
+//
+//	go run ./cmd/sessionkit-load -duration 5s -conns 32 -rounds 3
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/memory"
+	"github.com/valyala/fasthttp"
+)
+
+const cookieName = "sessionid"
+
+var handlers = []string{"bare", "W1", "W2"}
+
+func main() {
+	duration := flag.Duration("duration", 5*time.Second, "length of each run")
+	conns := flag.Int("conns", 32, "concurrent connections (one client goroutine each)")
+	rounds := flag.Int("rounds", 3, "rounds of bare, W1, W2")
+	sessions := flag.Int("sessions", 10000, "preloaded sessions, used round-robin")
+	warmup := flag.Duration("warmup", time.Second, "unmeasured run of each handler before the rounds (0 skips)")
+	maxRequests := flag.Int64("max-requests", 50_000_000, "stop a run after this many requests")
+	flag.Parse()
+	if *duration <= 0 || *conns <= 0 || *rounds <= 0 || *sessions <= 0 || *maxRequests <= 0 {
+		fail(errors.New("-duration, -conns, -rounds, -sessions and -max-requests must be positive"))
+	}
+	if *duration > 5*time.Minute {
+		fail(errors.New("-duration is capped at 5m"))
+	}
+
+	m := sessionkit.New(sessionkit.Config{CookieName: cookieName})
+	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
+		fail(err)
+	}
+	defer m.Close()
+	handler := newHandler(m)
+
+	ids, err := preload(handler, *sessions)
+	if err != nil {
+		fail(err)
+	}
+
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		fail(err)
+	}
+	srv := &fasthttp.Server{Handler: handler, Name: "sessionkit-load"}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+
+	client := &fasthttp.HostClient{
+		Addr:         addr,
+		MaxConns:     *conns,
+		ReadTimeout:  5 * time.Second,
+		WriteTimeout: 5 * time.Second,
+		// No retries: a W2 request the server handled but whose answer
+		// was lost must count as an error, not be sent again.
+		MaxIdemponentCallAttempts: 1,
+	}
+	fmt.Printf("server http://%s, %d connections, %s per run, %d rounds, %d sessions, GOMAXPROCS=%d, %s\n\n",
+		addr, *conns, *duration, *rounds, len(ids), runtime.GOMAXPROCS(0), runtime.Version())
+
+	// w2OK counts the W2 requests answered 200, each of which added one
+	// to a counter; w2Errs those that failed, which may or may not have.
+	var w2OK, w2Errs int64
+	if *warmup > 0 {
+		for _, h := range handlers {
+			res := load(client, h, ids, *conns, *warmup, *maxRequests)
+			if h == "W2" {
+				w2OK += res.ok
+				w2Errs += res.errs
+			}
+		}
+	}
+
+	rps := map[string][]float64{}
+	fmt.Println("| round | handler | req/s | requests | errors |")
+	fmt.Println("|--:|---|--:|--:|--:|")
+	for r := 1; r <= *rounds; r++ {
+		for _, h := range handlers {
+			res := load(client, h, ids, *conns, *duration, *maxRequests)
+			rps[h] = append(rps[h], res.rps())
+			if h == "W2" {
+				w2OK += res.ok
+				w2Errs += res.errs
+			}
+			fmt.Printf("| %d | %s | %.0f | %d | %d |\n", r, h, res.rps(), res.ok, res.errs)
+		}
+	}
+
+	if err := srv.Shutdown(); err != nil {
+		fail(err)
+	}
+	if err := <-served; err != nil {
+		fail(err)
+	}
+
+	fmt.Println()
+	fmt.Println("| handler | median req/s | ratio to bare (median of per-round ratios) |")
+	fmt.Println("|---|--:|--:|")
+	for _, h := range handlers {
+		ratios := make([]float64, len(rps[h]))
+		for i := range rps[h] {
+			ratios[i] = rps[h][i] / rps["bare"][i]
+		}
+		fmt.Printf("| %s | %.0f | %.3f |\n", h, median(rps[h]), median(ratios))
+	}
+
+	// Every W2 request answered 200 incremented one counter: the sum of
+	// the counters tells whether any increment was lost.
+	sum, err := sumCounters(handler, ids)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Printf("\nW2 check: the counters sum to %d; W2 requests answered 200 (warm-up included): %d, failed: %d\n", sum, w2OK, w2Errs)
+	switch {
+	case sum < w2OK:
+		fmt.Println("LOST UPDATES: fewer increments stored than acknowledged")
+		os.Exit(1)
+	case sum > w2OK+w2Errs:
+		fmt.Println("MORE increments stored than requests sent")
+		os.Exit(1)
+	case sum > w2OK:
+		fmt.Println("(the extra increments are failed requests the server handled after the client gave up on them)")
+	}
+}
+
+type result struct {
+	ok, errs int64
+	elapsed  time.Duration
+}
+
+func (r result) rps() float64 { return float64(r.ok) / r.elapsed.Seconds() }
+
+// load drives path h with conns goroutines for d, or until max requests.
+func load(client *fasthttp.HostClient, h string, ids []string, conns int, d time.Duration, max int64) result {
+	var ok, errs, sent atomic.Int64
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := 0; g < conns; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://" + client.Addr + "/" + h)
+			k := (g * len(ids) / conns) % len(ids)
+			for time.Now().Before(deadline) && sent.Add(1) <= max {
+				req.Header.SetCookie(cookieName, ids[k])
+				k = (k + 7919) % len(ids)
+				if err := client.Do(req, resp); err != nil || resp.StatusCode() != fasthttp.StatusOK {
+					errs.Add(1)
+					continue
+				}
+				ok.Add(1)
+			}
+		}(g)
+	}
+	wg.Wait()
+	return result{ok: ok.Load(), errs: errs.Load(), elapsed: time.Since(start)}
+}
+
+func newHandler(m *sessionkit.Session) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/bare":
+		case "/W1":
+			s, err := m.Start(ctx)
+			if err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+				return
+			}
+			_, _ = s.GetString("name")
+			if err := s.Save(ctx); err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+				return
+			}
+		case "/W2":
+			s, err := m.Start(ctx)
+			if err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+				return
+			}
+			n, err := s.GetInt("n")
+			if err != nil {
+				// A lost session would restart the count: fail loudly.
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+				return
+			}
+			s.Set("n", n+1)
+			if err := s.Save(ctx); err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+				return
+			}
+		case "/preload":
+			s, err := m.Start(ctx)
+			if err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+				return
+			}
+			s.Set("name", "sessionkit")
+			s.Set("n", 0)
+			if err := s.Save(ctx); err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+				return
+			}
+		case "/n":
+			s, err := m.Start(ctx)
+			if err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+				return
+			}
+			n, err := s.GetInt("n")
+			if err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusNotFound)
+				return
+			}
+			ctx.SetBodyString(fmt.Sprint(n))
+			return
+		default:
+			ctx.Error("not found", fasthttp.StatusNotFound)
+			return
+		}
+		ctx.SetBodyString("ok")
+	}
+}
+
+// serveInProcess runs one request through handler without the network.
+func serveInProcess(handler fasthttp.RequestHandler, path, cookie string) *fasthttp.RequestCtx {
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	ctx.Request.SetRequestURI(path)
+	if cookie != "" {
+		ctx.Request.Header.SetCookie(cookieName, cookie)
+	}
+	handler(&ctx)
+	return &ctx
+}
+
+// preload creates n sessions holding "name" and "n" = 0.
+func preload(handler fasthttp.RequestHandler, n int) ([]string, error) {
+	ids := make([]string, n)
+	c := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(c)
+	for i := range ids {
+		ctx := serveInProcess(handler, "/preload", "")
+		if ctx.Response.StatusCode() != fasthttp.StatusOK {
+			return nil, fmt.Errorf("preload: %s", ctx.Response.Body())
+		}
+		if err := c.ParseBytes(ctx.Response.Header.PeekCookie(cookieName)); err != nil {
+			return nil, fmt.Errorf("preload: %w", err)
+		}
+		ids[i] = string(c.Value())
+		if ids[i] == "" {
+			return nil, errors.New("preload: no session cookie")
+		}
+	}
+	return ids, nil
+}
+
+// sumCounters reads every session's counter.
+func sumCounters(handler fasthttp.RequestHandler, ids []string) (int64, error) {
+	var sum int64
+	for _, id := range ids {
+		ctx := serveInProcess(handler, "/n", id)
+		if ctx.Response.StatusCode() != fasthttp.StatusOK {
+			return 0, fmt.Errorf("session %s: %s", id, ctx.Response.Body())
+		}
+		var n int64
+		if _, err := fmt.Sscan(string(ctx.Response.Body()), &n); err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "sessionkit-load:", err)
+	os.Exit(1)
+}
