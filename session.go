@@ -306,8 +306,10 @@ const maxClientValue = 4096
 // User keys may not start with a NUL byte.
 const (
 	reservedPrefix = "\x00"
-	keyCreated     = "\x00c" // creation time, unix nanoseconds (varint)
-	keyIdle        = "\x00i" // per-session idle timeout, nanoseconds (varint)
+	// keyMeta holds the creation time (unix nanoseconds) and, if set by
+	// UpdateExpiration, the session's own idle timeout (nanoseconds), as
+	// varints. One key, so loading a session costs one lookup for both.
+	keyMeta = "\x00m"
 	flashPrefix    = "\x00f" // flash values: flashPrefix + user key
 )
 

@@ -268,21 +268,14 @@ func (s *Store) Flush() { s.Clear() }
 
 func (s *Store) clearLocked() {
 	// Bookkeeping survives: it describes the session, not its contents.
-	var keep [2]change
-	n := 0
-	for _, k := range []string{keyCreated, keyIdle} {
-		if e, ok := s.pending.get(k); ok {
-			e.saved = false
-			keep[n] = change{key: k, entry: e}
-			n++
-		} else if raw, ok := s.base[k]; ok && !s.cleared {
-			keep[n] = change{key: k, entry: entry{raw: raw}}
-			n++
-		}
+	e, ok := s.pending.get(keyMeta)
+	if !ok && !s.cleared {
+		e, ok = entry{raw: s.base[keyMeta]}, s.base[keyMeta] != nil
 	}
 	s.pending.reset()
-	for _, c := range keep[:n] {
-		s.pending.put(c.key, c.entry)
+	if ok {
+		e.saved = false
+		s.pending.put(keyMeta, e)
 	}
 	s.cache, s.cleared = nil, true
 }
@@ -339,21 +332,33 @@ func (s *Store) UpdateExpiration(d time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.idle = d
-	s.setLocked(keyIdle, entry{raw: binary.AppendVarint(nil, int64(d))})
+	if !s.isNew {
+		// A new session writes its bookkeeping when first saved.
+		s.setLocked(keyMeta, entry{raw: encodeMeta(s.created, d)})
+	}
 	s.shift = true
 	return nil
 }
 
+// encodeMeta encodes the value of keyMeta.
+func encodeMeta(created time.Time, idle time.Duration) []byte {
+	b := binary.AppendVarint(make([]byte, 0, 2*binary.MaxVarintLen64), created.UnixNano())
+	if idle > 0 {
+		b = binary.AppendVarint(b, int64(idle))
+	}
+	return b
+}
+
 // readMeta returns a stored session's creation time and idle timeout.
 func readMeta(values map[string][]byte) (created time.Time, idle time.Duration, err error) {
-	raw := values[keyCreated]
+	raw := values[keyMeta]
 	c, k := binary.Varint(raw)
-	if k <= 0 || k != len(raw) {
+	if k <= 0 {
 		return time.Time{}, 0, fmt.Errorf("%w: missing or bad creation time", ErrCorruptValue)
 	}
-	if raw, ok := values[keyIdle]; ok {
-		i, k := binary.Varint(raw)
-		if k <= 0 || k != len(raw) || i <= 0 {
+	if rest := raw[k:]; len(rest) > 0 {
+		i, k := binary.Varint(rest)
+		if k <= 0 || k != len(rest) || i <= 0 {
 			return time.Time{}, 0, fmt.Errorf("%w: bad idle timeout", ErrCorruptValue)
 		}
 		idle = time.Duration(i)
@@ -428,7 +433,7 @@ func (s *Store) Save(ctx context.Context) error {
 	}
 	if s.isNew {
 		s.created = now
-		u.Set[keyCreated] = binary.AppendVarint(nil, now.UnixNano())
+		u.Set[keyMeta] = encodeMeta(now, s.idle)
 	}
 	u.Expires = s.deadline(now)
 	if err := s.updateLocked(ctx, st, u); err != nil {
@@ -471,7 +476,7 @@ func (s *Store) markSaved(u Update) {
 		s.base, s.cache = nil, nil
 	}
 	if s.isNew {
-		s.pending.put(keyCreated, entry{raw: u.Set[keyCreated], saved: true})
+		s.pending.put(keyMeta, entry{raw: u.Set[keyMeta], saved: true})
 	}
 	s.cleared, s.isNew, s.shift, s.expires = false, false, false, u.Expires
 }
@@ -487,7 +492,7 @@ func (s *Store) sealLocked(cs ClientSide) error {
 	}
 	if s.isNew {
 		s.created = now
-		u.Set[keyCreated] = binary.AppendVarint(nil, now.UnixNano())
+		u.Set[keyMeta] = encodeMeta(now, s.idle)
 	}
 	u.Expires = s.deadline(now)
 	// base holds everything saved so far: sealLocked folds every save
