@@ -5,7 +5,7 @@ PKGS     := ./...
 SHELL    := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: test test-short vet lint fuzz bench example example-nethttp services-up services-down
+.PHONY: test test-short vet lint fuzz bench bench-load example example-nethttp services-up services-down
 
 ## test: start every server the provider tests need, then vet, race-test
 ## everything against them (the log lists every test and subtest, so each
@@ -14,6 +14,7 @@ test: vet
 	scripts/services.sh up
 	eval "$$(scripts/services.sh env)" && $(GO) test -race -count=1 -timeout 30m -v $(PKGS) 2>&1 | tee test-verbose.log \
 	  | grep --line-buffered -E '^(\s*--- (PASS|FAIL|SKIP)|ok |FAIL|panic:|\s+\S+_test\.go:[0-9]+:)'
+	cd bench/compare && eval "$$(../../scripts/services.sh env)" && $(GO) test -count=1 ./...
 	$(MAKE) fuzz
 
 ## test-short: unit and memory-provider tests only; no servers needed
@@ -24,6 +25,7 @@ test-short:
 vet:
 	$(GO) vet $(PKGS)
 	$(GO) vet ./_examples/basic ./_examples/nethttp
+	cd bench/compare && $(GO) vet ./...
 
 lint: vet
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
@@ -39,9 +41,16 @@ fuzz:
 	  done; \
 	done
 
-## bench: the W1/W2/W3 benchmarks on the memory provider.
+## bench: the W1/W2/W3 benchmarks on the memory provider, then the
+## comparison with the other session libraries (bench/README.md) and its chart.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 .
+	cd bench/compare && $(GO) run ./cmd/compare -rounds 9 -benchtime 700ms -json ../compare.json -csv ../compare.csv
+	cd bench/compare && $(GO) run ./cmd/chart -in ../compare.json -out ../compare.svg
+
+## bench-load: end-to-end req/s of a loopback fasthttp server, bare vs W1 vs W2.
+bench-load:
+	$(GO) run ./cmd/sessionkit-load -duration 5s -conns 32 -rounds 5
 
 ## example: the fasthttp example on the memory provider.
 example:
