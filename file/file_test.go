@@ -512,3 +512,7 @@ func BenchmarkUpdate(b *testing.B) {
 		})
 	})
 }
+
+func BenchmarkManager(b *testing.B) {
+	providertest.BenchManager(b, open(b, file.Config{Dir: b.TempDir()}))
+}

@@ -414,3 +414,5 @@ func BenchmarkUpdate(b *testing.B) {
 		})
 	})
 }
+
+func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, benchProvider(b)) }

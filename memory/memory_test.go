@@ -13,3 +13,5 @@ func TestConformance(t *testing.T) {
 		return memory.New(memory.Config{})
 	})
 }
+
+func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, memory.New(memory.Config{})) }

@@ -1072,3 +1072,5 @@ func BenchmarkCreate(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, benchProvider(b)) }

@@ -287,3 +287,5 @@ func TestCancelWhileBlocked(t *testing.T) {
 func TestEdges(t *testing.T) {
 	sqlstoretest.Edges(t, open(t, Config{}))
 }
+
+func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, open(b, Config{})) }
