@@ -57,7 +57,10 @@ type Session struct {
 	// secureAlways is true when the cookie must always be Secure,
 	// whatever the request.
 	secureAlways bool
-	cfgErr       error
+	// defaultIDs is true when IDs come from NewID, which can write them
+	// into a Store's buffer.
+	defaultIDs bool
+	cfgErr     error
 
 	state atomic.Pointer[providerState]
 	mu    sync.Mutex // serialises SetProvider, UseProvider and Close
@@ -79,8 +82,9 @@ type storeKey struct{ m *Session }
 // (see Config). cfg is validated here and the first problem is returned by
 // SetProvider and UseProvider, so New itself cannot fail.
 func New(cfg Config) *Session {
+	defaultIDs := cfg.IDGenerator == nil
 	cfg = cfg.withDefaults()
-	m := &Session{cfg: cfg, cfgErr: cfg.validate()}
+	m := &Session{cfg: cfg, cfgErr: cfg.validate(), defaultIDs: defaultIDs}
 	if m.cfgErr == nil && len(cfg.SignKeys) > 0 {
 		m.cfgErr = m.useSigner()
 	}
@@ -309,8 +313,8 @@ const (
 	// keyMeta holds the creation time (unix nanoseconds) and, if set by
 	// UpdateExpiration, the session's own idle timeout (nanoseconds), as
 	// varints. One key, so loading a session costs one lookup for both.
-	keyMeta = "\x00m"
-	flashPrefix    = "\x00f" // flash values: flashPrefix + user key
+	keyMeta     = "\x00m"
+	flashPrefix = "\x00f" // flash values: flashPrefix + user key
 )
 
 // load builds the Store for a request whose client sent raw.
@@ -499,7 +503,7 @@ func (m *Session) writeValue(t transport, value string) {
 	if m.cfg.Expires > 0 {
 		c.maxAge = int((m.cfg.Expires + time.Second - 1) / time.Second)
 	}
-	t.setCookie(&c)
+	t.setCookie(c)
 	if m.cfg.IDInHeader {
 		t.setHeader(m.cfg.HeaderName, value)
 	}
@@ -512,7 +516,7 @@ func (m *Session) writeValue(t transport, value string) {
 func (m *Session) deleteID(t transport) {
 	c := m.cookie(t, "")
 	c.maxAge = -1
-	t.setCookie(&c)
+	t.setCookie(c)
 	markUncacheable(t)
 }
 

@@ -40,9 +40,11 @@ type Store struct {
 	cleared bool
 	shift   bool  // ShiftExpiration was called
 	err     error // a misuse to report from Save
-	// idBuf holds a loaded session's ID, so copying it out of the
-	// request costs no allocation of its own.
-	idBuf [DefaultIDLength]byte
+	// idBuf holds the session's first ID (copied from the request or
+	// generated), so that costs no allocation of its own. It is used
+	// once only: a string handed out over it must never change.
+	idBuf     [DefaultIDLength]byte
+	idBufUsed bool
 }
 
 // ErrReservedKey is returned by Save when a key starting with a NUL byte
@@ -61,17 +63,27 @@ func (s *Store) ID() string {
 // setID copies id into the Store's own buffer when it fits, so that
 // holding it costs no separate allocation.
 func (s *Store) setID(id string) {
-	if len(id) > len(s.idBuf) {
+	buf := s.freeIDBuf()
+	if buf == nil || len(id) > len(buf) {
 		s.id = strings.Clone(id)
 		return
 	}
-	n := copy(s.idBuf[:], id)
-	s.id = unsafe.String(&s.idBuf[0], n)
+	n := copy(buf[:], id)
+	s.id = unsafe.String(&buf[0], n)
+}
+
+// freeIDBuf returns idBuf if no ID was put in it yet, and nil otherwise.
+func (s *Store) freeIDBuf() *[DefaultIDLength]byte {
+	if s.idBufUsed {
+		return nil
+	}
+	s.idBufUsed = true
+	return &s.idBuf
 }
 
 func (s *Store) ensureID() string {
 	if s.id == "" {
-		s.id = s.m.cfg.IDGenerator()
+		s.id = s.m.newID(s.freeIDBuf())
 	}
 	return s.id
 }
@@ -447,8 +459,11 @@ func (s *Store) Save(ctx context.Context) error {
 	return nil
 }
 
-// encodeChanges adds this request's unsaved changes to u.
+// encodeChanges adds this request's unsaved changes to u. The values are
+// encoded into one shared buffer; each is a capacity-capped slice of it,
+// so a provider that keeps one can neither see nor overwrite another.
 func (s *Store) encodeChanges(u *Update) error {
+	var arena []byte
 	for _, c := range s.pending.list {
 		switch {
 		case c.saved:
@@ -457,11 +472,15 @@ func (s *Store) encodeChanges(u *Update) error {
 		case c.raw != nil:
 			u.Set[c.key] = c.raw
 		default:
-			raw, err := encodeValue(s.m.cfg.Codec, c.v)
-			if err != nil {
+			if arena == nil {
+				arena = make([]byte, 0, 64*len(s.pending.list)+32)
+			}
+			start := len(arena)
+			var err error
+			if arena, err = appendValue(arena, s.m.cfg.Codec, c.v); err != nil {
 				return fmt.Errorf("sessionkit: encode %q: %w", c.key, err)
 			}
-			u.Set[c.key] = raw
+			u.Set[c.key] = arena[start:len(arena):len(arena)]
 		}
 	}
 	return nil
@@ -604,8 +623,8 @@ func (s *Store) Regenerate(ctx context.Context) error {
 	}
 	if st.client != nil {
 		// The session lives in the cookie: a new ID and a new cookie
-		// are all it takes, and the old cookie stops matching nothing on
-		// the server. It stays valid until it expires (see ClientSide).
+		// are all it takes; the old cookie stays valid until it expires
+		// (see ClientSide).
 		s.id = s.m.cfg.IDGenerator()
 		s.shift = true
 		return s.sealLocked(st.client)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 
@@ -110,6 +111,37 @@ func TestStoreConcurrentUse(t *testing.T) {
 		wg.Wait()
 		if n := len(s.Keys()); n != 80 {
 			t.Fatalf("%d keys after concurrent use, want 80", n)
+		}
+	})
+}
+
+// An ID handed out never changes, even when the Store gets a new one.
+func TestIDStringsNeverChange(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		loaded := s.ID()
+		want := strings.Clone(loaded)
+		if err := s.Destroy(bg); err != nil {
+			t.Fatal(err)
+		}
+		s.Set("b", 2)
+		fresh := s.ID()
+		if loaded != want || fresh == loaded {
+			t.Fatalf("the loaded ID changed to %q (was %q); new ID %q", loaded, want, fresh)
+		}
+	})
+	serve(t, m, request{}, func(s *sessionkit.Store) {
+		first := s.ID()
+		want := strings.Clone(first)
+		s.Set("a", 1)
+		if err := s.Destroy(bg); err != nil {
+			t.Fatal(err)
+		}
+		s.Set("b", 1)
+		_ = s.ID()
+		if first != want {
+			t.Fatalf("a generated ID changed to %q (was %q)", first, want)
 		}
 	})
 }

@@ -14,7 +14,7 @@ type transport interface {
 	header(name string) string
 	isTLS() bool
 	// setCookie writes one Set-Cookie header. maxAge < 0 deletes the cookie.
-	setCookie(c *cookie)
+	setCookie(c cookie)
 	// respHeader returns the response header name as set so far.
 	respHeader(name string) string
 	// setHeader sets a response header.
@@ -49,7 +49,7 @@ func (t fastTransport) respHeader(name string) string {
 	return string(t.ctx.Response.Header.Peek(name))
 }
 
-func (t fastTransport) setCookie(c *cookie) {
+func (t fastTransport) setCookie(c cookie) {
 	fc := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(fc)
 	fc.SetKey(c.name)
@@ -87,7 +87,7 @@ func (t *httpTransport) respHeader(name string) string {
 	return strings.Join(t.w.Header().Values(name), ", ")
 }
 
-func (t *httpTransport) setCookie(c *cookie) {
+func (t *httpTransport) setCookie(c cookie) {
 	hc := &http.Cookie{
 		Name:        c.name,
 		Value:       c.value,

@@ -44,73 +44,63 @@ const (
 	tagCodec
 )
 
-// scalarBuf returns a buffer holding tag with room for any fixed-size or
-// varint payload, so encoding a number costs exactly one allocation.
-func scalarBuf(tag byte) []byte {
-	b := make([]byte, 1, 1+binary.MaxVarintLen64)
-	b[0] = tag
-	return b
-}
-
 // encodeValue encodes v, using c for anything that is not a scalar.
 func encodeValue(c Codec, v any) ([]byte, error) {
+	return appendValue(nil, c, v)
+}
+
+// appendValue appends the encoding of v to dst. Save encodes all of a
+// request's changes into one buffer this way, so writing several values
+// costs one allocation rather than one each.
+func appendValue(dst []byte, c Codec, v any) ([]byte, error) {
 	switch x := v.(type) {
 	case nil:
-		return []byte{tagNil}, nil
+		return append(dst, tagNil), nil
 	case string:
-		b := make([]byte, 1+len(x))
-		b[0] = tagString
-		copy(b[1:], x)
-		return b, nil
+		return append(append(dst, tagString), x...), nil
 	case []byte:
-		b := make([]byte, 1+len(x))
-		b[0] = tagBytes
-		copy(b[1:], x)
-		return b, nil
+		return append(append(dst, tagBytes), x...), nil
 	case bool:
 		if x {
-			return []byte{tagBool, 1}, nil
+			return append(dst, tagBool, 1), nil
 		}
-		return []byte{tagBool, 0}, nil
+		return append(dst, tagBool, 0), nil
 	case int:
-		return binary.AppendVarint(scalarBuf(tagInt), int64(x)), nil
+		return binary.AppendVarint(append(dst, tagInt), int64(x)), nil
 	case int8:
-		return binary.AppendVarint(scalarBuf(tagInt8), int64(x)), nil
+		return binary.AppendVarint(append(dst, tagInt8), int64(x)), nil
 	case int16:
-		return binary.AppendVarint(scalarBuf(tagInt16), int64(x)), nil
+		return binary.AppendVarint(append(dst, tagInt16), int64(x)), nil
 	case int32:
-		return binary.AppendVarint(scalarBuf(tagInt32), int64(x)), nil
+		return binary.AppendVarint(append(dst, tagInt32), int64(x)), nil
 	case int64:
-		return binary.AppendVarint(scalarBuf(tagInt64), x), nil
+		return binary.AppendVarint(append(dst, tagInt64), x), nil
 	case uint:
-		return binary.AppendUvarint(scalarBuf(tagUint), uint64(x)), nil
+		return binary.AppendUvarint(append(dst, tagUint), uint64(x)), nil
 	case uint8:
-		return binary.AppendUvarint(scalarBuf(tagUint8), uint64(x)), nil
+		return binary.AppendUvarint(append(dst, tagUint8), uint64(x)), nil
 	case uint16:
-		return binary.AppendUvarint(scalarBuf(tagUint16), uint64(x)), nil
+		return binary.AppendUvarint(append(dst, tagUint16), uint64(x)), nil
 	case uint32:
-		return binary.AppendUvarint(scalarBuf(tagUint32), uint64(x)), nil
+		return binary.AppendUvarint(append(dst, tagUint32), uint64(x)), nil
 	case uint64:
-		return binary.AppendUvarint(scalarBuf(tagUint64), x), nil
+		return binary.AppendUvarint(append(dst, tagUint64), x), nil
 	case float32:
-		return binary.BigEndian.AppendUint32(scalarBuf(tagFloat32), math.Float32bits(x)), nil
+		return binary.BigEndian.AppendUint32(append(dst, tagFloat32), math.Float32bits(x)), nil
 	case float64:
-		return binary.BigEndian.AppendUint64(scalarBuf(tagFloat64), math.Float64bits(x)), nil
+		return binary.BigEndian.AppendUint64(append(dst, tagFloat64), math.Float64bits(x)), nil
 	case time.Time:
 		t, err := x.MarshalBinary()
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
-		return append([]byte{tagTime}, t...), nil
+		return append(append(dst, tagTime), t...), nil
 	}
 	data, err := c.Marshal(v)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	b := make([]byte, 1+len(data))
-	b[0] = tagCodec
-	copy(b[1:], data)
-	return b, nil
+	return append(append(dst, tagCodec), data...), nil
 }
 
 // decodeValue decodes bytes made by encodeValue. It never panics: junk
