@@ -20,8 +20,12 @@ import (
 const benchSessions = 10000
 
 func benchManager(b *testing.B) (*sessionkit.Session, []string) {
+	return benchManagerWith(b, sessionkit.Config{})
+}
+
+func benchManagerWith(b *testing.B, cfg sessionkit.Config) (*sessionkit.Session, []string) {
 	b.Helper()
-	m := sessionkit.New(sessionkit.Config{})
+	m := sessionkit.New(cfg)
 	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
 		b.Fatal(err)
 	}
@@ -60,7 +64,11 @@ func w2(s *sessionkit.Store) {
 func w3(s *sessionkit.Store) { s.Set("name", "sessionkit") }
 
 func runSerial(b *testing.B, work func(*sessionkit.Store), withCookie bool) {
-	m, ids := benchManager(b)
+	runSerialWith(b, sessionkit.Config{}, work, withCookie)
+}
+
+func runSerialWith(b *testing.B, cfg sessionkit.Config, work func(*sessionkit.Store), withCookie bool) {
+	m, ids := benchManagerWith(b, cfg)
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&fasthttp.Request{}, nil, nil)
 	b.ReportAllocs()
@@ -117,4 +125,11 @@ func BenchmarkBaseline(b *testing.B) {
 		ctx.ResetUserValues()
 		ctx.Request.Header.SetCookie("sessionid", "x")
 	}
+}
+
+// The cost of the security options on W1, to read against
+// BenchmarkW1ReadUnchanged in the same run.
+func BenchmarkW1HashedIDs(b *testing.B) { runSerialWith(b, sessionkit.Config{HashIDs: true}, w1, true) }
+func BenchmarkW1SignedIDs(b *testing.B) {
+	runSerialWith(b, sessionkit.Config{SignKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}}, w1, true)
 }

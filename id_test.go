@@ -41,7 +41,12 @@ func FuzzParseID(f *testing.F) {
 	f.Add([]byte("a"))
 	f.Add([]byte(strings.Repeat("A", 300)))
 	m := New(Config{})
+	signed := New(Config{SignKeys: [][]byte{[]byte("fuzz-signing-key-0123456789abcdef")}})
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		// Nothing the fuzzer makes up carries a valid signature.
+		if id := signed.parseID(raw); id != "" {
+			t.Fatalf("unsigned input %q verified as ID %q", raw, id)
+		}
 		id := m.parseID(raw)
 		if id == "" {
 			return

@@ -60,7 +60,10 @@ type Session struct {
 	// defaultIDs is true when IDs come from NewID, which can write them
 	// into a Store's buffer.
 	defaultIDs bool
-	cfgErr     error
+	// signer verifies signed IDs (Config.SignKeys) without copying the
+	// request's bytes first.
+	signer *Signer
+	cfgErr error
 
 	state atomic.Pointer[providerState]
 	mu    sync.Mutex // serialises SetProvider, UseProvider and Close
@@ -100,6 +103,7 @@ func (m *Session) useSigner() error {
 	if err != nil {
 		return fmt.Errorf("SignKeys: %w", err)
 	}
+	m.signer = signer
 	maxAge := max(m.cfg.AbsoluteTimeout, 0)
 	name := m.cfg.CookieName
 	m.cfg.EncodeCookie = func(id string) (string, error) { return signer.Sign(name, id), nil }
@@ -294,6 +298,16 @@ func (m *Session) parseID(raw []byte) string {
 			return ""
 		}
 		return unsafe.String(&raw[0], len(raw))
+	}
+	if m.signer != nil {
+		// Verify keeps nothing of its input and returns a substring of
+		// it, so the request's bytes can be read in place; the caller
+		// copies the ID (Store.setID) before it outlives the request.
+		id, err := m.signer.Verify(m.cfg.CookieName, unsafe.String(&raw[0], len(raw)), max(m.cfg.AbsoluteTimeout, 0))
+		if err != nil || !ValidID(id) {
+			return ""
+		}
+		return id
 	}
 	id, err := m.cfg.DecodeCookie(string(raw))
 	if err != nil || !ValidID(id) {
