@@ -55,8 +55,9 @@ type Record struct {
 // is what keeps two concurrent requests that change different keys from
 // losing each other's writes.
 //
-// The provider may keep references to Set's byte slices: the manager builds a
-// fresh Update for every call and never touches it afterwards.
+// The provider may keep references to Set's byte slices, which the manager
+// never modifies, but not to the Set map or the Delete slice themselves:
+// the manager reuses them once Update has returned.
 type Update struct {
 	// Create allows the session to be created. Without it, an Update of a
 	// missing or expired session fails with ErrNotFound and writes nothing,

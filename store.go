@@ -439,7 +439,8 @@ func (s *Store) Save(ctx context.Context) error {
 		return s.sealLocked(st.client)
 	}
 	now := Now(ctx)
-	u := Update{Create: s.isNew, Clear: s.cleared, Set: make(map[string][]byte, len(s.pending.list)+1)}
+	u := Update{Create: s.isNew, Clear: s.cleared, Set: getSetMap()}
+	defer putSetMap(u.Set)
 	if err := s.encodeChanges(&u); err != nil {
 		return err
 	}
@@ -457,6 +458,21 @@ func (s *Store) Save(ctx context.Context) error {
 		return s.m.writeID(s.t, s.id)
 	}
 	return nil
+}
+
+// setMaps recycles Update.Set maps: providers do not keep them past
+// Update (see Update), so a write need not allocate one. A map never
+// leaves the Save call that took it.
+var setMaps = sync.Pool{New: func() any { return make(map[string][]byte, 4) }}
+
+func getSetMap() map[string][]byte { return setMaps.Get().(map[string][]byte) }
+
+func putSetMap(m map[string][]byte) {
+	if len(m) > 64 {
+		return // let an unusually large one go rather than keep it
+	}
+	clear(m)
+	setMaps.Put(m)
 }
 
 // encodeChanges adds this request's unsaved changes to u. The values are
@@ -505,7 +521,8 @@ func (s *Store) markSaved(u Update) {
 // a cookie), nothing is written and the client keeps its previous cookie.
 func (s *Store) sealLocked(cs ClientSide) error {
 	now := time.Now()
-	u := Update{Clear: s.cleared, Set: make(map[string][]byte, len(s.pending.list)+1)}
+	u := Update{Clear: s.cleared, Set: getSetMap()}
+	defer putSetMap(u.Set)
 	if err := s.encodeChanges(&u); err != nil {
 		return err
 	}

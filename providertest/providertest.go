@@ -102,6 +102,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"BinarySafe", testBinarySafe},
 		{"LargeValue", testLargeValue},
 		{"Overwrite", testOverwrite},
+		{"SetMapNotKept", testSetMapNotKept},
 		{"DeleteKeys", testDeleteKeys},
 		{"Clear", testClear},
 		{"CreateExisting", testCreateExisting},
@@ -224,6 +225,24 @@ func testOverwrite(t *testing.T, p sessionkit.Provider) {
 		t.Fatal(err)
 	}
 	wantValues(t, mustGet(t, p, id).Values, vals("a", "changed", "b", "2"))
+}
+
+// testSetMapNotKept: the manager reuses Update.Set once Update returns, so
+// a provider must have copied what it needs out of the map by then.
+func testSetMapNotKept(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	set := vals("a", "1", "b", "2")
+	create(t, p, id, set, later())
+	clear(set)
+	set["evil"] = []byte("x")
+	wantValues(t, mustGet(t, p, id).Values, vals("a", "1", "b", "2"))
+	set = vals("c", "3")
+	del := []string{"a"}
+	if err := p.Update(bg, id, sessionkit.Update{Set: set, Delete: del}); err != nil {
+		t.Fatal(err)
+	}
+	set["c"], del[0] = []byte("changed"), "b"
+	wantValues(t, mustGet(t, p, id).Values, vals("b", "2", "c", "3"))
 }
 
 func testDeleteKeys(t *testing.T, p sessionkit.Provider) {
