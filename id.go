@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"unsafe"
 )
 
 // ErrInvalidID is wrapped by a provider's error for a malformed session ID
@@ -23,29 +22,11 @@ const (
 // NewID returns a new session ID: 24 bytes (192 bits) from crypto/rand,
 // base64url-encoded without padding to 32 characters.
 func NewID() string {
-	var buf [DefaultIDLength]byte
-	return string(newIDInto(&buf))
-}
-
-// newIDInto writes a new default ID into buf and returns it.
-func newIDInto(buf *[DefaultIDLength]byte) []byte {
 	var b [24]byte
 	// crypto/rand.Read never fails since Go 1.24: it crashes the program
 	// instead of returning predictable bytes.
 	_, _ = rand.Read(b[:])
-	base64.RawURLEncoding.Encode(buf[:], b[:])
-	return buf[:]
-}
-
-// newID returns a new session ID. With the default generator and a
-// non-nil buf (a Store's own, unused buffer) it is written into buf, which
-// saves an allocation per new session.
-func (m *Session) newID(buf *[DefaultIDLength]byte) string {
-	if !m.defaultIDs || buf == nil {
-		return m.cfg.IDGenerator()
-	}
-	b := newIDInto(buf)
-	return unsafe.String(&b[0], len(b))
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // ValidID reports whether id is well-formed: MinIDLength to MaxIDLength

@@ -57,9 +57,6 @@ type Session struct {
 	// secureAlways is true when the cookie must always be Secure,
 	// whatever the request.
 	secureAlways bool
-	// defaultIDs is true when IDs come from NewID, which can write them
-	// into a Store's buffer.
-	defaultIDs bool
 	// signer verifies signed IDs (Config.SignKeys) without copying the
 	// request's bytes first.
 	signer *Signer
@@ -85,9 +82,8 @@ type storeKey struct{ m *Session }
 // (see Config). cfg is validated here and the first problem is returned by
 // SetProvider and UseProvider, so New itself cannot fail.
 func New(cfg Config) *Session {
-	defaultIDs := cfg.IDGenerator == nil
 	cfg = cfg.withDefaults()
-	m := &Session{cfg: cfg, cfgErr: cfg.validate(), defaultIDs: defaultIDs}
+	m := &Session{cfg: cfg, cfgErr: cfg.validate()}
 	if m.cfgErr == nil && len(cfg.SignKeys) > 0 {
 		m.cfgErr = m.useSigner()
 	}

@@ -40,9 +40,12 @@ type Store struct {
 	cleared bool
 	shift   bool  // ShiftExpiration was called
 	err     error // a misuse to report from Save
-	// idBuf holds the session's first ID (copied from the request or
-	// generated), so that costs no allocation of its own. It is used
-	// once only: a string handed out over it must never change.
+	// idBuf holds the ID copied out of the request, so that costs no
+	// allocation of its own on the commonest, read-only path. It is used
+	// once only: a string handed out over it must never change. Before
+	// the ID is handed to a provider call that may keep it (a write:
+	// providers store IDs as keys), it is moved to a string of its own
+	// (detachID), or the kept key would hold the whole Store in memory.
 	idBuf     [DefaultIDLength]byte
 	idBufUsed bool
 }
@@ -63,27 +66,25 @@ func (s *Store) ID() string {
 // setID copies id into the Store's own buffer when it fits, so that
 // holding it costs no separate allocation.
 func (s *Store) setID(id string) {
-	buf := s.freeIDBuf()
-	if buf == nil || len(id) > len(buf) {
+	if s.idBufUsed || len(id) > len(s.idBuf) {
 		s.id = strings.Clone(id)
 		return
 	}
-	n := copy(buf[:], id)
-	s.id = unsafe.String(&buf[0], n)
+	n := copy(s.idBuf[:], id)
+	s.id, s.idBufUsed = unsafe.String(&s.idBuf[0], n), true
 }
 
-// freeIDBuf returns idBuf if no ID was put in it yet, and nil otherwise.
-func (s *Store) freeIDBuf() *[DefaultIDLength]byte {
-	if s.idBufUsed {
-		return nil
+// detachID gives the ID a string of its own, for provider calls that may
+// keep it. Strings handed out before stay valid: idBuf is never reused.
+func (s *Store) detachID() {
+	if s.id != "" && unsafe.StringData(s.id) == &s.idBuf[0] {
+		s.id = strings.Clone(s.id)
 	}
-	s.idBufUsed = true
-	return &s.idBuf
 }
 
 func (s *Store) ensureID() string {
 	if s.id == "" {
-		s.id = s.m.newID(s.freeIDBuf())
+		s.id = s.m.cfg.IDGenerator()
 	}
 	return s.id
 }
@@ -549,6 +550,7 @@ func (s *Store) sealLocked(cs ClientSide) error {
 // taken (possible only with a weak custom IDGenerator).
 func (s *Store) updateLocked(ctx context.Context, st *providerState, u Update) error {
 	s.ensureID()
+	s.detachID()
 	for tries := 0; ; tries++ {
 		err := st.p.Update(ctx, s.m.storageKey(s.id), u)
 		switch {
@@ -578,6 +580,7 @@ func (s *Store) touchLocked(ctx context.Context, st *providerState, now time.Tim
 		return s.sealLocked(st.client)
 	}
 	var err error
+	s.detachID()
 	if st.toucher != nil {
 		err = st.toucher.Touch(ctx, s.m.storageKey(s.id), next)
 	} else {

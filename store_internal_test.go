@@ -1,0 +1,80 @@
+package sessionkit
+
+import (
+	"context"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+)
+
+// keyRecorder is a provider that keeps the IDs it is given, as providers
+// that store IDs as keys do.
+type keyRecorder struct {
+	values map[string][]byte
+	kept   []string
+}
+
+func (k *keyRecorder) Get(context.Context, string) (Record, error) {
+	return Record{Values: k.values, Expires: time.Now().Add(time.Hour)}, nil
+}
+
+func (k *keyRecorder) Update(_ context.Context, id string, _ Update) error {
+	k.kept = append(k.kept, id)
+	return nil
+}
+
+func (k *keyRecorder) Touch(_ context.Context, id string, _ time.Time) error {
+	k.kept = append(k.kept, id)
+	return nil
+}
+func (k *keyRecorder) Delete(context.Context, string) error                    { return nil }
+func (k *keyRecorder) Rename(context.Context, string, string, time.Time) error { return nil }
+func (k *keyRecorder) Close() error                                            { return nil }
+
+// An ID a provider keeps from a write must not point into the Store: the
+// kept key would hold the whole Store (and what it references) in memory
+// for the session's lifetime.
+func TestProviderKeysDoNotPinTheStore(t *testing.T) {
+	p := &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}
+	m := New(Config{IdleTimeout: time.Hour})
+	if err := m.UseProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	var req fasthttp.Request
+	req.Header.SetCookie("sessionid", NewID())
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	s, err := m.Start(&ctx)
+	if err != nil || s.IsNew() {
+		t.Fatalf("Start: %v, new %v", err, s.IsNew())
+	}
+	if unsafe.StringData(s.ID()) != &s.idBuf[0] {
+		t.Fatal("setup: the loaded ID is expected in the Store's buffer")
+	}
+	loaded := s.ID()
+	s.Set("k", 1)
+	if err := s.Save(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.ShiftExpiration()
+	if err := s.Save(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.kept) != 2 {
+		t.Fatalf("provider saw %d writes, want 2 (update and touch)", len(p.kept))
+	}
+	start, end := uintptr(unsafe.Pointer(s)), uintptr(unsafe.Pointer(s))+unsafe.Sizeof(*s)
+	for _, id := range p.kept {
+		if at := uintptr(unsafe.Pointer(unsafe.StringData(id))); at >= start && at < end {
+			t.Fatalf("the provider was handed an ID inside the Store (%q)", id)
+		}
+		if id != loaded {
+			t.Fatalf("provider got %q, want %q", id, loaded)
+		}
+	}
+	if loaded != s.ID() {
+		t.Fatal("the ID handed out earlier changed")
+	}
+}
