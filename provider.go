@@ -181,6 +181,33 @@ type Driver interface {
 	Open(ctx context.Context, cfg ProviderConfig) (Provider, error)
 }
 
+// ConfigAs converts the config passed to a Driver's Open into the
+// provider's own config type T: nil, or a nil *T, gives T's zero value
+// (all defaults); a *T gives a copy of what it points to; anything else
+// gives an error wrapping ErrInvalidConfig that names the type expected.
+//
+//	func (driver) Open(ctx context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
+//		c, err := sessionkit.ConfigAs[Config](cfg)
+//		if err != nil {
+//			return nil, err
+//		}
+//		return New(ctx, c)
+//	}
+func ConfigAs[T any](cfg ProviderConfig) (T, error) {
+	var c T
+	if cfg == nil {
+		return c, nil
+	}
+	x, ok := any(cfg).(*T)
+	if !ok {
+		return c, fmt.Errorf("%w: config must be %T, got %T", ErrInvalidConfig, (*T)(nil), cfg)
+	}
+	if x != nil {
+		c = *x
+	}
+	return c, nil
+}
+
 var (
 	driversMu sync.RWMutex
 	drivers   = map[string]Driver{}

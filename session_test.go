@@ -863,3 +863,25 @@ func TestTouchOfDestroyedSessionIsNotAnError(t *testing.T) {
 		t.Fatal("the touch resurrected the session")
 	}
 }
+
+func TestConfigAs(t *testing.T) {
+	if c, err := sessionkit.ConfigAs[memory.Config](nil); err != nil || c.Shards != 0 {
+		t.Fatalf("nil: %+v, %v", c, err)
+	}
+	if c, err := sessionkit.ConfigAs[memory.Config]((*memory.Config)(nil)); err != nil || c.Shards != 0 {
+		t.Fatalf("nil pointer: %+v, %v", c, err)
+	}
+	in := &memory.Config{Shards: 8}
+	c, err := sessionkit.ConfigAs[memory.Config](in)
+	if err != nil || c.Shards != 8 {
+		t.Fatalf("*Config: %+v, %v", c, err)
+	}
+	in.Shards = 16
+	if c.Shards != 8 {
+		t.Fatal("ConfigAs did not copy the config")
+	}
+	_, err = sessionkit.ConfigAs[memory.Config](wrongConfig{})
+	if !errors.Is(err, sessionkit.ErrInvalidConfig) || !strings.Contains(err.Error(), "*memory.Config") {
+		t.Fatalf("wrong type: %v", err)
+	}
+}

@@ -74,11 +74,11 @@ func init() { sessionkit.Register(Name, driver{}) }
 
 // Open implements sessionkit.Driver.
 func (driver) Open(_ context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, fmt.Errorf("cookie: config must be a non-nil *cookie.Config with Keys, got %T", cfg)
+	c, err := sessionkit.ConfigAs[Config](cfg)
+	if err != nil {
+		return nil, err
 	}
-	return New(*c)
+	return New(c) // refuses a config without Keys
 }
 
 // Provider is the cookie provider.

@@ -129,15 +129,9 @@ func init() { sessionkit.Register(Name, driver{}) }
 
 // Open implements sessionkit.Driver.
 func (driver) Open(_ context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	var c Config
-	switch x := cfg.(type) {
-	case nil:
-	case *Config:
-		if x != nil {
-			c = *x
-		}
-	default:
-		return nil, fmt.Errorf("%w: file: config must be *file.Config, got %T", sessionkit.ErrInvalidConfig, cfg)
+	c, err := sessionkit.ConfigAs[Config](cfg)
+	if err != nil {
+		return nil, err
 	}
 	return New(c)
 }

@@ -154,15 +154,9 @@ func init() { sessionkit.Register(Name, driver{}) }
 // Open implements sessionkit.Driver. Unlike New, it checks that every
 // server answers.
 func (driver) Open(ctx context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	var c Config
-	switch x := cfg.(type) {
-	case nil:
-	case *Config:
-		if x != nil {
-			c = *x
-		}
-	default:
-		return nil, fmt.Errorf("%w: memcache: config must be *memcache.Config, got %T", sessionkit.ErrInvalidConfig, cfg)
+	c, err := sessionkit.ConfigAs[Config](cfg)
+	if err != nil {
+		return nil, err
 	}
 	p, err := New(c)
 	if err != nil {

@@ -42,15 +42,9 @@ func init() { sessionkit.Register(Name, driver{}) }
 
 // Open implements sessionkit.Driver.
 func (driver) Open(_ context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	var c Config
-	switch x := cfg.(type) {
-	case nil:
-	case *Config:
-		if x != nil {
-			c = *x
-		}
-	default:
-		return nil, fmt.Errorf("memory: config must be *memory.Config, got %T", cfg)
+	c, err := sessionkit.ConfigAs[Config](cfg)
+	if err != nil {
+		return nil, err
 	}
 	if c.Shards < 0 {
 		return nil, fmt.Errorf("memory: Shards %d is negative: use 0 for the default", c.Shards)

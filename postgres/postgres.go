@@ -104,15 +104,9 @@ func init() { sessionkit.Register(Name, driver{}) }
 
 // Open implements sessionkit.Driver.
 func (driver) Open(ctx context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	var c Config
-	switch x := cfg.(type) {
-	case nil:
-	case *Config:
-		if x != nil {
-			c = *x
-		}
-	default:
-		return nil, fmt.Errorf("postgres: config must be *postgres.Config, got %T", cfg)
+	c, err := sessionkit.ConfigAs[Config](cfg)
+	if err != nil {
+		return nil, err
 	}
 	return New(ctx, c)
 }
