@@ -48,21 +48,13 @@ func newProvider(t testing.TB) *memcache.Provider {
 	return p
 }
 
-func vals(kv ...string) map[string][]byte {
-	m := make(map[string][]byte, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = []byte(kv[i+1])
-	}
-	return m
-}
+var vals = providertest.Values
 
 func later() time.Time { return time.Now().Add(time.Hour) }
 
 func create(t testing.TB, p sessionkit.Provider, id string, v map[string][]byte) {
 	t.Helper()
-	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: v, Expires: later()}); err != nil {
-		t.Fatalf("create %s: %v", id, err)
-	}
+	providertest.Create(t, p, id, v, later())
 }
 
 func TestConformance(t *testing.T) {

@@ -44,7 +44,7 @@ func seal(t *testing.T, p sessionkit.ClientSide, name, id string, values map[str
 
 func testClientRoundTrip(t *testing.T, p sessionkit.ClientSide) {
 	id, exp := ID(), later()
-	v := seal(t, p, "sid", id, vals("a", "1", "b", "two"), exp)
+	v := seal(t, p, "sid", id, Values("a", "1", "b", "two"), exp)
 	gotID, r, err := p.OpenSession("sid", v)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func testClientRoundTrip(t *testing.T, p sessionkit.ClientSide) {
 	if gotID != id {
 		t.Fatalf("ID %q came back as %q", id, gotID)
 	}
-	wantValues(t, r.Values, vals("a", "1", "b", "two"))
+	wantValues(t, r.Values, Values("a", "1", "b", "two"))
 	if r.Expires.Sub(exp).Abs() > time.Second {
 		t.Fatalf("Expires %v came back as %v", exp, r.Expires)
 	}
@@ -84,7 +84,7 @@ func testClientTooLarge(t *testing.T, p sessionkit.ClientSide) {
 }
 
 func testClientTamper(t *testing.T, p sessionkit.ClientSide) {
-	v := seal(t, p, "sid", ID(), vals("role", "user"), later())
+	v := seal(t, p, "sid", ID(), Values("role", "user"), later())
 	for i := 0; i < len(v); i++ {
 		b := []byte(v)
 		if b[i] == 'A' {
@@ -104,14 +104,14 @@ func testClientTamper(t *testing.T, p sessionkit.ClientSide) {
 }
 
 func testClientNameBinding(t *testing.T, p sessionkit.ClientSide) {
-	v := seal(t, p, "a", ID(), vals("k", "v"), later())
+	v := seal(t, p, "a", ID(), Values("k", "v"), later())
 	if _, _, err := p.OpenSession("b", v); err == nil {
 		t.Fatal("a value sealed for cookie a opened as cookie b")
 	}
 }
 
 func testClientExpired(t *testing.T, p sessionkit.ClientSide) {
-	v := seal(t, p, "sid", ID(), vals("k", "v"), time.Now().Add(expiryUnit))
+	v := seal(t, p, "sid", ID(), Values("k", "v"), time.Now().Add(expiryUnit))
 	time.Sleep(expiryUnit + 500*time.Millisecond)
 	if _, _, err := p.OpenSession("sid", v); err == nil {
 		t.Fatal("a session past its deadline opened")
@@ -127,14 +127,14 @@ func testClientJunk(t *testing.T, p sessionkit.ClientSide) {
 }
 
 func testClientClose(t *testing.T, p sessionkit.ClientSide) {
-	v := seal(t, p, "sid", ID(), vals("k", "v"), later())
+	v := seal(t, p, "sid", ID(), Values("k", "v"), later())
 	if err := p.(sessionkit.Provider).Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := p.OpenSession("sid", v); err == nil {
 		t.Fatal("OpenSession after Close succeeded")
 	}
-	if _, err := p.SealSession("sid", ID(), sessionkit.Record{Values: vals("k", "v"), Expires: later()}); err == nil {
+	if _, err := p.SealSession("sid", ID(), sessionkit.Record{Values: Values("k", "v"), Expires: later()}); err == nil {
 		t.Fatal("SealSession after Close succeeded")
 	}
 }

@@ -134,8 +134,9 @@ func Run(t *testing.T, newProvider NewProvider) {
 
 var bg = context.Background()
 
-// create stores a new session with values and fails the test on error.
-func create(t *testing.T, p sessionkit.Provider, id string, values map[string][]byte, expires time.Time) {
+// Create stores a new session with values and the given deadline, and
+// fails the test on error.
+func Create(t testing.TB, p sessionkit.Provider, id string, values map[string][]byte, expires time.Time) {
 	t.Helper()
 	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: values, Expires: expires}); err != nil {
 		t.Fatalf("Update(Create) of %s: %v", id, err)
@@ -175,7 +176,8 @@ func wantValues(t *testing.T, got, want map[string][]byte) {
 	}
 }
 
-func vals(kv ...string) map[string][]byte {
+// Values builds a session's values from key, value pairs of strings.
+func Values(kv ...string) map[string][]byte {
 	m := make(map[string][]byte, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = []byte(kv[i+1])
@@ -190,9 +192,9 @@ func testGetMissing(t *testing.T, p sessionkit.Provider) {
 func testRoundTrip(t *testing.T, p sessionkit.Provider) {
 	id := ID()
 	exp := later()
-	create(t, p, id, vals("a", "1", "b", "two"), exp)
+	Create(t, p, id, Values("a", "1", "b", "two"), exp)
 	r := mustGet(t, p, id)
-	wantValues(t, r.Values, vals("a", "1", "b", "two"))
+	wantValues(t, r.Values, Values("a", "1", "b", "two"))
 	if d := r.Expires.Sub(exp); d < -time.Second || d > time.Second {
 		t.Fatalf("Expires = %v, want %v within a second", r.Expires, exp)
 	}
@@ -206,7 +208,7 @@ func testBinarySafe(t *testing.T, p sessionkit.Provider) {
 		"ünïcödé key ✓":    []byte("value with\nnewline and \x00 NUL"),
 		"spaces and:colon": {0xde, 0xad, 0xbe, 0xef},
 	}
-	create(t, p, id, v, later())
+	Create(t, p, id, v, later())
 	wantValues(t, mustGet(t, p, id).Values, v)
 }
 
@@ -214,68 +216,68 @@ func testLargeValue(t *testing.T, p sessionkit.Provider) {
 	id := ID()
 	big := make([]byte, 256<<10)
 	_, _ = rand.Read(big)
-	create(t, p, id, map[string][]byte{"big": big}, later())
+	Create(t, p, id, map[string][]byte{"big": big}, later())
 	wantValues(t, mustGet(t, p, id).Values, map[string][]byte{"big": big})
 }
 
 func testOverwrite(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("a", "1", "b", "2"), later())
-	if err := p.Update(bg, id, sessionkit.Update{Set: vals("a", "changed")}); err != nil {
+	Create(t, p, id, Values("a", "1", "b", "2"), later())
+	if err := p.Update(bg, id, sessionkit.Update{Set: Values("a", "changed")}); err != nil {
 		t.Fatal(err)
 	}
-	wantValues(t, mustGet(t, p, id).Values, vals("a", "changed", "b", "2"))
+	wantValues(t, mustGet(t, p, id).Values, Values("a", "changed", "b", "2"))
 }
 
 // testSetMapNotKept: the manager reuses Update.Set once Update returns, so
 // a provider must have copied what it needs out of the map by then.
 func testSetMapNotKept(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	set := vals("a", "1", "b", "2")
-	create(t, p, id, set, later())
+	set := Values("a", "1", "b", "2")
+	Create(t, p, id, set, later())
 	clear(set)
 	set["evil"] = []byte("x")
-	wantValues(t, mustGet(t, p, id).Values, vals("a", "1", "b", "2"))
-	set = vals("c", "3")
+	wantValues(t, mustGet(t, p, id).Values, Values("a", "1", "b", "2"))
+	set = Values("c", "3")
 	del := []string{"a"}
 	if err := p.Update(bg, id, sessionkit.Update{Set: set, Delete: del}); err != nil {
 		t.Fatal(err)
 	}
 	set["c"], del[0] = []byte("changed"), "b"
-	wantValues(t, mustGet(t, p, id).Values, vals("b", "2", "c", "3"))
+	wantValues(t, mustGet(t, p, id).Values, Values("b", "2", "c", "3"))
 }
 
 func testDeleteKeys(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("a", "1", "b", "2", "c", "3"), later())
-	if err := p.Update(bg, id, sessionkit.Update{Delete: []string{"a", "nope"}, Set: vals("d", "4")}); err != nil {
+	Create(t, p, id, Values("a", "1", "b", "2", "c", "3"), later())
+	if err := p.Update(bg, id, sessionkit.Update{Delete: []string{"a", "nope"}, Set: Values("d", "4")}); err != nil {
 		t.Fatal(err)
 	}
-	wantValues(t, mustGet(t, p, id).Values, vals("b", "2", "c", "3", "d", "4"))
+	wantValues(t, mustGet(t, p, id).Values, Values("b", "2", "c", "3", "d", "4"))
 }
 
 func testClear(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("a", "1", "b", "2"), later())
-	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("c", "3")}); err != nil {
+	Create(t, p, id, Values("a", "1", "b", "2"), later())
+	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: Values("c", "3")}); err != nil {
 		t.Fatal(err)
 	}
-	wantValues(t, mustGet(t, p, id).Values, vals("c", "3"))
+	wantValues(t, mustGet(t, p, id).Values, Values("c", "3"))
 }
 
 func testCreateExisting(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("a", "1"), later())
-	err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "other"), Expires: later()})
+	Create(t, p, id, Values("a", "1"), later())
+	err := p.Update(bg, id, sessionkit.Update{Create: true, Set: Values("a", "other"), Expires: later()})
 	if !errors.Is(err, sessionkit.ErrExists) {
 		t.Fatalf("Update(Create) of a live ID = %v, want ErrExists", err)
 	}
-	wantValues(t, mustGet(t, p, id).Values, vals("a", "1"))
+	wantValues(t, mustGet(t, p, id).Values, Values("a", "1"))
 }
 
 func testUpdateMissing(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	err := p.Update(bg, id, sessionkit.Update{Set: vals("a", "1"), Expires: later()})
+	err := p.Update(bg, id, sessionkit.Update{Set: Values("a", "1"), Expires: later()})
 	if !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("Update without Create of a missing ID = %v, want ErrNotFound", err)
 	}
@@ -284,7 +286,7 @@ func testUpdateMissing(t *testing.T, p sessionkit.Provider) {
 
 func testDeleteSession(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("a", "1"), later())
+	Create(t, p, id, Values("a", "1"), later())
 	if err := p.Delete(bg, id); err != nil {
 		t.Fatal(err)
 	}
@@ -299,11 +301,11 @@ func testDeleteSession(t *testing.T, p sessionkit.Provider) {
 
 func testNoResurrectionAfterDelete(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("a", "1"), later())
+	Create(t, p, id, Values("a", "1"), later())
 	if err := p.Delete(bg, id); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Update(bg, id, sessionkit.Update{Set: vals("b", "2"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+	if err := p.Update(bg, id, sessionkit.Update{Set: Values("b", "2"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("Update after Delete = %v, want ErrNotFound", err)
 	}
 	if err := p.Update(bg, id, sessionkit.Update{Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
@@ -319,12 +321,12 @@ func testNoResurrectionAfterDelete(t *testing.T, p sessionkit.Provider) {
 
 func testExpiry(t *testing.T, p sessionkit.Provider) {
 	short, long := ID(), ID()
-	create(t, p, short, vals("a", "1"), time.Now().Add(expiryUnit))
-	create(t, p, long, vals("a", "1"), later())
+	Create(t, p, short, Values("a", "1"), time.Now().Add(expiryUnit))
+	Create(t, p, long, Values("a", "1"), later())
 	mustGet(t, p, short)
 	time.Sleep(expiryUnit + 1500*time.Millisecond)
 	wantMissing(t, p, short, "after its deadline, before any GC")
-	if err := p.Update(bg, short, sessionkit.Update{Set: vals("b", "2"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+	if err := p.Update(bg, short, sessionkit.Update{Set: Values("b", "2"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("Update of an expired session = %v, want ErrNotFound", err)
 	}
 	wantMissing(t, p, short, "after an Update of an expired session")
@@ -333,17 +335,17 @@ func testExpiry(t *testing.T, p sessionkit.Provider) {
 
 func testExpiredRecreate(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("old", "1"), time.Now().Add(expiryUnit))
+	Create(t, p, id, Values("old", "1"), time.Now().Add(expiryUnit))
 	time.Sleep(expiryUnit + 1500*time.Millisecond)
 	// An expired session is gone: creating the ID again must work and
 	// must not bring the old values back.
-	create(t, p, id, vals("new", "2"), later())
-	wantValues(t, mustGet(t, p, id).Values, vals("new", "2"))
+	Create(t, p, id, Values("new", "2"), later())
+	wantValues(t, mustGet(t, p, id).Values, Values("new", "2"))
 }
 
 func testTouch(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("a", "1"), time.Now().Add(expiryUnit))
+	Create(t, p, id, Values("a", "1"), time.Now().Add(expiryUnit))
 	ext := time.Now().Add(time.Hour)
 	var err error
 	if tc, ok := p.(sessionkit.Toucher); ok {
@@ -356,12 +358,12 @@ func testTouch(t *testing.T, p sessionkit.Provider) {
 	}
 	time.Sleep(expiryUnit + 1500*time.Millisecond)
 	r := mustGet(t, p, id)
-	wantValues(t, r.Values, vals("a", "1"))
+	wantValues(t, r.Values, Values("a", "1"))
 	if d := r.Expires.Sub(ext); d < -time.Second || d > time.Second {
 		t.Fatalf("Expires after touch = %v, want %v", r.Expires, ext)
 	}
 	// An Update without Expires keeps the deadline.
-	if err := p.Update(bg, id, sessionkit.Update{Set: vals("b", "2")}); err != nil {
+	if err := p.Update(bg, id, sessionkit.Update{Set: Values("b", "2")}); err != nil {
 		t.Fatal(err)
 	}
 	if r := mustGet(t, p, id); r.Expires.Sub(ext).Abs() > time.Second {
@@ -371,18 +373,18 @@ func testTouch(t *testing.T, p sessionkit.Provider) {
 
 func testRename(t *testing.T, p sessionkit.Provider) {
 	oldID, newID := ID(), ID()
-	create(t, p, oldID, vals("a", "1", "b", "2"), later())
+	Create(t, p, oldID, Values("a", "1", "b", "2"), later())
 	exp := time.Now().Add(2 * time.Hour)
 	if err := p.Rename(bg, oldID, newID, exp); err != nil {
 		t.Fatal(err)
 	}
 	wantMissing(t, p, oldID, "the old ID after Rename")
 	r := mustGet(t, p, newID)
-	wantValues(t, r.Values, vals("a", "1", "b", "2"))
+	wantValues(t, r.Values, Values("a", "1", "b", "2"))
 	if r.Expires.Sub(exp).Abs() > time.Second {
 		t.Fatalf("Expires after Rename = %v, want %v", r.Expires, exp)
 	}
-	if err := p.Update(bg, oldID, sessionkit.Update{Set: vals("c", "3"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+	if err := p.Update(bg, oldID, sessionkit.Update{Set: Values("c", "3"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("Update of the old ID after Rename = %v, want ErrNotFound", err)
 	}
 	wantMissing(t, p, oldID, "the old ID after a late Update")
@@ -398,18 +400,18 @@ func testRenameMissing(t *testing.T, p sessionkit.Provider) {
 
 func testRenameOntoLive(t *testing.T, p sessionkit.Provider) {
 	a, b := ID(), ID()
-	create(t, p, a, vals("who", "a"), later())
-	create(t, p, b, vals("who", "b"), later())
+	Create(t, p, a, Values("who", "a"), later())
+	Create(t, p, b, Values("who", "b"), later())
 	if err := p.Rename(bg, a, b, later()); !errors.Is(err, sessionkit.ErrExists) {
 		t.Fatalf("Rename onto a live ID = %v, want ErrExists", err)
 	}
-	wantValues(t, mustGet(t, p, a).Values, vals("who", "a"))
-	wantValues(t, mustGet(t, p, b).Values, vals("who", "b"))
+	wantValues(t, mustGet(t, p, a).Values, Values("who", "a"))
+	wantValues(t, mustGet(t, p, b).Values, Values("who", "b"))
 }
 
 func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("base", "0"), later())
+	Create(t, p, id, Values("base", "0"), later())
 	const n = 24
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -418,7 +420,7 @@ func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
 		go func() {
 			defer wg.Done()
 			k := fmt.Sprintf("k%02d", i)
-			errs <- p.Update(bg, id, sessionkit.Update{Set: vals(k, k)})
+			errs <- p.Update(bg, id, sessionkit.Update{Set: Values(k, k)})
 		}()
 	}
 	wg.Wait()
@@ -428,7 +430,7 @@ func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
 			t.Fatalf("concurrent Update: %v", err)
 		}
 	}
-	want := vals("base", "0")
+	want := Values("base", "0")
 	for i := range n {
 		k := fmt.Sprintf("k%02d", i)
 		want[k] = []byte(k)
@@ -438,14 +440,14 @@ func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
 
 func testConcurrentSameKey(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("k", "start"), later())
+	Create(t, p, id, Values("k", "start"), later())
 	const n = 16
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.Update(bg, id, sessionkit.Update{Set: vals("k", fmt.Sprintf("w%02d", i))}); err != nil {
+			if err := p.Update(bg, id, sessionkit.Update{Set: Values("k", fmt.Sprintf("w%02d", i))}); err != nil {
 				t.Errorf("concurrent Update: %v", err)
 			}
 		}()
@@ -462,7 +464,7 @@ func testConcurrentSameKey(t *testing.T, p sessionkit.Provider) {
 func testConcurrentDeleteAndUpdate(t *testing.T, p sessionkit.Provider) {
 	for round := range 10 {
 		id := ID()
-		create(t, p, id, vals("a", "1"), later())
+		Create(t, p, id, Values("a", "1"), later())
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		for w := range 4 {
@@ -475,7 +477,7 @@ func testConcurrentDeleteAndUpdate(t *testing.T, p sessionkit.Provider) {
 						return
 					default:
 					}
-					err := p.Update(bg, id, sessionkit.Update{Set: vals(fmt.Sprintf("w%d", w), fmt.Sprint(i))})
+					err := p.Update(bg, id, sessionkit.Update{Set: Values(fmt.Sprintf("w%d", w), fmt.Sprint(i))})
 					if errors.Is(err, sessionkit.ErrNotFound) {
 						return
 					}
@@ -507,7 +509,7 @@ func testCount(t *testing.T, p sessionkit.Provider) {
 	}
 	ids := []string{ID(), ID(), ID()}
 	for _, id := range ids {
-		create(t, p, id, vals("a", "1"), later())
+		Create(t, p, id, Values("a", "1"), later())
 	}
 	if n, err := c.Count(bg); err != nil || n != n0+3 {
 		t.Fatalf("Count after 3 creates = %d, %v; want %d", n, err, n0+3)
@@ -527,7 +529,7 @@ func testRange(t *testing.T, p sessionkit.Provider) {
 	}
 	want := map[string]string{ID(): "x", ID(): "y"}
 	for id, v := range want {
-		create(t, p, id, vals("v", v), later())
+		Create(t, p, id, Values("v", v), later())
 	}
 	got := map[string]string{}
 	if err := rg.Range(bg, func(id string, r sessionkit.Record) bool {
@@ -558,9 +560,9 @@ func testGC(t *testing.T, p sessionkit.Provider) {
 		t.Skip("provider is not a sessionkit.GarbageCollector (its storage expires data itself)")
 	}
 	short1, short2, long := ID(), ID(), ID()
-	create(t, p, short1, vals("a", "1"), time.Now().Add(expiryUnit))
-	create(t, p, short2, vals("a", "1"), time.Now().Add(expiryUnit))
-	create(t, p, long, vals("a", "1"), later())
+	Create(t, p, short1, Values("a", "1"), time.Now().Add(expiryUnit))
+	Create(t, p, short2, Values("a", "1"), time.Now().Add(expiryUnit))
+	Create(t, p, long, Values("a", "1"), later())
 	if err := gc.GC(bg); err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +573,7 @@ func testGC(t *testing.T, p sessionkit.Provider) {
 	}
 	wantMissing(t, p, short1, "after GC")
 	wantMissing(t, p, short2, "after GC")
-	wantValues(t, mustGet(t, p, long).Values, vals("a", "1"))
+	wantValues(t, mustGet(t, p, long).Values, Values("a", "1"))
 	if c, ok := p.(sessionkit.Counter); ok {
 		if n, err := c.Count(bg); err != nil || n != 1 {
 			t.Fatalf("Count after GC = %d, %v; want 1", n, err)
@@ -581,7 +583,7 @@ func testGC(t *testing.T, p sessionkit.Provider) {
 
 func testContextCanceled(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("a", "1"), later())
+	Create(t, p, id, Values("a", "1"), later())
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
 	check := func(op string, err error) {
@@ -592,7 +594,7 @@ func testContextCanceled(t *testing.T, p sessionkit.Provider) {
 	}
 	_, err := p.Get(ctx, id)
 	check("Get", err)
-	check("Update", p.Update(ctx, id, sessionkit.Update{Set: vals("a", "changed")}))
+	check("Update", p.Update(ctx, id, sessionkit.Update{Set: Values("a", "changed")}))
 	check("Delete", p.Delete(ctx, id))
 	check("Rename", p.Rename(ctx, id, ID(), later()))
 	if tc, ok := p.(sessionkit.Toucher); ok {
@@ -603,19 +605,19 @@ func testContextCanceled(t *testing.T, p sessionkit.Provider) {
 		check("Count", err)
 	}
 	// A canceled call must not have half-applied anything.
-	wantValues(t, mustGet(t, p, id).Values, vals("a", "1"))
+	wantValues(t, mustGet(t, p, id).Values, Values("a", "1"))
 }
 
 func testClose(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	create(t, p, id, vals("a", "1"), later())
+	Create(t, p, id, Values("a", "1"), later())
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if _, err := p.Get(bg, id); err == nil {
 		t.Fatal("Get after Close succeeded; want an error")
 	}
-	if err := p.Update(bg, ID(), sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: later()}); err == nil {
+	if err := p.Update(bg, ID(), sessionkit.Update{Create: true, Set: Values("a", "1"), Expires: later()}); err == nil {
 		t.Fatal("Update after Close succeeded; want an error")
 	}
 	if err := p.Close(); err != nil {

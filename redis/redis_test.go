@@ -304,13 +304,7 @@ func TestRoundTripsCluster(t *testing.T) {
 	exerciseRoundTrips(t, p, h, 3, false)
 }
 
-func vals(kv ...string) map[string][]byte {
-	m := make(map[string][]byte, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = []byte(kv[i+1])
-	}
-	return m
-}
+var vals = providertest.Values
 
 func mustGet(t *testing.T, p *Provider, id string) sessionkit.Record {
 	t.Helper()
