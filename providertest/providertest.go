@@ -17,7 +17,8 @@
 // run in parallel and Count must see only its own sessions. Run closes
 // each provider when its subtest ends.
 //
-// What is checked: a missing ID reads as ErrNotFound; values round-trip
+// What is checked: a missing ID reads as ErrNotFound; a Record from Get
+// never changes afterwards and Update.Set is not kept; values round-trip
 // byte for byte (binary keys and values, empty values, 256 KiB values);
 // overwrite, delete and clear; Create refuses a live ID with ErrExists and
 // an Update without Create refuses a missing one with ErrNotFound (no
@@ -103,6 +104,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"LargeValue", testLargeValue},
 		{"Overwrite", testOverwrite},
 		{"SetMapNotKept", testSetMapNotKept},
+		{"GetIsASnapshot", testGetIsASnapshot},
 		{"DeleteKeys", testDeleteKeys},
 		{"Clear", testClear},
 		{"CreateExisting", testCreateExisting},
@@ -245,6 +247,22 @@ func testSetMapNotKept(t *testing.T, p sessionkit.Provider) {
 	}
 	set["c"], del[0] = []byte("changed"), "b"
 	wantValues(t, mustGet(t, p, id).Values, Values("b", "2", "c", "3"))
+}
+
+// testGetIsASnapshot: the manager reads strings straight out of a
+// Record's bytes, so what Get returned must not change when the session
+// is written afterwards.
+func testGetIsASnapshot(t *testing.T, p sessionkit.Provider) {
+	id := ID()
+	Create(t, p, id, Values("a", "1", "b", "2"), later())
+	before := mustGet(t, p, id)
+	if err := p.Update(bg, id, sessionkit.Update{Set: Values("a", "changed", "c", "3"), Delete: []string{"b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: Values("z", "9")}); err != nil {
+		t.Fatal(err)
+	}
+	wantValues(t, before.Values, Values("a", "1", "b", "2"))
 }
 
 func testDeleteKeys(t *testing.T, p sessionkit.Provider) {
