@@ -340,7 +340,8 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	// Copy the ID out of the request buffer before anything (a provider
 	// included) can hold on to it.
 	s.setID(id)
-	rec, err := st.p.Get(ctx, m.storageKey(s.id))
+	now := Now(ctx)
+	rec, err := st.p.Get(s.withClock(ctx, now), m.storageKey(s.id))
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotFound):
@@ -353,7 +354,7 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	default:
 		return nil, fmt.Errorf("sessionkit: load session: %w", err)
 	}
-	if !m.adopt(s, rec, Now(ctx)) {
+	if !m.adopt(s, rec, now) {
 		s.id = ""
 	}
 	return s, nil

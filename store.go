@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Store is one request's view of its session. Reads see the values loaded
@@ -30,6 +32,7 @@ type Store struct {
 	expires time.Time
 	created time.Time
 	now     time.Time     // when the request started using the session
+	clk     clockCtx      // the context handed to provider calls (see Now)
 	idle    time.Duration // per-session idle timeout; 0 = Config.IdleTimeout
 	// cache holds values of base decoded by the codec, filled on first
 	// read. Scalars are decoded on every read instead: that costs less
@@ -434,12 +437,13 @@ func (s *Store) Save(ctx context.Context) error {
 		}
 		// The request's start time is close enough to decide whether a
 		// touch is due, and saves a clock read on the commonest path.
-		return s.touchLocked(ctx, st, s.now)
+		return s.touchLocked(s.withClock(ctx, s.now), st, s.now)
 	}
 	if st.client != nil {
 		return s.sealLocked(st.client)
 	}
-	now := Now(ctx)
+	now := s.clock(ctx)
+	ctx = s.withClock(ctx, now)
 	u := Update{Create: s.isNew, Clear: s.cleared, Set: getSetMap()}
 	defer putSetMap(u.Set)
 	if err := s.encodeChanges(&u); err != nil {
@@ -459,6 +463,28 @@ func (s *Store) Save(ctx context.Context) error {
 		return s.m.writeID(s.t, s.id)
 	}
 	return nil
+}
+
+// clock returns the time a write of this request is stamped with (see
+// Now): on fasthttp the request's start time, which fasthttp provides or
+// the Store read when it loaded the session; elsewhere the current time.
+func (s *Store) clock(ctx context.Context) time.Time {
+	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
+		if t := rc.Time(); !t.IsZero() {
+			return t
+		}
+		if !s.now.IsZero() {
+			return s.now
+		}
+	}
+	return time.Now()
+}
+
+// withClock returns the context for a provider call made at now: ctx
+// carrying now, so the provider does not read the clock again.
+func (s *Store) withClock(ctx context.Context, now time.Time) context.Context {
+	s.clk = clockCtx{Context: ctx, now: now}
+	return &s.clk
 }
 
 // setMaps recycles Update.Set maps: providers do not keep them past

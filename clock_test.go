@@ -1,0 +1,87 @@
+package sessionkit_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/memory"
+)
+
+// clockProvider records the time sessionkit.Now gives inside each call the
+// manager makes.
+type clockProvider struct {
+	*memory.Provider
+	mu           sync.Mutex
+	gets, writes []time.Time
+}
+
+func (c *clockProvider) Get(ctx context.Context, id string) (sessionkit.Record, error) {
+	c.mu.Lock()
+	c.gets = append(c.gets, sessionkit.Now(ctx))
+	c.mu.Unlock()
+	return c.Provider.Get(ctx, id)
+}
+
+func (c *clockProvider) Update(ctx context.Context, id string, u sessionkit.Update) error {
+	c.mu.Lock()
+	c.writes = append(c.writes, sessionkit.Now(ctx))
+	c.mu.Unlock()
+	return c.Provider.Update(ctx, id, u)
+}
+
+func newClockManager(t *testing.T) (*sessionkit.Session, *clockProvider) {
+	m := sessionkit.New(sessionkit.Config{})
+	p := &clockProvider{Provider: memory.New(memory.Config{})}
+	if err := m.UseProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m, p
+}
+
+// On fasthttp one request reads the clock once: the provider's Get and
+// Update see the instant the manager used, not later readings.
+func TestOneClockReadPerFasthttpRequest(t *testing.T) {
+	m, p := newClockManager(t)
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("n", 1) }).cookieVal
+	p.gets, p.writes = nil, nil
+	res := serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		time.Sleep(2 * time.Millisecond) // a later clock reading would differ
+		s.Set("n", 2)
+	})
+	if res.saveErr != nil {
+		t.Fatal(res.saveErr)
+	}
+	if len(p.gets) != 1 || len(p.writes) != 1 {
+		t.Fatalf("got %d gets and %d writes, want 1 and 1", len(p.gets), len(p.writes))
+	}
+	if !p.gets[0].Equal(p.writes[0]) {
+		t.Errorf("Get saw %v and Update %v: the request read the clock twice", p.gets[0], p.writes[0])
+	}
+}
+
+// On net/http a write is stamped with the time of the Save, so a long
+// request cannot store a deadline that was already near when it started.
+func TestNetHTTPWriteUsesSaveTime(t *testing.T) {
+	m, p := newClockManager(t)
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	s, err := m.StartHTTP(rec, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Set("n", 1)
+	time.Sleep(2 * time.Millisecond)
+	before := time.Now()
+	if err := s.Save(r.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.writes) != 1 || p.writes[0].Before(before) {
+		t.Fatalf("write stamped %v, want at or after %v", p.writes, before)
+	}
+}
