@@ -89,6 +89,26 @@ func (c *CCMap[K, V]) Update(k K, fn func(v V, ok bool) (nv V, keep bool)) {
 	}
 }
 
+// UpdateKeyed is Update for values that carry their own copy of the key:
+// fn also returns the key to store nv under, which must equal k. Go maps
+// keep the key given to every store, so this decides which memory the
+// stored key holds on to: the memory provider stores a session's ID inside
+// the session's own allocation rather than keep the caller's string alive.
+func (c *CCMap[K, V]) UpdateKeyed(k K, fn func(v V, ok bool) (nk K, nv V, keep bool)) {
+	s := c.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.m[k]
+	if nk, nv, keep := fn(old, ok); keep {
+		if nk != k {
+			nk = k // a wrong key would land in the wrong shard
+		}
+		s.m[nk] = nv
+	} else if ok {
+		delete(s.m, k)
+	}
+}
+
 // Update2 runs fn on the values under k1 and k2 while holding both keys'
 // shard locks (taken in a fixed order, so concurrent calls cannot
 // deadlock), then stores or removes each as fn says. It makes moves

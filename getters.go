@@ -121,7 +121,7 @@ func (s *Store) lookupScalar(key string) (v any, raw []byte, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, pending := s.pending.get(key); !pending && !s.cleared {
-		if r, ok := s.base[key]; ok && len(r) > 0 && r[0] != tagCodec {
+		if r, ok := s.base.Lookup(key); ok && len(r) > 0 && r[0] != tagCodec {
 			return nil, r, nil
 		}
 	}

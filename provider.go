@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -27,12 +29,13 @@ var (
 
 // Record is what a provider stores for one session: its values, each
 // already encoded by the manager, and the time after which the session is
-// dead.
+// dead. The values come either as a map (Values) or packed into one string
+// (Packed, read when Values is nil); Lookup, All and Map read both.
 //
-// Neither side modifies a Record's Values map or its byte slices once Get
-// has returned it: the manager never writes to them (so a provider may hand
-// the same map to several callers, as the memory provider does, which makes
-// its reads allocation-free), and the provider must never change them
+// Neither side modifies a Record's values once Get has returned it: the
+// manager never writes to them (so a provider may hand the same map or
+// Packed to several callers, as the memory provider does, which makes its
+// reads allocation-free), and the provider must never change them
 // afterwards either (the manager reads strings straight out of them
 // without copying).
 type Record struct {
@@ -40,9 +43,46 @@ type Record struct {
 	// arbitrary bytes; keys that start with a NUL byte are the manager's
 	// own bookkeeping and must be stored like any other.
 	Values map[string][]byte
+	// Packed holds the values instead of Values, for providers that keep a
+	// session as one blob (see Packed). It is read only when Values is nil.
+	Packed Packed
 	// Expires is the deadline set by the last Update or Touch. Providers
 	// may round it to their storage's precision (at worst a second).
 	Expires time.Time
+}
+
+// Lookup returns the encoded value stored under key.
+func (r Record) Lookup(key string) ([]byte, bool) {
+	if r.Values != nil {
+		v, ok := r.Values[key]
+		return v, ok
+	}
+	return r.Packed.Lookup(key)
+}
+
+// Len returns the number of values.
+func (r Record) Len() int {
+	if r.Values != nil {
+		return len(r.Values)
+	}
+	return r.Packed.Len()
+}
+
+// All yields every key and its encoded value.
+func (r Record) All() iter.Seq2[string, []byte] {
+	if r.Values != nil {
+		return maps.All(r.Values)
+	}
+	return r.Packed.All()
+}
+
+// Map returns the values as a map: Values itself when set, otherwise a
+// new map of Packed's values. It must not be modified.
+func (r Record) Map() map[string][]byte {
+	if r.Values != nil {
+		return r.Values
+	}
+	return r.Packed.Map()
 }
 
 // Update is one request's change to a session, applied atomically by

@@ -2,7 +2,6 @@ package sessionkit
 
 import (
 	"encoding/binary"
-	"fmt"
 	"maps"
 	"math"
 	"time"
@@ -30,20 +29,18 @@ const recordVersion byte = 1
 // EncodeValues packs a session's values into one byte slice, for providers
 // that store a session as a single blob (SQL rows, files, memcached items).
 // The format is a version byte, then the number of entries, then each key
-// and value with its length (unsigned varints). DecodeValues reverses it.
+// and value with its length (unsigned varints). DecodeValues and
+// ParsePacked read it back; Packed is the same bytes as a string.
 func EncodeValues(values map[string][]byte) []byte {
-	n := 1 + binary.MaxVarintLen64
+	size := 1 + uvarintLen(uint64(len(values)))
 	for k, v := range values {
-		n += len(k) + len(v) + 2*binary.MaxVarintLen64
+		size += entrySize(k, v)
 	}
-	b := make([]byte, 0, n)
+	b := make([]byte, 0, size)
 	b = append(b, recordVersion)
 	b = binary.AppendUvarint(b, uint64(len(values)))
 	for k, v := range values {
-		b = binary.AppendUvarint(b, uint64(len(k)))
-		b = append(b, k...)
-		b = binary.AppendUvarint(b, uint64(len(v)))
-		b = append(b, v...)
+		b = appendEntry(b, k, v)
 	}
 	return b
 }
@@ -52,39 +49,11 @@ func EncodeValues(values map[string][]byte) []byte {
 // error wrapping ErrCorruptValue, never a panic. The returned values do not
 // alias b.
 func DecodeValues(b []byte) (map[string][]byte, error) {
-	if len(b) == 0 || b[0] != recordVersion {
-		return nil, fmt.Errorf("%w: unknown record format", ErrCorruptValue)
+	p, err := ParsePacked(b)
+	if err != nil {
+		return nil, err
 	}
-	p := b[1:]
-	count, k := binary.Uvarint(p)
-	// Each entry takes at least two bytes, which bounds count before any
-	// allocation is sized from it.
-	if k <= 0 || count > uint64(len(p))/2 {
-		return nil, fmt.Errorf("%w: bad record header", ErrCorruptValue)
-	}
-	p = p[k:]
-	values := make(map[string][]byte, count)
-	next := func() ([]byte, bool) {
-		n, k := binary.Uvarint(p)
-		if k <= 0 || n > uint64(len(p)-k) {
-			return nil, false
-		}
-		field := p[k : k+int(n)]
-		p = p[k+int(n):]
-		return field, true
-	}
-	for i := uint64(0); i < count; i++ {
-		key, ok1 := next()
-		val, ok2 := next()
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("%w: truncated record", ErrCorruptValue)
-		}
-		values[string(key)] = append([]byte{}, val...)
-	}
-	if len(p) != 0 {
-		return nil, fmt.Errorf("%w: trailing bytes in record", ErrCorruptValue)
-	}
-	return values, nil
+	return p.Map(), nil
 }
 
 // Apply returns the values that result from applying u to values, without

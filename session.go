@@ -363,7 +363,7 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 // adopt makes rec the Store's session if it is sound and live, and
 // reports whether it did.
 func (m *Session) adopt(s *Store, rec Record, now time.Time) bool {
-	created, idle, err := readMeta(rec.Values)
+	created, idle, err := readMeta(rec)
 	if err != nil {
 		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
 		return false
@@ -373,7 +373,7 @@ func (m *Session) adopt(s *Store, rec Record, now time.Time) bool {
 		return false
 	}
 	s.isNew = false
-	s.base, s.expires, s.created, s.idle, s.now = rec.Values, rec.Expires, created, idle, now
+	s.base, s.created, s.idle, s.now = rec, created, idle, now
 	return true
 }
 

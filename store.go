@@ -28,8 +28,7 @@ type Store struct {
 	mu      sync.Mutex
 	id      string // "" until a new session needs one
 	isNew   bool   // nothing stored under id yet
-	base    map[string][]byte
-	expires time.Time
+	base    Record // the session as loaded (or as saved, for client-side ones)
 	created time.Time
 	now     time.Time     // when the request started using the session
 	clk     clockCtx      // the context handed to provider calls (see Now)
@@ -130,7 +129,7 @@ func (s *Store) getLocked(key string) (any, error) {
 	if v, ok := s.cache[key]; ok {
 		return v, nil
 	}
-	raw, ok := s.base[key]
+	raw, ok := s.base.Lookup(key)
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
 	}
@@ -163,7 +162,7 @@ func (s *Store) hasLocked(key string) bool {
 	if s.cleared {
 		return false
 	}
-	_, ok := s.base[key]
+	_, ok := s.base.Lookup(key)
 	return ok
 }
 
@@ -241,7 +240,7 @@ func (s *Store) Keys() []string {
 // eachKeyLocked calls fn once for every live key, bookkeeping included.
 func (s *Store) eachKeyLocked(fn func(k string)) {
 	if !s.cleared {
-		for k := range s.base {
+		for k := range s.base.All() {
 			if s.pending.find(k) < 0 {
 				fn(k)
 			}
@@ -286,7 +285,9 @@ func (s *Store) clearLocked() {
 	// Bookkeeping survives: it describes the session, not its contents.
 	e, ok := s.pending.get(keyMeta)
 	if !ok && !s.cleared {
-		e, ok = entry{raw: s.base[keyMeta]}, s.base[keyMeta] != nil
+		var raw []byte
+		raw, ok = s.base.Lookup(keyMeta)
+		e = entry{raw: raw}
 	}
 	s.pending.reset()
 	if ok {
@@ -323,7 +324,7 @@ func (s *Store) rawLocked(key string) ([]byte, error) {
 		}
 		return encodeValue(s.m.cfg.Codec, e.v)
 	}
-	if raw, ok := s.base[key]; ok && !s.cleared {
+	if raw, ok := s.base.Lookup(key); ok && !s.cleared {
 		return raw, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
@@ -366,8 +367,8 @@ func encodeMeta(created time.Time, idle time.Duration) []byte {
 }
 
 // readMeta returns a stored session's creation time and idle timeout.
-func readMeta(values map[string][]byte) (created time.Time, idle time.Duration, err error) {
-	raw := values[keyMeta]
+func readMeta(r Record) (created time.Time, idle time.Duration, err error) {
+	raw, _ := r.Lookup(keyMeta)
 	c, k := binary.Varint(raw)
 	if k <= 0 {
 		return time.Time{}, 0, fmt.Errorf("%w: missing or bad creation time", ErrCorruptValue)
@@ -535,12 +536,12 @@ func (s *Store) markSaved(u Update) {
 		s.pending.list[i].saved = true
 	}
 	if s.cleared {
-		s.base, s.cache = nil, nil
+		s.base, s.cache = Record{}, nil
 	}
 	if s.isNew {
 		s.pending.put(keyMeta, entry{raw: u.Set[keyMeta], saved: true})
 	}
-	s.cleared, s.isNew, s.shift, s.expires = false, false, false, u.Expires
+	s.cleared, s.isNew, s.shift, s.base.Expires = false, false, false, u.Expires
 }
 
 // sealLocked saves a client-side session: the whole session, changes
@@ -560,13 +561,13 @@ func (s *Store) sealLocked(cs ClientSide) error {
 	u.Expires = s.deadline(now)
 	// base holds everything saved so far: sealLocked folds every save
 	// into it and keeps no saved changes pending.
-	full := u.Apply(s.base)
+	full := u.Apply(s.base.Map())
 	value, err := cs.SealSession(s.m.cfg.CookieName, s.ensureID(), Record{Values: full, Expires: u.Expires})
 	if err != nil {
 		return fmt.Errorf("sessionkit: save: %w", err)
 	}
 	s.markSaved(u)
-	s.base, s.cache = full, nil
+	s.base.Values, s.base.Packed, s.cache = full, "", nil
 	s.pending.reset()
 	s.m.writeValue(s.t, value)
 	return nil
@@ -599,7 +600,7 @@ func (s *Store) touchLocked(ctx context.Context, st *providerState, now time.Tim
 	if s.idle > 0 {
 		idle = s.idle
 	}
-	if !s.shift && (idle <= 0 || next.Sub(s.expires) < idle/touchEvery) {
+	if !s.shift && (idle <= 0 || next.Sub(s.base.Expires) < idle/touchEvery) {
 		return nil
 	}
 	if st.client != nil {
@@ -620,7 +621,7 @@ func (s *Store) touchLocked(ctx context.Context, st *providerState, now time.Tim
 	if err != nil {
 		return fmt.Errorf("sessionkit: touch: %w", err)
 	}
-	s.expires, s.shift = next, false
+	s.base.Expires, s.shift = next, false
 	if s.m.cfg.Expires > 0 {
 		return s.m.writeID(s.t, s.id)
 	}
@@ -643,8 +644,8 @@ func (s *Store) Destroy(ctx context.Context) error {
 			return fmt.Errorf("sessionkit: destroy: %w", err)
 		}
 	}
-	s.id, s.isNew, s.base, s.cache, s.cleared, s.shift = "", true, nil, nil, false, false
-	s.idle, s.created, s.expires = 0, time.Time{}, time.Time{}
+	s.id, s.isNew, s.base, s.cache, s.cleared, s.shift = "", true, Record{}, nil, false, false
+	s.idle, s.created = 0, time.Time{}
 	s.pending.reset()
 	s.m.deleteID(s.t)
 	return nil
@@ -682,12 +683,12 @@ func (s *Store) Regenerate(ctx context.Context) error {
 		err := st.p.Rename(ctx, s.m.storageKey(s.id), s.m.storageKey(newID), next)
 		switch {
 		case err == nil:
-			s.id, s.expires = newID, next
+			s.id, s.base.Expires = newID, next
 			return s.m.writeID(s.t, s.id)
 		case errors.Is(err, ErrExists) && tries < 3:
 			continue
 		case errors.Is(err, ErrNotFound):
-			s.id, s.isNew, s.base, s.cache, s.cleared = "", true, nil, nil, false
+			s.id, s.isNew, s.base, s.cache, s.cleared = "", true, Record{}, nil, false
 			s.pending.reset()
 			return fmt.Errorf("sessionkit: regenerate: %w", err)
 		}

@@ -119,7 +119,7 @@ func (p *Provider) SealSession(name, id string, r sessionkit.Record) (string, er
 	if len(id) > 255 {
 		return "", fmt.Errorf("cookie: ID of %d bytes is too long", len(id))
 	}
-	values := sessionkit.EncodeValues(r.Values)
+	values := sessionkit.EncodeValues(r.Map())
 	plain := make([]byte, 0, 1+len(id)+8+len(values))
 	plain = append(plain, byte(len(id)))
 	plain = append(plain, id...)
@@ -156,11 +156,11 @@ func (p *Provider) OpenSession(name, value string) (string, sessionkit.Record, e
 	if !time.Now().Before(exp) {
 		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w: session expired", sessionkit.ErrNotFound)
 	}
-	values, err := sessionkit.DecodeValues(plain[1+n+8:])
+	values, err := sessionkit.ParsePacked(plain[1+n+8:])
 	if err != nil {
 		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w", err)
 	}
-	return id, sessionkit.Record{Values: values, Expires: exp}, nil
+	return id, sessionkit.Record{Packed: values, Expires: exp}, nil
 }
 
 // errServerSide answers the server-side methods, which the manager never

@@ -522,11 +522,11 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 	case !ok || time.Now().UnixNano() >= r.deadline:
 		return sessionkit.Record{}, sessionkit.ErrNotFound
 	}
-	values, err := sessionkit.DecodeValues(r.blob)
+	values, err := sessionkit.ParsePacked(r.blob)
 	if err != nil {
 		return sessionkit.Record{}, fmt.Errorf("file: get: %s: %w", l.path, err)
 	}
-	return sessionkit.Record{Values: values, Expires: time.Unix(0, r.deadline)}, nil
+	return sessionkit.Record{Packed: values, Expires: time.Unix(0, r.deadline)}, nil
 }
 
 // Update implements sessionkit.Provider.
@@ -559,13 +559,13 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	}
 	switch {
 	case !live:
-		blob = sessionkit.EncodeValues(u.Apply(nil))
+		blob = u.AppendPacked(nil, "")
 	case u.Clear || len(u.Delete) > 0 || len(u.Set) > 0:
-		values, err := sessionkit.DecodeValues(r.blob)
+		values, err := sessionkit.ParsePacked(r.blob)
 		if err != nil {
 			return fmt.Errorf("file: update: %s: %w", l.path, err)
 		}
-		blob = sessionkit.EncodeValues(u.Apply(values))
+		blob = u.AppendPacked(nil, values)
 	}
 	// The lock wait may have outlived the caller's patience.
 	if err := p.check(ctx, "update"); err != nil {
@@ -771,11 +771,11 @@ func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Re
 		if strings.TrimSuffix(filepath.Base(path), suffix) != hex.EncodeToString(sum[:]) {
 			return true
 		}
-		values, err := sessionkit.DecodeValues(r.blob)
+		values, err := sessionkit.ParsePacked(r.blob)
 		if err != nil {
 			return true
 		}
-		return fn(string(r.id), sessionkit.Record{Values: values, Expires: time.Unix(0, r.deadline)})
+		return fn(string(r.id), sessionkit.Record{Packed: values, Expires: time.Unix(0, r.deadline)})
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("file: range: %w", err)

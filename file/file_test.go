@@ -188,8 +188,8 @@ func TestLongAndCaseIDs(t *testing.T) {
 	create(t, p, upper, vals("who", "upper"))
 	for id, want := range map[string]string{long: "long", lower: "lower", upper: "upper"} {
 		r, err := p.Get(bg, id)
-		if err != nil || string(r.Values["who"]) != want {
-			t.Fatalf("Get(%.20s…) = %q, %v; want %q", id, r.Values["who"], err, want)
+		if err != nil || string(r.Map()["who"]) != want {
+			t.Fatalf("Get(%.20s…) = %q, %v; want %q", id, r.Map()["who"], err, want)
 		}
 	}
 	long2 := strings.Repeat("M", sessionkit.MaxIDLength)
@@ -235,8 +235,8 @@ func TestRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Values) != len(v) || string(r.Values["user"]) != "ada" || string(r.Values["\x00c"]) != "\x01\x02\x03" {
-		t.Fatalf("values after restart = %q", r.Values)
+	if len(r.Map()) != len(v) || string(r.Map()["user"]) != "ada" || string(r.Map()["\x00c"]) != "\x01\x02\x03" {
+		t.Fatalf("values after restart = %q", r.Map())
 	}
 	if !r.Expires.Equal(exp) {
 		t.Fatalf("Expires after restart = %v, want %v", r.Expires, exp)
@@ -303,8 +303,8 @@ func TestSharedDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Values) != n+1 {
-		t.Fatalf("got %d values, want %d: writes were lost", len(r.Values), n+1)
+	if len(r.Map()) != n+1 {
+		t.Fatalf("got %d values, want %d: writes were lost", len(r.Map()), n+1)
 	}
 }
 
@@ -371,8 +371,8 @@ func TestMultiProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 1 + (procs+1)*n; len(r.Values) != want {
-		t.Fatalf("got %d values, want %d: writes from some process were lost", len(r.Values), want)
+	if want := 1 + (procs+1)*n; len(r.Map()) != want {
+		t.Fatalf("got %d values, want %d: writes from some process were lost", len(r.Map()), want)
 	}
 }
 

@@ -135,8 +135,8 @@ func TestServerRestart(t *testing.T) {
 	if err := srv.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := p.Get(bg, id); err != nil || string(r.Values["a"]) != "1" {
-		t.Fatalf("Get after the server resumed = %v, %v", r.Values, err)
+	if r, err := p.Get(bg, id); err != nil || string(r.Map()["a"]) != "1" {
+		t.Fatalf("Get after the server resumed = %v, %v", r.Map(), err)
 	}
 
 	// A dead server: connections refused.
@@ -159,7 +159,7 @@ func TestServerRestart(t *testing.T) {
 	}
 	id2 := sessionkit.NewID()
 	create(t, p, id2, vals("c", "3"))
-	if r, err := p.Get(bg, id2); err != nil || string(r.Values["c"]) != "3" {
-		t.Fatalf("Get after the restart = %v, %v", r.Values, err)
+	if r, err := p.Get(bg, id2); err != nil || string(r.Map()["c"]) != "3" {
+		t.Fatalf("Get after the restart = %v, %v", r.Map(), err)
 	}
 }

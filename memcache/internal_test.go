@@ -103,8 +103,9 @@ func TestKey(t *testing.T) {
 
 func TestEncodeDecode(t *testing.T) {
 	v := map[string][]byte{"a": []byte("1"), "\x00c": {0, 1}}
-	d, got, err := decode(&memcache.Item{Key: "k", Value: encode(12345, v), Flags: itemFlags})
-	if err != nil || d != 12345 || len(got) != 2 || string(got["a"]) != "1" {
+	d, p, err := decode(&memcache.Item{Key: "k", Value: encode(12345, "", sessionkit.Update{Set: v}), Flags: itemFlags})
+	got := p.Map()
+	if err != nil || d != 12345 || len(got) != 2 || string(got["a"]) != "1" || string(got["\x00c"]) != "\x00\x01" {
 		t.Fatalf("decode = %d, %q, %v", d, got, err)
 	}
 }

@@ -328,12 +328,12 @@ func expiration(deadline, now int64) int32 {
 	return math.MaxInt32
 }
 
-// encode builds a session item's value.
-func encode(deadline int64, values map[string][]byte) []byte {
-	blob := sessionkit.EncodeValues(values)
-	b := make([]byte, headerLen, headerLen+len(blob))
+// encode builds a session item's value: the deadline, then u applied to
+// the values in old.
+func encode(deadline int64, old sessionkit.Packed, u sessionkit.Update) []byte {
+	b := make([]byte, headerLen, headerLen+u.PackedSize(old))
 	binary.BigEndian.PutUint64(b, uint64(deadline))
-	return append(b, blob...)
+	return u.AppendPacked(b, old)
 }
 
 // header checks an item's format and returns its deadline.
@@ -348,14 +348,14 @@ func header(it *memcache.Item) (int64, error) {
 }
 
 // decode returns an item's deadline and values.
-func decode(it *memcache.Item) (int64, map[string][]byte, error) {
+func decode(it *memcache.Item) (int64, sessionkit.Packed, error) {
 	deadline, err := header(it)
 	if err != nil {
-		return 0, nil, err
+		return 0, "", err
 	}
-	values, err := sessionkit.DecodeValues(it.Value[headerLen:])
+	values, err := sessionkit.ParsePacked(it.Value[headerLen:])
 	if err != nil {
-		return 0, nil, fmt.Errorf("memcache: %w", err)
+		return 0, "", fmt.Errorf("memcache: %w", err)
 	}
 	return deadline, values, nil
 }
@@ -395,7 +395,7 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 	if time.Now().UnixNano() >= deadline {
 		return sessionkit.Record{}, sessionkit.ErrNotFound
 	}
-	return sessionkit.Record{Values: values, Expires: time.Unix(0, deadline)}, nil
+	return sessionkit.Record{Packed: values, Expires: time.Unix(0, deadline)}, nil
 }
 
 // backoff waits a little, more after each lost race, so that writers of
@@ -445,7 +445,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 			if err := p.check(ctx, "update"); err != nil {
 				return err
 			}
-			err := p.c.Add(&memcache.Item{Key: key, Value: encode(deadline, u.Apply(nil)),
+			err := p.c.Add(&memcache.Item{Key: key, Value: encode(deadline, "", u),
 				Flags: itemFlags, Expiration: expiration(deadline, now)})
 			if errors.Is(err, memcache.ErrNotStored) {
 				continue // created meanwhile: read it and decide again
@@ -473,13 +473,13 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		switch {
 		case !live:
 			// Creating over a dead item that memcached has not dropped yet.
-			it.Value = encode(deadline, u.Apply(nil))
+			it.Value = encode(deadline, "", u)
 		case changes:
 			_, values, err := decode(it)
 			if err != nil {
 				return err
 			}
-			it.Value = encode(deadline, u.Apply(values))
+			it.Value = encode(deadline, values, u)
 		default:
 			// Only the deadline changes: the encoded values are kept as
 			// they are, without decoding them.
@@ -525,7 +525,7 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 
 // tombstone is the value an old ID gets during Rename: a deadline of 0,
 // which every read sees as dead, and no values.
-var tombstone = encode(0, nil)
+var tombstone = encode(0, "", sessionkit.Update{})
 
 // Rename implements sessionkit.Provider; see the package documentation for
 // what it guarantees.

@@ -182,8 +182,8 @@ func TestLongIDs(t *testing.T) {
 	a, b := long("a"), long("b")
 	create(t, p, a, vals("k", "v"))
 	r, err := p.Get(bg, a)
-	if err != nil || string(r.Values["k"]) != "v" {
-		t.Fatalf("Get of a %d-byte ID = %v, %v", len(a), r.Values, err)
+	if err != nil || string(r.Map()["k"]) != "v" {
+		t.Fatalf("Get of a %d-byte ID = %v, %v", len(a), r.Map(), err)
 	}
 	if err := p.Rename(bg, a, b, later()); err != nil {
 		t.Fatal(err)
@@ -191,8 +191,8 @@ func TestLongIDs(t *testing.T) {
 	if _, err := p.Get(bg, a); !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("old long ID after Rename: %v", err)
 	}
-	if r, err := p.Get(bg, b); err != nil || string(r.Values["k"]) != "v" {
-		t.Fatalf("new long ID after Rename = %v, %v", r.Values, err)
+	if r, err := p.Get(bg, b); err != nil || string(r.Map()["k"]) != "v" {
+		t.Fatalf("new long ID after Rename = %v, %v", r.Map(), err)
 	}
 	// A long ID and its hashed form must not meet a short ID.
 	short := long("a")[:sessionkit.MinIDLength]
@@ -288,7 +288,7 @@ func TestRenameKeepsConcurrentUpdates(t *testing.T) {
 			if i < 0 {
 				continue
 			}
-			if got, want := string(r.Values[fmt.Sprintf("w%d", w)]), fmt.Sprint(i); got != want {
+			if got, want := string(r.Map()[fmt.Sprintf("w%d", w)]), fmt.Sprint(i); got != want {
 				t.Fatalf("round %d: worker %d's last successful write %s is lost: new ID has %q", round, w, want, got)
 			}
 		}

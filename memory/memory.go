@@ -8,9 +8,11 @@
 //	import _ "github.com/sessionkit/sessionkit/memory"
 //	err := session.SetProvider("memory", &memory.Config{})
 //
-// Reads cost no allocation: a stored record's values are never modified in
-// place (every Update builds a new map), so Get hands out the stored map
-// itself and concurrent readers each see a consistent snapshot.
+// Each session is one allocation: its ID followed by its values packed
+// into one immutable string (sessionkit.Packed), which is also the map's
+// key. Records are never modified in place (every Update builds a new
+// one), so Get hands out the stored string itself: reads cost no
+// allocation, and concurrent readers each see a consistent snapshot.
 package memory
 
 import (
@@ -18,6 +20,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sessionkit/sessionkit"
 )
@@ -52,11 +55,36 @@ func (driver) Open(_ context.Context, cfg sessionkit.ProviderConfig) (sessionkit
 	return New(c), nil
 }
 
-// record is one stored session. Its values map is never modified after
-// the record is stored.
+// record is one stored session. blob is the session's ID followed by its
+// packed values; the map's key is the ID part of it, so a session costs one
+// allocation. blob is never modified.
 type record struct {
-	values  map[string][]byte
+	blob    string
 	expires int64 // unix nanoseconds
+}
+
+// values returns the packed values of the session stored under id.
+func (r record) values(id string) sessionkit.Packed {
+	if len(r.blob) < len(id) {
+		return ""
+	}
+	return sessionkit.Packed(r.blob[len(id):])
+}
+
+// newRecord builds the record for id holding u applied to old.
+func newRecord(id string, old sessionkit.Packed, u sessionkit.Update, expires int64) record {
+	b := make([]byte, len(id), len(id)+u.PackedSize(old))
+	copy(b, id)
+	b = u.AppendPacked(b, old)
+	return record{blob: unsafe.String(&b[0], len(b)), expires: expires}
+}
+
+// key returns the map key of a record stored under id: the ID inside blob.
+func (r record) key(id string) string {
+	if len(r.blob) < len(id) {
+		return id
+	}
+	return r.blob[:len(id)]
 }
 
 // Provider is the memory provider. Create it with New or through
@@ -89,7 +117,7 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 	if !ok || !live(r, sessionkit.Now(ctx).UnixNano()) {
 		return sessionkit.Record{}, sessionkit.ErrNotFound
 	}
-	return sessionkit.Record{Values: r.values, Expires: time.Unix(0, r.expires)}, nil
+	return sessionkit.Record{Packed: r.values(id), Expires: time.Unix(0, r.expires)}, nil
 }
 
 // Update implements sessionkit.Provider.
@@ -99,27 +127,29 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	}
 	var err error
 	now := sessionkit.Now(ctx).UnixNano()
-	p.m.Update(id, func(r record, ok bool) (record, bool) {
+	p.m.UpdateKeyed(id, func(r record, ok bool) (string, record, bool) {
 		ok = ok && live(r, now)
 		switch {
 		case !ok && !u.Create:
 			err = sessionkit.ErrNotFound
-			return r, false
+			return id, r, false
 		case ok && u.Create:
 			err = sessionkit.ErrExists
-			return r, true
+			return r.key(id), r, true
 		}
-		if !ok {
-			r = record{}
-		}
-		next := record{values: r.values, expires: r.expires}
-		if u.Clear || len(u.Delete) > 0 || len(u.Set) > 0 {
-			next.values = u.Apply(r.values)
-		}
+		expires := r.expires
 		if !u.Expires.IsZero() {
-			next.expires = u.Expires.UnixNano()
+			expires = u.Expires.UnixNano()
 		}
-		return next, true
+		if ok && !u.Clear && len(u.Delete) == 0 && len(u.Set) == 0 {
+			return r.key(id), record{blob: r.blob, expires: expires}, true
+		}
+		var old sessionkit.Packed
+		if ok {
+			old = r.values(id)
+		}
+		next := newRecord(id, old, u, expires)
+		return next.key(id), next, true
 	})
 	return err
 }
@@ -159,7 +189,7 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 			err = sessionkit.ErrExists
 			return o, true, n, true
 		}
-		return o, false, record{values: o.values, expires: expires.UnixNano()}, true
+		return o, false, newRecord(newID, o.values(oldID), sessionkit.Update{}, expires.UnixNano()), true
 	})
 	return err
 }
@@ -194,7 +224,7 @@ func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Re
 		if !live(r, now) {
 			return true
 		}
-		return fn(id, sessionkit.Record{Values: r.values, Expires: time.Unix(0, r.expires)})
+		return fn(id, sessionkit.Record{Packed: r.values(id), Expires: time.Unix(0, r.expires)})
 	})
 	return nil
 }

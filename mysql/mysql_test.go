@@ -216,8 +216,8 @@ func TestCaseSensitiveIDs(t *testing.T) {
 		}
 	}
 	r, err := p.Get(bg, lower)
-	if err != nil || string(r.Values["id"]) != lower {
-		t.Fatalf("Get(%s) = %q, %v", lower, r.Values, err)
+	if err != nil || string(r.Map()["id"]) != lower {
+		t.Fatalf("Get(%s) = %q, %v", lower, r.Map(), err)
 	}
 }
 

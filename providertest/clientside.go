@@ -52,7 +52,7 @@ func testClientRoundTrip(t *testing.T, p sessionkit.ClientSide) {
 	if gotID != id {
 		t.Fatalf("ID %q came back as %q", id, gotID)
 	}
-	wantValues(t, r.Values, Values("a", "1", "b", "two"))
+	wantValues(t, r, Values("a", "1", "b", "two"))
 	if r.Expires.Sub(exp).Abs() > time.Second {
 		t.Fatalf("Expires %v came back as %v", exp, r.Expires)
 	}
@@ -70,7 +70,7 @@ func testClientBinarySafe(t *testing.T, p sessionkit.ClientSide) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantValues(t, r.Values, v)
+	wantValues(t, r, v)
 }
 
 func testClientTooLarge(t *testing.T, p sessionkit.ClientSide) {

@@ -158,12 +158,25 @@ func wantMissing(t *testing.T, p sessionkit.Provider, id, why string) {
 	t.Helper()
 	r, err := p.Get(bg, id)
 	if !errors.Is(err, sessionkit.ErrNotFound) {
-		t.Fatalf("%s: Get(%s) = %v, %v; want an error wrapping ErrNotFound", why, id, r.Values, err)
+		t.Fatalf("%s: Get(%s) = %v, %v; want an error wrapping ErrNotFound", why, id, r.Map(), err)
 	}
 }
 
-func wantValues(t *testing.T, got, want map[string][]byte) {
+func wantValues(t *testing.T, r sessionkit.Record, want map[string][]byte) {
 	t.Helper()
+	got := map[string][]byte{}
+	for k, v := range r.All() {
+		if _, dup := got[k]; dup {
+			t.Fatalf("key %q listed twice", k)
+		}
+		got[k] = v
+		if l, ok := r.Lookup(k); !ok || !bytes.Equal(l, v) {
+			t.Fatalf("key %q: All gives %q but Lookup %q, %v", k, v, l, ok)
+		}
+	}
+	if n := r.Len(); n != len(got) {
+		t.Fatalf("Len() = %d, but All lists %d values", n, len(got))
+	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d values %q, want %d %q", len(got), got, len(want), want)
 	}
@@ -196,7 +209,7 @@ func testRoundTrip(t *testing.T, p sessionkit.Provider) {
 	exp := later()
 	Create(t, p, id, Values("a", "1", "b", "two"), exp)
 	r := mustGet(t, p, id)
-	wantValues(t, r.Values, Values("a", "1", "b", "two"))
+	wantValues(t, r, Values("a", "1", "b", "two"))
 	if d := r.Expires.Sub(exp); d < -time.Second || d > time.Second {
 		t.Fatalf("Expires = %v, want %v within a second", r.Expires, exp)
 	}
@@ -211,7 +224,7 @@ func testBinarySafe(t *testing.T, p sessionkit.Provider) {
 		"spaces and:colon": {0xde, 0xad, 0xbe, 0xef},
 	}
 	Create(t, p, id, v, later())
-	wantValues(t, mustGet(t, p, id).Values, v)
+	wantValues(t, mustGet(t, p, id), v)
 }
 
 func testLargeValue(t *testing.T, p sessionkit.Provider) {
@@ -219,7 +232,7 @@ func testLargeValue(t *testing.T, p sessionkit.Provider) {
 	big := make([]byte, 256<<10)
 	_, _ = rand.Read(big)
 	Create(t, p, id, map[string][]byte{"big": big}, later())
-	wantValues(t, mustGet(t, p, id).Values, map[string][]byte{"big": big})
+	wantValues(t, mustGet(t, p, id), map[string][]byte{"big": big})
 }
 
 func testOverwrite(t *testing.T, p sessionkit.Provider) {
@@ -228,7 +241,7 @@ func testOverwrite(t *testing.T, p sessionkit.Provider) {
 	if err := p.Update(bg, id, sessionkit.Update{Set: Values("a", "changed")}); err != nil {
 		t.Fatal(err)
 	}
-	wantValues(t, mustGet(t, p, id).Values, Values("a", "changed", "b", "2"))
+	wantValues(t, mustGet(t, p, id), Values("a", "changed", "b", "2"))
 }
 
 // testSetMapNotKept: the manager reuses Update.Set once Update returns, so
@@ -239,14 +252,14 @@ func testSetMapNotKept(t *testing.T, p sessionkit.Provider) {
 	Create(t, p, id, set, later())
 	clear(set)
 	set["evil"] = []byte("x")
-	wantValues(t, mustGet(t, p, id).Values, Values("a", "1", "b", "2"))
+	wantValues(t, mustGet(t, p, id), Values("a", "1", "b", "2"))
 	set = Values("c", "3")
 	del := []string{"a"}
 	if err := p.Update(bg, id, sessionkit.Update{Set: set, Delete: del}); err != nil {
 		t.Fatal(err)
 	}
 	set["c"], del[0] = []byte("changed"), "b"
-	wantValues(t, mustGet(t, p, id).Values, Values("b", "2", "c", "3"))
+	wantValues(t, mustGet(t, p, id), Values("b", "2", "c", "3"))
 }
 
 // testGetIsASnapshot: the manager reads strings straight out of a
@@ -262,7 +275,7 @@ func testGetIsASnapshot(t *testing.T, p sessionkit.Provider) {
 	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: Values("z", "9")}); err != nil {
 		t.Fatal(err)
 	}
-	wantValues(t, before.Values, Values("a", "1", "b", "2"))
+	wantValues(t, before, Values("a", "1", "b", "2"))
 }
 
 func testDeleteKeys(t *testing.T, p sessionkit.Provider) {
@@ -271,7 +284,7 @@ func testDeleteKeys(t *testing.T, p sessionkit.Provider) {
 	if err := p.Update(bg, id, sessionkit.Update{Delete: []string{"a", "nope"}, Set: Values("d", "4")}); err != nil {
 		t.Fatal(err)
 	}
-	wantValues(t, mustGet(t, p, id).Values, Values("b", "2", "c", "3", "d", "4"))
+	wantValues(t, mustGet(t, p, id), Values("b", "2", "c", "3", "d", "4"))
 }
 
 func testClear(t *testing.T, p sessionkit.Provider) {
@@ -280,7 +293,7 @@ func testClear(t *testing.T, p sessionkit.Provider) {
 	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: Values("c", "3")}); err != nil {
 		t.Fatal(err)
 	}
-	wantValues(t, mustGet(t, p, id).Values, Values("c", "3"))
+	wantValues(t, mustGet(t, p, id), Values("c", "3"))
 }
 
 func testCreateExisting(t *testing.T, p sessionkit.Provider) {
@@ -290,7 +303,7 @@ func testCreateExisting(t *testing.T, p sessionkit.Provider) {
 	if !errors.Is(err, sessionkit.ErrExists) {
 		t.Fatalf("Update(Create) of a live ID = %v, want ErrExists", err)
 	}
-	wantValues(t, mustGet(t, p, id).Values, Values("a", "1"))
+	wantValues(t, mustGet(t, p, id), Values("a", "1"))
 }
 
 func testUpdateMissing(t *testing.T, p sessionkit.Provider) {
@@ -358,7 +371,7 @@ func testExpiredRecreate(t *testing.T, p sessionkit.Provider) {
 	// An expired session is gone: creating the ID again must work and
 	// must not bring the old values back.
 	Create(t, p, id, Values("new", "2"), later())
-	wantValues(t, mustGet(t, p, id).Values, Values("new", "2"))
+	wantValues(t, mustGet(t, p, id), Values("new", "2"))
 }
 
 func testTouch(t *testing.T, p sessionkit.Provider) {
@@ -376,7 +389,7 @@ func testTouch(t *testing.T, p sessionkit.Provider) {
 	}
 	time.Sleep(expiryUnit + 1500*time.Millisecond)
 	r := mustGet(t, p, id)
-	wantValues(t, r.Values, Values("a", "1"))
+	wantValues(t, r, Values("a", "1"))
 	if d := r.Expires.Sub(ext); d < -time.Second || d > time.Second {
 		t.Fatalf("Expires after touch = %v, want %v", r.Expires, ext)
 	}
@@ -398,7 +411,7 @@ func testRename(t *testing.T, p sessionkit.Provider) {
 	}
 	wantMissing(t, p, oldID, "the old ID after Rename")
 	r := mustGet(t, p, newID)
-	wantValues(t, r.Values, Values("a", "1", "b", "2"))
+	wantValues(t, r, Values("a", "1", "b", "2"))
 	if r.Expires.Sub(exp).Abs() > time.Second {
 		t.Fatalf("Expires after Rename = %v, want %v", r.Expires, exp)
 	}
@@ -423,8 +436,8 @@ func testRenameOntoLive(t *testing.T, p sessionkit.Provider) {
 	if err := p.Rename(bg, a, b, later()); !errors.Is(err, sessionkit.ErrExists) {
 		t.Fatalf("Rename onto a live ID = %v, want ErrExists", err)
 	}
-	wantValues(t, mustGet(t, p, a).Values, Values("who", "a"))
-	wantValues(t, mustGet(t, p, b).Values, Values("who", "b"))
+	wantValues(t, mustGet(t, p, a), Values("who", "a"))
+	wantValues(t, mustGet(t, p, b), Values("who", "b"))
 }
 
 func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
@@ -453,7 +466,7 @@ func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
 		k := fmt.Sprintf("k%02d", i)
 		want[k] = []byte(k)
 	}
-	wantValues(t, mustGet(t, p, id).Values, want)
+	wantValues(t, mustGet(t, p, id), want)
 }
 
 func testConcurrentSameKey(t *testing.T, p sessionkit.Provider) {
@@ -471,7 +484,8 @@ func testConcurrentSameKey(t *testing.T, p sessionkit.Provider) {
 		}()
 	}
 	wg.Wait()
-	got := string(mustGet(t, p, id).Values["k"])
+	k, _ := mustGet(t, p, id).Lookup("k")
+	got := string(k)
 	if len(got) != 3 || got[0] != 'w' {
 		t.Fatalf("after concurrent writes of one key, value = %q; want one writer's value whole", got)
 	}
@@ -552,7 +566,8 @@ func testRange(t *testing.T, p sessionkit.Provider) {
 	got := map[string]string{}
 	if err := rg.Range(bg, func(id string, r sessionkit.Record) bool {
 		if _, mine := want[id]; mine {
-			got[id] = string(r.Values["v"])
+			v, _ := r.Lookup("v")
+			got[id] = string(v)
 		}
 		return true
 	}); err != nil {
@@ -591,7 +606,7 @@ func testGC(t *testing.T, p sessionkit.Provider) {
 	}
 	wantMissing(t, p, short1, "after GC")
 	wantMissing(t, p, short2, "after GC")
-	wantValues(t, mustGet(t, p, long).Values, Values("a", "1"))
+	wantValues(t, mustGet(t, p, long), Values("a", "1"))
 	if c, ok := p.(sessionkit.Counter); ok {
 		if n, err := c.Count(bg); err != nil || n != 1 {
 			t.Fatalf("Count after GC = %d, %v; want 1", n, err)
@@ -623,7 +638,7 @@ func testContextCanceled(t *testing.T, p sessionkit.Provider) {
 		check("Count", err)
 	}
 	// A canceled call must not have half-applied anything.
-	wantValues(t, mustGet(t, p, id).Values, Values("a", "1"))
+	wantValues(t, mustGet(t, p, id), Values("a", "1"))
 }
 
 func testClose(t *testing.T, p sessionkit.Provider) {

@@ -328,15 +328,15 @@ func TestStorageEdges(t *testing.T) {
 	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("", "empty key", "a", "1"), Expires: exp}); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, p, id).Values; string(got[""]) != "empty key" || string(got["a"]) != "1" || len(got) != 2 {
+	if got := mustGet(t, p, id).Map(); string(got[""]) != "empty key" || string(got["a"]) != "1" || len(got) != 2 {
 		t.Fatalf("values = %q", got)
 	}
 	if err := p.Update(bg, id, sessionkit.Update{Delete: []string{"", "a"}}); err != nil {
 		t.Fatal(err)
 	}
 	r := mustGet(t, p, id)
-	if len(r.Values) != 0 || !r.Expires.Equal(exp) {
-		t.Fatalf("after deleting every value: %q, %v; want a live empty session until %v", r.Values, r.Expires, exp)
+	if len(r.Map()) != 0 || !r.Expires.Equal(exp) {
+		t.Fatalf("after deleting every value: %q, %v; want a live empty session until %v", r.Map(), r.Expires, exp)
 	}
 	if err := p.Update(bg, id, sessionkit.Update{Set: vals("back", "1")}); err != nil {
 		t.Fatalf("Update of a session with no values: %v", err)
@@ -344,8 +344,8 @@ func TestStorageEdges(t *testing.T) {
 	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("c", "3")}); err != nil {
 		t.Fatal(err)
 	}
-	if r := mustGet(t, p, id); !r.Expires.Equal(exp) || len(r.Values) != 1 {
-		t.Fatalf("after Clear without Expires: %q, %v; want one value and deadline %v", r.Values, r.Expires, exp)
+	if r := mustGet(t, p, id); !r.Expires.Equal(exp) || len(r.Map()) != 1 {
+		t.Fatalf("after Clear without Expires: %q, %v; want one value and deadline %v", r.Map(), r.Expires, exp)
 	}
 
 	many := providertest.ID()
@@ -361,13 +361,13 @@ func TestStorageEdges(t *testing.T) {
 	if err := p.Update(bg, many, sessionkit.Update{Create: true, Set: set, Expires: exp}); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(mustGet(t, p, many).Values); n != 3000 {
+	if n := len(mustGet(t, p, many).Map()); n != 3000 {
 		t.Fatalf("%d values after setting 3000", n)
 	}
 	if err := p.Update(bg, many, sessionkit.Update{Delete: del}); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(mustGet(t, p, many).Values); n != 500 {
+	if n := len(mustGet(t, p, many).Map()); n != 500 {
 		t.Fatalf("%d values after deleting 2500 of 3000", n)
 	}
 
@@ -467,7 +467,7 @@ func TestRenameUnderConcurrentUpdates(t *testing.T) {
 				if err != nil {
 					t.Fatalf("round %d: Rename: %v", round, err)
 				}
-				got := mustGet(t, p, newID).Values
+				got := mustGet(t, p, newID).Map()
 				for _, k := range done {
 					if _, ok := got[k]; !ok {
 						t.Fatalf("round %d: Update of %s succeeded on the old ID but is missing after Rename (%d of %d kept)", round, k, len(got)-1, len(done))
@@ -513,8 +513,8 @@ func TestStepwiseRenameRaces(t *testing.T) {
 				t.Fatalf("Rename with an Update mid-copy: %v", err)
 			}
 			r := mustGet(t, p, newID)
-			if len(r.Values) != 2 || string(r.Values["b"]) != "2" || string(r.Values["c"]) != "3" || !r.Expires.Equal(exp) {
-				t.Fatalf("after an Update mid-rename: %q until %v; want b and c until %v", r.Values, r.Expires, exp)
+			if len(r.Map()) != 2 || string(r.Map()["b"]) != "2" || string(r.Map()["c"]) != "3" || !r.Expires.Equal(exp) {
+				t.Fatalf("after an Update mid-rename: %q until %v; want b and c until %v", r.Map(), r.Expires, exp)
 			}
 			if _, err := p.Get(bg, oldID); !errors.Is(err, sessionkit.ErrNotFound) {
 				t.Fatalf("old ID: %v", err)
@@ -540,8 +540,8 @@ func TestStepwiseRenameRaces(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Rename with a Touch mid-copy: %v", err)
 			}
-			if r := mustGet(t, p, newID); len(r.Values) != 2 || !r.Expires.Equal(exp) {
-				t.Fatalf("after a Touch mid-rename: %q until %v", r.Values, r.Expires)
+			if r := mustGet(t, p, newID); len(r.Map()) != 2 || !r.Expires.Equal(exp) {
+				t.Fatalf("after a Touch mid-rename: %q until %v", r.Map(), r.Expires)
 			}
 		})
 	}
@@ -581,7 +581,7 @@ func TestRenameCrossSlotFallback(t *testing.T) {
 	if err := p.Rename(bg, oldID, newID, time.Now().Add(time.Hour)); err != nil {
 		t.Fatalf("Rename across slots through one node: %v", err)
 	}
-	if got := mustGet(t, p, newID).Values; string(got["a"]) != "1" {
+	if got := mustGet(t, p, newID).Map(); string(got["a"]) != "1" {
 		t.Fatalf("renamed values = %q", got)
 	}
 	if _, err := p.Get(bg, oldID); !errors.Is(err, sessionkit.ErrNotFound) {
@@ -794,7 +794,7 @@ func TestServerFailure(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if got := mustGet(t, p, id2).Values; string(got["a"]) != "1" {
+	if got := mustGet(t, p, id2).Map(); string(got["a"]) != "1" {
 		t.Fatalf("after restart: %q", got)
 	}
 	if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
@@ -887,7 +887,7 @@ func TestUnixSocket(t *testing.T) {
 	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := mustGet(t, p, id).Values; string(got["a"]) != "1" {
+	if got := mustGet(t, p, id).Map(); string(got["a"]) != "1" {
 		t.Fatalf("values = %q", got)
 	}
 }

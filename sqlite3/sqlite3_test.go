@@ -128,8 +128,8 @@ func TestPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get after reopening: %v", err)
 	}
-	if string(r.Values["user"]) != "ada" || r.Expires.Sub(exp).Abs() > time.Millisecond {
-		t.Fatalf("after reopening: %q, %v; want user=ada, %v", r.Values, r.Expires, exp)
+	if string(r.Map()["user"]) != "ada" || r.Expires.Sub(exp).Abs() > time.Millisecond {
+		t.Fatalf("after reopening: %q, %v; want user=ada, %v", r.Map(), r.Expires, exp)
 	}
 }
 

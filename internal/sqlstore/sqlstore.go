@@ -589,30 +589,30 @@ func (s *Store) Get(ctx context.Context, id string) (sessionkit.Record, error) {
 	if err != nil {
 		return sessionkit.Record{}, err
 	}
-	return sessionkit.Record{Values: values, Expires: time.UnixMilli(exp)}, nil
+	return sessionkit.Record{Packed: values, Expires: time.UnixMilli(exp)}, nil
 }
 
 // scanRecord reads the single (data, expires_at) row of rows, or reports
 // ErrNotFound. The data is scanned as RawBytes, valid only until rows
 // moves on, because DecodeValues copies what it keeps anyway.
-func (s *Store) scanRecord(ctx context.Context, op string, rows *sql.Rows, decode bool) (map[string][]byte, int64, error) {
+func (s *Store) scanRecord(ctx context.Context, op string, rows *sql.Rows, decode bool) (sessionkit.Packed, int64, error) {
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return nil, 0, s.fail(ctx, op, err)
+			return "", 0, s.fail(ctx, op, err)
 		}
-		return nil, 0, sessionkit.ErrNotFound
+		return "", 0, sessionkit.ErrNotFound
 	}
 	var raw sql.RawBytes
 	var exp int64
 	if err := rows.Scan(&raw, &exp); err != nil {
-		return nil, 0, s.fail(ctx, op, err)
+		return "", 0, s.fail(ctx, op, err)
 	}
 	if !decode {
-		return nil, exp, nil
+		return "", exp, nil
 	}
-	values, err := sessionkit.DecodeValues(raw)
+	values, err := sessionkit.ParsePacked(raw)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
+		return "", 0, fmt.Errorf("%s: %s: %w", s.d.Name, op, err)
 	}
 	return values, exp, nil
 }
@@ -656,7 +656,7 @@ func (s *Store) Update(ctx context.Context, id string, u sessionkit.Update) erro
 			if !u.Expires.IsZero() {
 				exp = u.Expires.UnixMilli()
 			}
-			data := sessionkit.EncodeValues(u.Apply(old))
+			data := u.AppendPacked(nil, old)
 			if _, err := tx.StmtContext(ctx, s.save.s).ExecContext(ctx, s.save.bind(args{id: id, data: data, exp: exp})...); err != nil {
 				return s.fail(ctx, "update", err)
 			}
@@ -669,7 +669,7 @@ func (s *Store) createSession(ctx context.Context, id string, u sessionkit.Updat
 	if u.Expires.IsZero() {
 		return fmt.Errorf("%s: update: Create needs a deadline (Update.Expires is zero)", s.d.Name)
 	}
-	a := args{id: id, data: sessionkit.EncodeValues(u.Apply(nil)), exp: u.Expires.UnixMilli(), now: now}
+	a := args{id: id, data: u.AppendPacked(nil, ""), exp: u.Expires.UnixMilli(), now: now}
 	return s.write(ctx, "update", func() error {
 		res, err := s.create.s.ExecContext(ctx, s.create.bind(a)...)
 		if err != nil {
@@ -821,11 +821,11 @@ func (s *Store) Range(ctx context.Context, fn func(id string, r sessionkit.Recor
 		if err := rows.Scan(&id, &raw, &exp); err != nil {
 			return s.fail(ctx, "range", err)
 		}
-		values, err := sessionkit.DecodeValues(raw)
+		values, err := sessionkit.ParsePacked(raw)
 		if err != nil {
 			return fmt.Errorf("%s: range: %w", s.d.Name, err)
 		}
-		if !fn(id, sessionkit.Record{Values: values, Expires: time.UnixMilli(exp)}) {
+		if !fn(id, sessionkit.Record{Packed: values, Expires: time.UnixMilli(exp)}) {
 			return nil
 		}
 	}

@@ -45,8 +45,8 @@ func Corrupt(t *testing.T, p sessionkit.Provider, corrupt func(id string)) {
 		t.Fatalf("clearing Update of a corrupt row: %v", err)
 	}
 	r, err := p.Get(bg, id)
-	if err != nil || len(r.Values) != 1 || string(r.Values["c"]) != "3" {
-		t.Fatalf("after a clearing Update: Get = %q, %v; want only c=3", r.Values, err)
+	if err != nil || len(r.Map()) != 1 || string(r.Map()["c"]) != "3" {
+		t.Fatalf("after a clearing Update: Get = %q, %v; want only c=3", r.Map(), err)
 	}
 }
 
@@ -181,8 +181,8 @@ func CancelWhileBlocked(t *testing.T, p sessionkit.Provider, lock func(id string
 		t.Fatalf("Update after a canceled one: %v", err)
 	}
 	r, err := p.Get(bg, id)
-	if err != nil || string(r.Values["a"]) != "1" || string(r.Values["b"]) != "2" {
-		t.Fatalf("after a canceled Update: %q, %v; want a=1 (the canceled write not applied) and b=2", r.Values, err)
+	if err != nil || string(r.Map()["a"]) != "1" || string(r.Map()["b"]) != "2" {
+		t.Fatalf("after a canceled Update: %q, %v; want a=1 (the canceled write not applied) and b=2", r.Map(), err)
 	}
 }
 
@@ -209,12 +209,12 @@ func Edges(t *testing.T, p sessionkit.Provider) {
 			t.Fatalf("Get: %v", err)
 		}
 		w := vals(kv...)
-		if len(r.Values) != len(w) {
-			t.Fatalf("values = %q, want %q", r.Values, w)
+		if len(r.Map()) != len(w) {
+			t.Fatalf("values = %q, want %q", r.Map(), w)
 		}
 		for k, v := range w {
-			if string(r.Values[k]) != string(v) {
-				t.Fatalf("values = %q, want %q", r.Values, w)
+			if string(r.Map()[k]) != string(v) {
+				t.Fatalf("values = %q, want %q", r.Map(), w)
 			}
 		}
 	}

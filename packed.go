@@ -1,0 +1,318 @@
+package sessionkit
+
+import (
+	"encoding/binary"
+	"fmt"
+	"iter"
+	"slices"
+	"unsafe"
+)
+
+// Packed is a session's values packed into one immutable string, in the
+// format EncodeValues writes: a version byte, the number of entries, then
+// each key and value preceded by its length (unsigned varints).
+//
+// A provider that keeps sessions in its own memory, or reads a session
+// back as one blob, may return a Record with Packed set instead of a
+// Values map. One allocation then holds the whole session, a read
+// allocates nothing, and a lookup scans a few bytes that lie together in
+// memory rather than probing a map whose keys lie elsewhere. Sessions hold
+// few keys, so the scan is the faster of the two; a map pays off only for
+// sessions of hundreds of keys.
+//
+// The zero Packed holds no values. A Packed built by Pack, ParsePacked or
+// Update.AppendPacked is well formed; one converted from arbitrary bytes
+// reads as holding the entries before the first malformed one, and never
+// makes a method panic.
+type Packed string
+
+// Pack packs values.
+func Pack(values map[string][]byte) Packed {
+	b := EncodeValues(values)
+	// b is never written again, so the string may share it.
+	return Packed(unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+// ParsePacked checks that b holds values packed by EncodeValues (or
+// Pack) and returns a copy of them as a Packed. Malformed input gives an
+// error wrapping ErrCorruptValue, never a panic. Providers that store
+// blobs use it instead of DecodeValues: it allocates once, for the copy,
+// where DecodeValues allocates a map and every value.
+func ParsePacked(b []byte) (Packed, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return "", fmt.Errorf("%w: unknown record format", ErrCorruptValue)
+	}
+	sc := scanPacked(unsafe.String(unsafe.SliceData(b), len(b)))
+	// Each entry takes at least two bytes, which bounds the count before
+	// anything is sized from it.
+	if sc.bad || sc.left > uint64(len(b)-sc.i)/2 {
+		return "", fmt.Errorf("%w: bad record header", ErrCorruptValue)
+	}
+	for {
+		if _, _, ok := sc.next(); !ok {
+			break
+		}
+	}
+	switch {
+	case sc.bad:
+		return "", fmt.Errorf("%w: truncated record", ErrCorruptValue)
+	case sc.i != len(b):
+		return "", fmt.Errorf("%w: trailing bytes in record", ErrCorruptValue)
+	}
+	return Packed(string(b)), nil
+}
+
+// packedScan walks the entries of a Packed.
+type packedScan struct {
+	p    string
+	i    int    // offset of the next entry
+	left uint64 // entries not read yet
+	bad  bool   // p is malformed after the entries read so far
+}
+
+func scanPacked(p string) packedScan {
+	if len(p) == 0 {
+		return packedScan{}
+	}
+	if p[0] != recordVersion {
+		return packedScan{bad: true}
+	}
+	count, i := uvarintAt(p, 1)
+	if i < 0 {
+		return packedScan{bad: true}
+	}
+	return packedScan{p: p, i: i, left: count}
+}
+
+// next returns the next entry, or ok false at the end or at the first
+// malformed byte (then bad is set).
+func (s *packedScan) next() (key, val string, ok bool) {
+	if s.left == 0 {
+		return "", "", false
+	}
+	s.left--
+	var i int
+	if key, i = fieldAt(s.p, s.i); i >= 0 {
+		val, i = fieldAt(s.p, i)
+	}
+	if i < 0 {
+		s.left, s.bad = 0, true
+		return "", "", false
+	}
+	s.i = i
+	return key, val, true
+}
+
+// fieldAt reads the length-prefixed field at p[i:] and returns it with the
+// offset after it, or -1 if it is malformed.
+func fieldAt(p string, i int) (string, int) {
+	n, i := uvarintAt(p, i)
+	if i < 0 || n > uint64(len(p)-i) {
+		return "", -1
+	}
+	end := i + int(n)
+	return p[i:end], end
+}
+
+// uvarintAt reads the unsigned varint at p[i:] and returns it with the
+// offset after it, or -1 if it is malformed. Lengths below 128, the usual
+// case, take one byte and the inlined first branch.
+func uvarintAt(p string, i int) (uint64, int) {
+	if uint(i) < uint(len(p)) && p[i] < 0x80 {
+		return uint64(p[i]), i + 1
+	}
+	return uvarintSlow(p, i)
+}
+
+func uvarintSlow(p string, i int) (uint64, int) {
+	if i < 0 || i >= len(p) {
+		return 0, -1
+	}
+	x, k := binary.Uvarint(bytesOf(p[i:]))
+	if k <= 0 {
+		return 0, -1
+	}
+	return x, i + k
+}
+
+// bytesOf views s as bytes without copying. The result must never be
+// written to: it shares s's memory.
+func bytesOf(s string) []byte {
+	if len(s) == 0 {
+		return []byte{}
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
+// Lookup returns the value stored under key. The slice shares p's memory
+// and must not be modified.
+func (p Packed) Lookup(key string) ([]byte, bool) {
+	s := string(p)
+	if len(s) == 0 || s[0] != recordVersion {
+		return nil, false
+	}
+	// The scan is written out, one-byte lengths inline, rather than going
+	// through packedScan: this is the lookup every request makes.
+	left, i := uvarintAt(s, 1)
+	for ; left > 0 && i >= 0; left-- {
+		var n uint64
+		if uint(i) < uint(len(s)) && s[i] < 0x80 {
+			n, i = uint64(s[i]), i+1
+		} else if n, i = uvarintSlow(s, i); i < 0 {
+			break
+		}
+		if n > uint64(len(s)-i) {
+			break
+		}
+		k := s[i : i+int(n)]
+		i += int(n)
+		if uint(i) < uint(len(s)) && s[i] < 0x80 {
+			n, i = uint64(s[i]), i+1
+		} else if n, i = uvarintSlow(s, i); i < 0 {
+			break
+		}
+		if n > uint64(len(s)-i) {
+			break
+		}
+		if k == key {
+			return bytesOf(s[i : i+int(n)]), true
+		}
+		i += int(n)
+	}
+	return nil, false
+}
+
+// Len returns the number of values.
+func (p Packed) Len() int {
+	n := 0
+	for range p.All() {
+		n++
+	}
+	return n
+}
+
+// All yields every key and value. The values share p's memory and must
+// not be modified.
+func (p Packed) All() iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		sc := scanPacked(string(p))
+		for {
+			k, v, ok := sc.next()
+			if !ok || !yield(k, bytesOf(v)) {
+				return
+			}
+		}
+	}
+}
+
+// Map returns the values as a new map. The values share p's memory and
+// must not be modified.
+func (p Packed) Map() map[string][]byte {
+	m := make(map[string][]byte)
+	for k, v := range p.All() {
+		m[k] = v
+	}
+	return m
+}
+
+// AppendPacked appends to dst the packed values that result from applying
+// u to p, the Packed counterpart of Apply: entries of p that u neither
+// deletes nor sets keep their place, then u's Set entries follow. It grows
+// dst at most once; PackedSize tells by how much, for a caller that wants
+// the result to share one allocation with something else (the memory
+// provider puts the session's ID in front of it).
+func (u Update) AppendPacked(dst []byte, p Packed) []byte {
+	var buf [8]setEntry
+	set := u.setEntries(buf[:0])
+	count, size := u.packedLayout(p, set)
+	dst = slices.Grow(dst, size)
+	dst = append(dst, recordVersion)
+	dst = binary.AppendUvarint(dst, uint64(count))
+	sc := scanPacked(string(p))
+	for {
+		k, v, ok := sc.next()
+		if !ok {
+			break
+		}
+		if u.keeps(k, set) {
+			dst = appendEntry(dst, k, v)
+		}
+	}
+	for _, e := range set {
+		dst = appendEntry(dst, e.k, e.v)
+	}
+	return dst
+}
+
+// PackedSize returns the number of bytes AppendPacked(dst, p) appends.
+func (u Update) PackedSize(p Packed) int {
+	var buf [8]setEntry
+	_, size := u.packedLayout(p, u.setEntries(buf[:0]))
+	return size
+}
+
+// setEntry is one of Update.Set's entries. Requests set few keys: a slice
+// of them, searched in order, costs less than probing the map.
+type setEntry struct {
+	k string
+	v []byte
+}
+
+func (u Update) setEntries(buf []setEntry) []setEntry {
+	for k, v := range u.Set {
+		buf = append(buf, setEntry{k, v})
+	}
+	return buf
+}
+
+func (u Update) packedLayout(p Packed, set []setEntry) (count, size int) {
+	sc := scanPacked(string(p))
+	for {
+		k, v, ok := sc.next()
+		if !ok {
+			break
+		}
+		if u.keeps(k, set) {
+			count++
+			size += entrySize(k, v)
+		}
+	}
+	for _, e := range set {
+		count++
+		size += entrySize(e.k, e.v)
+	}
+	return count, size + 1 + uvarintLen(uint64(count))
+}
+
+// keeps reports whether a stored key survives u unchanged.
+func (u Update) keeps(k string, set []setEntry) bool {
+	if u.Clear {
+		return false
+	}
+	for i := range set {
+		if len(set[i].k) == len(k) && set[i].k == k {
+			return false
+		}
+	}
+	return !slices.Contains(u.Delete, k)
+}
+
+func appendEntry[V string | []byte](dst []byte, k string, v V) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(k)))
+	dst = append(dst, k...)
+	dst = binary.AppendUvarint(dst, uint64(len(v)))
+	return append(dst, v...)
+}
+
+func entrySize[V string | []byte](k string, v V) int {
+	return uvarintLen(uint64(len(k))) + len(k) + uvarintLen(uint64(len(v))) + len(v)
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}

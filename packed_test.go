@@ -1,0 +1,138 @@
+package sessionkit
+
+import (
+	"bytes"
+	"errors"
+	"maps"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func TestPackedRoundTrip(t *testing.T) {
+	long := strings.Repeat("k", 300) // lengths of two varint bytes
+	in := map[string][]byte{"a": []byte("1"), "\x00m": {0, 255}, "": {}, long: bytes.Repeat([]byte("v"), 70000)}
+	p := Pack(in)
+	q, err := ParsePacked([]byte(p))
+	if err != nil || q != p {
+		t.Fatalf("ParsePacked(Pack(v)) = %v", err)
+	}
+	if p.Len() != len(in) {
+		t.Fatalf("Len = %d, want %d", p.Len(), len(in))
+	}
+	for k, v := range in {
+		got, ok := p.Lookup(k)
+		if !ok || !bytes.Equal(got, v) {
+			t.Fatalf("Lookup(%.10q) = %.10q, %v", k, got, ok)
+		}
+	}
+	if _, ok := p.Lookup("missing"); ok {
+		t.Fatal("Lookup of a missing key found it")
+	}
+	if !maps.EqualFunc(p.Map(), in, bytes.Equal) {
+		t.Fatal("Map differs from what was packed")
+	}
+	var zero Packed
+	if zero.Len() != 0 || len(zero.Map()) != 0 {
+		t.Fatal("the zero Packed is not empty")
+	}
+	if _, ok := zero.Lookup(""); ok {
+		t.Fatal("the zero Packed has a value")
+	}
+}
+
+func TestParsePackedJunk(t *testing.T) {
+	good := []byte(Pack(map[string][]byte{"a": []byte("1")}))
+	for _, b := range [][]byte{nil, {}, {2}, {1}, {1, 0xff}, good[:len(good)-1], append(good, 0),
+		{1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, {1, 100, 1, 'a'}, {1, 2, 1, 'a', 1, 'b'}} {
+		if _, err := ParsePacked(b); !errors.Is(err, ErrCorruptValue) {
+			t.Errorf("ParsePacked(%x) = %v, want ErrCorruptValue", b, err)
+		}
+		// Malformed bytes converted directly must read safely too.
+		p := Packed(b)
+		p.Lookup("a")
+		p.Len()
+		p.Map()
+	}
+}
+
+// AppendPacked must give exactly what Apply gives on a map, for any mix of
+// Clear, Delete and Set, and PackedSize must predict its length.
+func TestAppendPackedMatchesApply(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := []string{"a", "b", "c", "\x00m", strings.Repeat("x", 200), ""}
+	randValues := func() map[string][]byte {
+		m := map[string][]byte{}
+		for _, k := range keys {
+			if rng.IntN(2) == 0 {
+				m[k] = bytes.Repeat([]byte{byte(rng.IntN(256))}, rng.IntN(300))
+			}
+		}
+		return m
+	}
+	for i := 0; i < 2000; i++ {
+		old := randValues()
+		u := Update{Clear: rng.IntN(5) == 0, Set: randValues()}
+		for _, k := range keys {
+			if rng.IntN(3) == 0 {
+				u.Delete = append(u.Delete, k)
+			}
+		}
+		want := u.Apply(old)
+		prefix := []byte("id:")
+		b := u.AppendPacked(prefix, Pack(old))
+		if len(b)-len(prefix) != u.PackedSize(Pack(old)) {
+			t.Fatalf("PackedSize = %d, AppendPacked wrote %d", u.PackedSize(Pack(old)), len(b)-len(prefix))
+		}
+		if string(b[:len(prefix)]) != "id:" {
+			t.Fatal("AppendPacked overwrote dst")
+		}
+		got, err := ParsePacked(b[len(prefix):])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.EqualFunc(got.Map(), want, bytes.Equal) || got.Len() != len(want) {
+			t.Fatalf("case %d: AppendPacked gave %q, Apply %q", i, got.Map(), want)
+		}
+	}
+}
+
+// One allocation for the result, none for the work.
+func TestAppendPackedAllocs(t *testing.T) {
+	old := Pack(map[string][]byte{"\x00m": {1, 2}, "name": []byte("x"), "n": {1}})
+	u := Update{Set: map[string][]byte{"n": {2}}, Delete: []string{"name"}}
+	if n := testing.AllocsPerRun(100, func() { u.AppendPacked(nil, old) }); n != 1 {
+		t.Fatalf("AppendPacked allocates %v times, want 1", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { old.Lookup("n") }); n != 0 {
+		t.Fatalf("Lookup allocates %v times, want 0", n)
+	}
+}
+
+// FuzzParsePacked: no input panics; what ParsePacked accepts reads back the
+// same through Lookup, All and DecodeValues.
+func FuzzParsePacked(f *testing.F) {
+	f.Add([]byte(Pack(map[string][]byte{"a": []byte("1"), "bb": {0}})), "a")
+	f.Add([]byte{1, 1, 0x80, 0x01}, "")
+	f.Fuzz(func(t *testing.T, b []byte, key string) {
+		raw := Packed(b)
+		raw.Lookup(key)
+		raw.Len()
+		p, err := ParsePacked(b)
+		if err != nil {
+			return
+		}
+		m, err := DecodeValues(b)
+		if err != nil {
+			t.Fatalf("ParsePacked accepts what DecodeValues refuses: %v", err)
+		}
+		if p.Len() != len(m) {
+			return // duplicate keys: Lookup gives the first, the map the last
+		}
+		for k, v := range p.All() {
+			if got, ok := p.Lookup(k); !ok || !bytes.Equal(got, v) || !bytes.Equal(m[k], v) {
+				t.Fatalf("key %q reads differently", k)
+			}
+		}
+	})
+}
