@@ -133,3 +133,40 @@ func BenchmarkW1HashedIDs(b *testing.B) { runSerialWith(b, sessionkit.Config{Has
 func BenchmarkW1SignedIDs(b *testing.B) {
 	runSerialWith(b, sessionkit.Config{SignKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}}, w1, true)
 }
+
+// The allocation budgets of the performance issue, held as tests:
+// allocation counts, unlike times, do not depend on the machine.
+func TestWorkloadAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("preloads sessions")
+	}
+	m := sessionkit.New(sessionkit.Config{})
+	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	id := serve(t, m, request{}, func(s *sessionkit.Store) {
+		s.Set("name", "sessionkit")
+		s.Set("n", 0)
+	}).cookieVal
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	for _, tc := range []struct {
+		name   string
+		work   func(*sessionkit.Store)
+		cookie string
+		max    float64
+	}{
+		{"W1", w1, id, 1},
+		{"W2", w2, id, 3},
+	} {
+		n := testing.AllocsPerRun(200, func() {
+			if err := handle(m, &ctx, tc.cookie, tc.work); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n > tc.max {
+			t.Errorf("%s allocates %v times per request, want at most %v", tc.name, n, tc.max)
+		}
+	}
+}

@@ -76,10 +76,26 @@ func (s *Store) setID(id string) {
 	s.id, s.idBufUsed = unsafe.String(&s.idBuf[0], n), true
 }
 
+// newArena returns an empty buffer with room for n bytes, after the ID if
+// the ID is still in idBuf and moves there (see encodeChanges).
+func (s *Store) newArena(n int) []byte {
+	if !s.idInBuf() {
+		return make([]byte, 0, n)
+	}
+	b := make([]byte, len(s.id), len(s.id)+n)
+	copy(b, s.id)
+	s.id = unsafe.String(&b[0], len(s.id))
+	return b[len(b):]
+}
+
+func (s *Store) idInBuf() bool {
+	return s.id != "" && unsafe.StringData(s.id) == &s.idBuf[0]
+}
+
 // detachID gives the ID a string of its own, for provider calls that may
 // keep it. Strings handed out before stay valid: idBuf is never reused.
 func (s *Store) detachID() {
-	if s.id != "" && unsafe.StringData(s.id) == &s.idBuf[0] {
+	if s.idInBuf() {
 		s.id = strings.Clone(s.id)
 	}
 }
@@ -506,6 +522,10 @@ func putSetMap(m map[string][]byte) {
 // encodeChanges adds this request's unsaved changes to u. The values are
 // encoded into one shared buffer; each is a capacity-capped slice of it,
 // so a provider that keeps one can neither see nor overwrite another.
+//
+// While the ID still lives in idBuf, it is moved to the front of the same
+// buffer: the provider may keep the ID (see detachID), and one allocation
+// then serves both.
 func (s *Store) encodeChanges(u *Update) error {
 	var arena []byte
 	for _, c := range s.pending.list {
@@ -517,7 +537,7 @@ func (s *Store) encodeChanges(u *Update) error {
 			u.Set[c.key] = c.raw
 		default:
 			if arena == nil {
-				arena = make([]byte, 0, 64*len(s.pending.list)+32)
+				arena = s.newArena(64*len(s.pending.list) + 32)
 			}
 			start := len(arena)
 			var err error
