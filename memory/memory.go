@@ -73,9 +73,11 @@ func (r record) values(id string) sessionkit.Packed {
 
 // newRecord builds the record for id holding u applied to old.
 func newRecord(id string, old sessionkit.Packed, u sessionkit.Update, expires int64) record {
-	b := make([]byte, len(id), len(id)+u.PackedSize(old))
-	copy(b, id)
-	b = u.AppendPacked(b, old)
+	// AppendPacked grows dst once, to the exact size, and AppendPacked
+	// always appends: given id's bytes with no spare capacity, it makes the
+	// one allocation, copies id into it, and never writes to id's memory.
+	idb := unsafe.Slice(unsafe.StringData(id), len(id))
+	b := u.AppendPacked(idb[:len(id):len(id)], old)
 	return record{blob: unsafe.String(&b[0], len(b)), expires: expires}
 }
 
