@@ -9,16 +9,22 @@ import "strings"
 // read that returns them.
 
 // SetFlash stores a flash value under key, replacing any earlier one.
-func (s *Store) SetFlash(key string, v any) {
-	s.mu.Lock()
+func (h *Store) SetFlash(key string, v any) {
+	s, ok := h.lock()
+	if !ok {
+		return
+	}
 	defer s.mu.Unlock()
 	s.setLocked(flashPrefix+key, entry{v: v})
 }
 
 // GetFlash returns the flash value under key and removes it, so it is seen
 // exactly once; nil if there is none.
-func (s *Store) GetFlash(key string) any {
-	s.mu.Lock()
+func (h *Store) GetFlash(key string) any {
+	s, ok := h.lock()
+	if !ok {
+		return nil
+	}
 	defer s.mu.Unlock()
 	k := flashPrefix + key
 	v, err := s.getLocked(k)
@@ -31,15 +37,21 @@ func (s *Store) GetFlash(key string) any {
 
 // HasFlash reports whether a flash value is stored under key, without
 // removing it.
-func (s *Store) HasFlash(key string) bool {
-	s.mu.Lock()
+func (h *Store) HasFlash(key string) bool {
+	s, ok := h.lock()
+	if !ok {
+		return false
+	}
 	defer s.mu.Unlock()
 	return s.hasLocked(flashPrefix + key)
 }
 
 // GetFlashes returns every flash value by key and removes them all.
-func (s *Store) GetFlashes() map[string]any {
-	s.mu.Lock()
+func (h *Store) GetFlashes() map[string]any {
+	s, ok := h.lock()
+	if !ok {
+		return map[string]any{}
+	}
 	defer s.mu.Unlock()
 	out := make(map[string]any)
 	for _, k := range s.flashKeysLocked() {
@@ -52,15 +64,18 @@ func (s *Store) GetFlashes() map[string]any {
 }
 
 // ClearFlashes removes every flash value without reading it.
-func (s *Store) ClearFlashes() {
-	s.mu.Lock()
+func (h *Store) ClearFlashes() {
+	s, ok := h.lock()
+	if !ok {
+		return
+	}
 	defer s.mu.Unlock()
 	for _, k := range s.flashKeysLocked() {
 		s.deleteLocked(k)
 	}
 }
 
-func (s *Store) flashKeysLocked() []string {
+func (s *storeState) flashKeysLocked() []string {
 	var keys []string
 	s.eachKeyLocked(func(k string) {
 		if strings.HasPrefix(k, flashPrefix) {

@@ -15,8 +15,8 @@ import (
 // ErrWrongType; neither panics.
 
 // GetString returns the string under key; a []byte converts.
-func (s *Store) GetString(key string) (string, error) {
-	v, raw, err := s.lookupScalar(key)
+func (h *Store) GetString(key string) (string, error) {
+	v, raw, c, err := h.lookupScalar(key)
 	if err != nil {
 		return "", err
 	}
@@ -24,7 +24,7 @@ func (s *Store) GetString(key string) (string, error) {
 		if raw[0] == tagString {
 			return unsafe.String(unsafe.SliceData(raw[1:]), len(raw)-1), nil
 		}
-		if v, err = s.decodeStored(key, raw); err != nil {
+		if v, err = decodeStored(c, key, raw); err != nil {
 			return "", err
 		}
 	}
@@ -38,8 +38,8 @@ func (s *Store) GetString(key string) (string, error) {
 }
 
 // GetInt returns the integer under key as an int.
-func (s *Store) GetInt(key string) (int, error) {
-	n, err := s.GetInt64(key)
+func (h *Store) GetInt(key string) (int, error) {
+	n, err := h.GetInt64(key)
 	if err != nil {
 		return 0, err
 	}
@@ -50,8 +50,8 @@ func (s *Store) GetInt(key string) (int, error) {
 }
 
 // GetInt64 returns the integer under key as an int64.
-func (s *Store) GetInt64(key string) (int64, error) {
-	v, raw, err := s.lookupScalar(key)
+func (h *Store) GetInt64(key string) (int64, error) {
+	v, raw, c, err := h.lookupScalar(key)
 	if err != nil {
 		return 0, err
 	}
@@ -61,7 +61,7 @@ func (s *Store) GetInt64(key string) (int64, error) {
 				return n, nil
 			}
 		}
-		if v, err = s.decodeStored(key, raw); err != nil {
+		if v, err = decodeStored(c, key, raw); err != nil {
 			return 0, err
 		}
 	}
@@ -73,8 +73,8 @@ func (s *Store) GetInt64(key string) (int64, error) {
 }
 
 // GetFloat64 returns the number under key as a float64.
-func (s *Store) GetFloat64(key string) (float64, error) {
-	v, err := s.lookup(key)
+func (h *Store) GetFloat64(key string) (float64, error) {
+	v, err := h.lookup(key)
 	if err != nil {
 		return 0, err
 	}
@@ -86,8 +86,8 @@ func (s *Store) GetFloat64(key string) (float64, error) {
 }
 
 // GetFloat32 returns the number under key as a float32.
-func (s *Store) GetFloat32(key string) (float32, error) {
-	f, err := s.GetFloat64(key)
+func (h *Store) GetFloat32(key string) (float32, error) {
+	f, err := h.GetFloat64(key)
 	if err != nil {
 		return 0, err
 	}
@@ -98,8 +98,8 @@ func (s *Store) GetFloat32(key string) (float32, error) {
 }
 
 // GetBool returns the bool under key.
-func (s *Store) GetBool(key string) (bool, error) {
-	v, err := s.lookup(key)
+func (h *Store) GetBool(key string) (bool, error) {
+	v, err := h.lookup(key)
 	if err != nil {
 		return false, err
 	}
@@ -116,22 +116,26 @@ func wrongType(key string, v any, want string) error {
 
 // lookupScalar returns key's value like lookup, except that a stored value
 // not decoded yet comes back as its bytes (raw non-nil, never modified),
-// so the getters can read common scalars without boxing them in an any.
-func (s *Store) lookupScalar(key string) (v any, raw []byte, err error) {
-	s.mu.Lock()
+// with the codec to decode it, so the getters can read common scalars
+// without boxing them in an any.
+func (h *Store) lookupScalar(key string) (v any, raw []byte, c Codec, err error) {
+	s, ok := h.lock()
+	if !ok {
+		return nil, nil, nil, ErrStoreReleased
+	}
 	defer s.mu.Unlock()
 	if _, pending := s.pending.get(key); !pending && !s.cleared {
 		if r, ok := s.base.Lookup(key); ok && len(r) > 0 && r[0] != tagCodec {
-			return nil, r, nil
+			return nil, r, s.m.cfg.Codec, nil
 		}
 	}
 	v, err = s.getLocked(key)
-	return v, nil, err
+	return v, nil, nil, err
 }
 
 // decodeStored decodes a stored scalar the fast paths did not handle.
-func (s *Store) decodeStored(key string, raw []byte) (any, error) {
-	v, err := decodeShared(s.m.cfg.Codec, raw)
+func decodeStored(c Codec, key string, raw []byte) (any, error) {
+	v, err := decodeShared(c, raw)
 	if err != nil {
 		return nil, fmt.Errorf("sessionkit: key %q: %w", key, err)
 	}

@@ -72,6 +72,9 @@ func (m *Session) Middleware(next http.Handler) http.Handler {
 			http.Error(w, "session unavailable", http.StatusInternalServerError)
 			return
 		}
+		// The Store's state is recycled once the handler is done; a
+		// goroutine that kept the Store then gets ErrStoreReleased.
+		defer s.Close()
 		sw.s, sw.ctx = s, r.Context()
 		ctx := context.WithValue(context.WithValue(r.Context(), m.key, s), latestKey{}, s)
 		next.ServeHTTP(sw, r.WithContext(ctx))
@@ -96,8 +99,11 @@ func (m *Session) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Store) dirtyNow() bool {
-	s.mu.Lock()
+func (h *Store) dirtyNow() bool {
+	s, ok := h.lock()
+	if !ok {
+		return false
+	}
 	defer s.mu.Unlock()
 	return s.dirty()
 }

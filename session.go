@@ -329,13 +329,16 @@ const (
 
 // load builds the Store for a request whose client sent raw.
 func (m *Session) load(ctx context.Context, st *providerState, t transport, raw []byte) (*Store, error) {
-	s := &Store{m: m, t: t, isNew: true}
+	h := newStore(m, t)
+	// Nobody else holds h yet, so s needs no locking here.
+	s := h.s
 	if st.client != nil {
-		return m.loadClient(s, st.client, raw), nil
+		m.loadClient(s, st.client, raw)
+		return h, nil
 	}
 	id := m.parseID(raw)
 	if id == "" {
-		return s, nil
+		return h, nil
 	}
 	// Copy the ID out of the request buffer before anything (a provider
 	// included) can hold on to it.
@@ -346,23 +349,24 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	case err == nil:
 	case errors.Is(err, ErrNotFound):
 		s.id = ""
-		return s, nil
+		return h, nil
 	case errors.Is(err, ErrCorruptValue):
 		s.id = ""
 		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
-		return s, nil
+		return h, nil
 	default:
+		_ = h.Close()
 		return nil, fmt.Errorf("sessionkit: load session: %w", err)
 	}
 	if !m.adopt(s, rec, now) {
 		s.id = ""
 	}
-	return s, nil
+	return h, nil
 }
 
 // adopt makes rec the Store's session if it is sound and live, and
 // reports whether it did.
-func (m *Session) adopt(s *Store, rec Record, now time.Time) bool {
+func (m *Session) adopt(s *storeState, rec Record, now time.Time) bool {
 	created, idle, err := readMeta(rec)
 	if err != nil {
 		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
@@ -378,20 +382,19 @@ func (m *Session) adopt(s *Store, rec Record, now time.Time) bool {
 }
 
 // loadClient opens a session kept in the cookie itself.
-func (m *Session) loadClient(s *Store, cs ClientSide, raw []byte) *Store {
+func (m *Session) loadClient(s *storeState, cs ClientSide, raw []byte) {
 	if len(raw) == 0 || len(raw) > maxClientValue {
-		return s
+		return
 	}
 	id, rec, err := cs.OpenSession(m.cfg.CookieName, string(raw))
 	if err != nil || !ValidID(id) {
 		// Forged, tampered, expired or sealed with a retired key: a
 		// fresh session, as for an unknown ID.
-		return s
+		return
 	}
 	if m.adopt(s, rec, time.Now()) {
 		s.setID(id)
 	}
-	return s
 }
 
 // DestroyByID removes the session with the given ID from the provider,

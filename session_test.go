@@ -175,18 +175,27 @@ func TestIDCopiedOutOfRequestBuffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := s.ID()
 	// Overwrite the request's memory as fasthttp does for the next request.
 	raw := ctx.Request.Header.Cookie("sessionid")
 	for i := range raw {
 		raw[i] = 'X'
 	}
-	ctx.Request.Reset()
-	ctx.Request.Header.SetCookie("sessionid", strings.Repeat("Y", 32))
 	if s.ID() != res.cookieVal {
 		t.Fatalf("store ID changed with the request buffer: %q, want %q", s.ID(), res.cookieVal)
 	}
 	if v, _ := s.GetString("user"); v != "alice" {
 		t.Fatalf("value %q", v)
+	}
+	// The next request: fasthttp resets the request, which releases the
+	// Store, and the ID handed out before must not change either.
+	ctx.Request.Reset()
+	ctx.Request.Header.SetCookie("sessionid", strings.Repeat("Y", 32))
+	if id != res.cookieVal {
+		t.Fatalf("the ID handed out changed with the next request: %q", id)
+	}
+	if _, err := s.GetString("user"); !errors.Is(err, sessionkit.ErrStoreReleased) {
+		t.Fatalf("GetString after the request ended: %v, want ErrStoreReleased", err)
 	}
 }
 

@@ -19,13 +19,36 @@ import (
 // the changes, so concurrent requests that change different keys do not
 // overwrite each other.
 //
-// A Store is safe for concurrent use by the goroutines of one request. It
-// must not be kept after the request ends.
+// A Store is safe for concurrent use by the goroutines of one request, and
+// belongs to that request only. It is a small handle: the session state
+// behind it is recycled for later requests once the request is over
+// (on fasthttp when the server resets the RequestCtx, which closes its
+// user values; with Middleware when the wrapped handler returns; or when
+// Close is called). A Store used after that, from a goroutine that
+// outlived its handler say, can never reach a later request's session:
+// its getters return ErrStoreReleased, Get and Has report nothing, its
+// changes are dropped, and Save returns ErrStoreReleased.
 type Store struct {
+	s   *storeState
+	gen uint64 // s.gen while this handle's request owns s
+	// idBuf holds the ID copied out of the request, so that costs no
+	// allocation of its own on the commonest, read-only path. The handle
+	// is never reused, so a string handed out over idBuf never changes.
+	idBuf [DefaultIDLength]byte
+}
+
+// storeState is the state behind a Store, recycled through statePool.
+type storeState struct {
+	mu  sync.Mutex
+	gen uint64 // bumped at every release; handles of older requests stop working
+	storeData
+}
+
+// storeData is everything of a storeState that a release clears.
+type storeData struct {
 	m *Session
 	t transport
 
-	mu      sync.Mutex
 	id      string // "" until a new session needs one
 	isNew   bool   // nothing stored under id yet
 	base    Record // the session as loaded (or as saved, for client-side ones)
@@ -42,14 +65,63 @@ type Store struct {
 	cleared bool
 	shift   bool  // ShiftExpiration was called
 	err     error // a misuse to report from Save
-	// idBuf holds the ID copied out of the request, so that costs no
-	// allocation of its own on the commonest, read-only path. It is used
-	// once only: a string handed out over it must never change. Before
-	// the ID is handed to a provider call that may keep it (a write:
-	// providers store IDs as keys), it is moved to a string of its own
-	// (detachID), or the kept key would hold the whole Store in memory.
-	idBuf     [DefaultIDLength]byte
-	idBufUsed bool
+	// idBuf is the handle's buffer that id may lie in. Before the ID is
+	// handed to a provider call that may keep it (a write: providers store
+	// IDs as keys), it is moved out (see encodeChanges and detachID), so a
+	// kept key holds a few bytes in memory rather than the handle.
+	idBuf     *[DefaultIDLength]byte
+	idBufUsed bool // idBuf is used once only
+}
+
+var statePool = sync.Pool{New: func() any { return new(storeState) }}
+
+// ErrStoreReleased is returned by a Store used after its request ended.
+var ErrStoreReleased = errors.New("sessionkit: the Store's request is over; a Store must not be used after its handler returns")
+
+// newStore returns a handle on a fresh state for one request.
+func newStore(m *Session, t transport) *Store {
+	s := statePool.Get().(*storeState)
+	h := &Store{s: s, gen: s.gen}
+	s.m, s.t, s.isNew, s.idBuf = m, t, true, &h.idBuf
+	return h
+}
+
+// lock locks the state for a call through h, or reports that h's request
+// is over (the state may serve another request by now).
+func (h *Store) lock() (*storeState, bool) {
+	if h == nil || h.s == nil {
+		return nil, false
+	}
+	s := h.s
+	s.mu.Lock()
+	if s.gen != h.gen {
+		s.mu.Unlock()
+		return nil, false
+	}
+	return s, true
+}
+
+// Close ends the Store's use and recycles its state; unsaved changes are
+// dropped. fasthttp calls it when it resets the request (Store implements
+// io.Closer, and fasthttp closes a request's user values), and Middleware
+// when the wrapped handler returns, so handlers do not need to. Calls
+// after the first do nothing.
+func (h *Store) Close() error {
+	s, ok := h.lock()
+	if !ok {
+		return nil
+	}
+	s.gen++
+	s.pending.reset()
+	list := s.pending.list[:0]
+	s.storeData = storeData{}
+	if cap(list) > len(s.pending.inline) {
+		// A grown change list is kept for the next request.
+		s.pending.list = list
+	}
+	s.mu.Unlock()
+	statePool.Put(s)
+	return nil
 }
 
 // ErrReservedKey is returned by Save when a key starting with a NUL byte
@@ -59,16 +131,19 @@ var ErrReservedKey = errors.New("sessionkit: keys starting with a NUL byte are r
 // ID returns the session ID. A new session gets its ID on the first call
 // (or when first saved); it is sent to the client only once the session
 // holds something.
-func (s *Store) ID() string {
-	s.mu.Lock()
+func (h *Store) ID() string {
+	s, ok := h.lock()
+	if !ok {
+		return ""
+	}
 	defer s.mu.Unlock()
 	return s.ensureID()
 }
 
 // setID copies id into the Store's own buffer when it fits, so that
 // holding it costs no separate allocation.
-func (s *Store) setID(id string) {
-	if s.idBufUsed || len(id) > len(s.idBuf) {
+func (s *storeState) setID(id string) {
+	if s.idBuf == nil || s.idBufUsed || len(id) > len(s.idBuf) {
 		s.id = strings.Clone(id)
 		return
 	}
@@ -78,7 +153,7 @@ func (s *Store) setID(id string) {
 
 // newArena returns an empty buffer with room for n bytes, after the ID if
 // the ID is still in idBuf and moves there (see encodeChanges).
-func (s *Store) newArena(n int) []byte {
+func (s *storeState) newArena(n int) []byte {
 	if !s.idInBuf() {
 		return make([]byte, 0, n)
 	}
@@ -88,19 +163,19 @@ func (s *Store) newArena(n int) []byte {
 	return b[len(b):]
 }
 
-func (s *Store) idInBuf() bool {
-	return s.id != "" && unsafe.StringData(s.id) == &s.idBuf[0]
+func (s *storeState) idInBuf() bool {
+	return s.id != "" && s.idBuf != nil && unsafe.StringData(s.id) == &s.idBuf[0]
 }
 
 // detachID gives the ID a string of its own, for provider calls that may
 // keep it. Strings handed out before stay valid: idBuf is never reused.
-func (s *Store) detachID() {
+func (s *storeState) detachID() {
 	if s.idInBuf() {
 		s.id = strings.Clone(s.id)
 	}
 }
 
-func (s *Store) ensureID() string {
+func (s *storeState) ensureID() string {
 	if s.id == "" {
 		s.id = s.m.cfg.IDGenerator()
 	}
@@ -109,26 +184,32 @@ func (s *Store) ensureID() string {
 
 // IsNew reports whether the session has not been stored yet: the request
 // carried no live session ID, or the session was destroyed.
-func (s *Store) IsNew() bool {
-	s.mu.Lock()
+func (h *Store) IsNew() bool {
+	s, ok := h.lock()
+	if !ok {
+		return true
+	}
 	defer s.mu.Unlock()
 	return s.isNew
 }
 
 // Get returns the value stored under key, or nil if there is none or it
 // cannot be decoded (the typed getters and Decode report why).
-func (s *Store) Get(key string) any {
-	v, _ := s.lookup(key)
+func (h *Store) Get(key string) any {
+	v, _ := h.lookup(key)
 	return v
 }
 
-func (s *Store) lookup(key string) (any, error) {
-	s.mu.Lock()
+func (h *Store) lookup(key string) (any, error) {
+	s, ok := h.lock()
+	if !ok {
+		return nil, ErrStoreReleased
+	}
 	defer s.mu.Unlock()
 	return s.getLocked(key)
 }
 
-func (s *Store) getLocked(key string) (any, error) {
+func (s *storeState) getLocked(key string) (any, error) {
 	if e, ok := s.pending.get(key); ok {
 		switch {
 		case e.del:
@@ -165,13 +246,16 @@ func (s *Store) getLocked(key string) (any, error) {
 }
 
 // Has reports whether a value is stored under key.
-func (s *Store) Has(key string) bool {
-	s.mu.Lock()
+func (h *Store) Has(key string) bool {
+	s, ok := h.lock()
+	if !ok {
+		return false
+	}
 	defer s.mu.Unlock()
 	return s.hasLocked(key)
 }
 
-func (s *Store) hasLocked(key string) bool {
+func (s *storeState) hasLocked(key string) bool {
 	if e, ok := s.pending.get(key); ok {
 		return !e.del
 	}
@@ -185,8 +269,11 @@ func (s *Store) hasLocked(key string) bool {
 // Set stores v under key. v is encoded when the session is saved, so
 // changes made to v between Set and Save are saved too. A value the codec
 // cannot encode makes Save fail, and the stored session stays as it was.
-func (s *Store) Set(key string, v any) {
-	s.mu.Lock()
+func (h *Store) Set(key string, v any) {
+	s, ok := h.lock()
+	if !ok {
+		return
+	}
 	defer s.mu.Unlock()
 	if strings.HasPrefix(key, reservedPrefix) {
 		s.err = fmt.Errorf("%w: Set(%q)", ErrReservedKey, key)
@@ -199,21 +286,24 @@ func (s *Store) Set(key string, v any) {
 // v are not saved, and every Get returns a fresh copy, so no caller can
 // change the stored value through what Get returned. An error means v
 // cannot be encoded, and nothing was stored.
-func (s *Store) SetImmutable(key string, v any) error {
+func (h *Store) SetImmutable(key string, v any) error {
 	if strings.HasPrefix(key, reservedPrefix) {
 		return fmt.Errorf("%w: SetImmutable(%q)", ErrReservedKey, key)
 	}
+	s, ok := h.lock()
+	if !ok {
+		return ErrStoreReleased
+	}
+	defer s.mu.Unlock()
 	raw, err := encodeValue(s.m.cfg.Codec, v)
 	if err != nil {
 		return fmt.Errorf("sessionkit: encode %q: %w", key, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.setLocked(key, entry{raw: raw})
 	return nil
 }
 
-func (s *Store) setLocked(key string, e entry) {
+func (s *storeState) setLocked(key string, e entry) {
 	s.pending.put(key, e)
 	if s.cache != nil {
 		delete(s.cache, key)
@@ -221,13 +311,16 @@ func (s *Store) setLocked(key string, e entry) {
 }
 
 // Delete removes key.
-func (s *Store) Delete(key string) {
-	s.mu.Lock()
+func (h *Store) Delete(key string) {
+	s, ok := h.lock()
+	if !ok {
+		return
+	}
 	defer s.mu.Unlock()
 	s.deleteLocked(key)
 }
 
-func (s *Store) deleteLocked(key string) {
+func (s *storeState) deleteLocked(key string) {
 	if s.cleared || s.isNew {
 		// Clear already removes every stored value; a new session has
 		// none, and nobody else knows its ID to have stored any.
@@ -240,8 +333,11 @@ func (s *Store) deleteLocked(key string) {
 }
 
 // Keys returns the keys of all values, sorted. Flashes are not included.
-func (s *Store) Keys() []string {
-	s.mu.Lock()
+func (h *Store) Keys() []string {
+	s, ok := h.lock()
+	if !ok {
+		return nil
+	}
 	defer s.mu.Unlock()
 	var keys []string
 	s.eachKeyLocked(func(k string) {
@@ -254,7 +350,7 @@ func (s *Store) Keys() []string {
 }
 
 // eachKeyLocked calls fn once for every live key, bookkeeping included.
-func (s *Store) eachKeyLocked(fn func(k string)) {
+func (s *storeState) eachKeyLocked(fn func(k string)) {
 	if !s.cleared {
 		for k := range s.base.All() {
 			if s.pending.find(k) < 0 {
@@ -271,33 +367,36 @@ func (s *Store) eachKeyLocked(fn func(k string)) {
 
 // GetAll returns a new map of every value that can be decoded, by key.
 // Flashes are not included.
-func (s *Store) GetAll() map[string]any {
+func (h *Store) GetAll() map[string]any {
 	all := make(map[string]any)
-	s.VisitAll(func(k string, v any) { all[k] = v })
+	h.VisitAll(func(k string, v any) { all[k] = v })
 	return all
 }
 
 // VisitAll calls fn for every value, in key order. Flashes are not
 // included. fn must not call the Store's methods.
-func (s *Store) VisitAll(fn func(key string, v any)) {
-	for _, k := range s.Keys() {
-		if v, err := s.lookup(k); err == nil {
+func (h *Store) VisitAll(fn func(key string, v any)) {
+	for _, k := range h.Keys() {
+		if v, err := h.lookup(k); err == nil {
 			fn(k, v)
 		}
 	}
 }
 
 // Clear removes every value and flash.
-func (s *Store) Clear() {
-	s.mu.Lock()
+func (h *Store) Clear() {
+	s, ok := h.lock()
+	if !ok {
+		return
+	}
 	defer s.mu.Unlock()
 	s.clearLocked()
 }
 
 // Flush is Clear, under the name fasthttpsession users know.
-func (s *Store) Flush() { s.Clear() }
+func (h *Store) Flush() { h.Clear() }
 
-func (s *Store) clearLocked() {
+func (s *storeState) clearLocked() {
 	// Bookkeeping survives: it describes the session, not its contents.
 	e, ok := s.pending.get(keyMeta)
 	if !ok && !s.cleared {
@@ -316,8 +415,11 @@ func (s *Store) clearLocked() {
 // Decode reads the value under key into the value dst points to, using
 // the codec directly so that structs and typed maps and slices come back
 // with their own types.
-func (s *Store) Decode(key string, dst any) error {
-	s.mu.Lock()
+func (h *Store) Decode(key string, dst any) error {
+	s, ok := h.lock()
+	if !ok {
+		return ErrStoreReleased
+	}
 	defer s.mu.Unlock()
 	if e, ok := s.pending.get(key); ok && !e.del && e.raw == nil {
 		return assignTo(dst, e.v)
@@ -330,7 +432,7 @@ func (s *Store) Decode(key string, dst any) error {
 }
 
 // rawLocked returns the encoded form of key's value.
-func (s *Store) rawLocked(key string) ([]byte, error) {
+func (s *storeState) rawLocked(key string) ([]byte, error) {
 	if e, ok := s.pending.get(key); ok {
 		if e.del {
 			return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
@@ -349,8 +451,11 @@ func (s *Store) rawLocked(key string) ([]byte, error) {
 // ShiftExpiration makes the next Save extend the session by a full idle
 // timeout from now (capped by the absolute timeout), and refresh a
 // persistent cookie, even if it would not be touched yet.
-func (s *Store) ShiftExpiration() {
-	s.mu.Lock()
+func (h *Store) ShiftExpiration() {
+	s, ok := h.lock()
+	if !ok {
+		return
+	}
 	defer s.mu.Unlock()
 	s.shift = true
 }
@@ -358,11 +463,14 @@ func (s *Store) ShiftExpiration() {
 // UpdateExpiration sets this session's idle timeout to d, from now on and
 // for every later request (for example a long one for "remember me"). The
 // absolute timeout still caps it. d must be positive.
-func (s *Store) UpdateExpiration(d time.Duration) error {
+func (h *Store) UpdateExpiration(d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("%w: UpdateExpiration(%v): the duration must be positive", ErrInvalidConfig, d)
 	}
-	s.mu.Lock()
+	s, ok := h.lock()
+	if !ok {
+		return ErrStoreReleased
+	}
 	defer s.mu.Unlock()
 	s.idle = d
 	if !s.isNew {
@@ -400,7 +508,7 @@ func readMeta(r Record) (created time.Time, idle time.Duration, err error) {
 }
 
 // deadline is when the session expires if it is saved at now.
-func (s *Store) deadline(now time.Time) time.Time {
+func (s *storeState) deadline(now time.Time) time.Time {
 	idle := s.m.cfg.IdleTimeout
 	if s.idle > 0 {
 		idle = s.idle
@@ -423,7 +531,7 @@ func (s *Store) deadline(now time.Time) time.Time {
 const touchEvery = 10
 
 // dirty reports whether Save has anything to write.
-func (s *Store) dirty() bool { return s.cleared && !s.isNew || s.pending.unsaved() }
+func (s *storeState) dirty() bool { return s.cleared && !s.isNew || s.pending.unsaved() }
 
 // Save writes this request's changes to the provider. It writes nothing
 // for an unchanged session unless its deadline needs extending (at most
@@ -436,8 +544,11 @@ func (s *Store) dirty() bool { return s.cleared && !s.isNew || s.pending.unsaved
 //
 // On error nothing was written and the Store keeps its changes, so Save
 // may be retried.
-func (s *Store) Save(ctx context.Context) error {
-	s.mu.Lock()
+func (h *Store) Save(ctx context.Context) error {
+	s, ok := h.lock()
+	if !ok {
+		return ErrStoreReleased
+	}
 	defer s.mu.Unlock()
 	if s.err != nil {
 		err := s.err
@@ -485,7 +596,7 @@ func (s *Store) Save(ctx context.Context) error {
 // clock returns the time a write of this request is stamped with (see
 // Now): on fasthttp the request's start time, which fasthttp provides or
 // the Store read when it loaded the session; elsewhere the current time.
-func (s *Store) clock(ctx context.Context) time.Time {
+func (s *storeState) clock(ctx context.Context) time.Time {
 	if rc, ok := ctx.(*fasthttp.RequestCtx); ok {
 		if t := rc.Time(); !t.IsZero() {
 			return t
@@ -499,7 +610,7 @@ func (s *Store) clock(ctx context.Context) time.Time {
 
 // withClock returns the context for a provider call made at now: ctx
 // carrying now, so the provider does not read the clock again.
-func (s *Store) withClock(ctx context.Context, now time.Time) context.Context {
+func (s *storeState) withClock(ctx context.Context, now time.Time) context.Context {
 	s.clk = clockCtx{Context: ctx, now: now}
 	return &s.clk
 }
@@ -526,7 +637,7 @@ func putSetMap(m map[string][]byte) {
 // While the ID still lives in idBuf, it is moved to the front of the same
 // buffer: the provider may keep the ID (see detachID), and one allocation
 // then serves both.
-func (s *Store) encodeChanges(u *Update) error {
+func (s *storeState) encodeChanges(u *Update) error {
 	var arena []byte
 	for _, c := range s.pending.list {
 		switch {
@@ -551,7 +662,7 @@ func (s *Store) encodeChanges(u *Update) error {
 }
 
 // markSaved records that u, built from the pending changes, was written.
-func (s *Store) markSaved(u Update) {
+func (s *storeState) markSaved(u Update) {
 	for i := range s.pending.list {
 		s.pending.list[i].saved = true
 	}
@@ -567,7 +678,7 @@ func (s *Store) markSaved(u Update) {
 // sealLocked saves a client-side session: the whole session, changes
 // merged, sealed into a new cookie. If it cannot be sealed (too large for
 // a cookie), nothing is written and the client keeps its previous cookie.
-func (s *Store) sealLocked(cs ClientSide) error {
+func (s *storeState) sealLocked(cs ClientSide) error {
 	now := time.Now()
 	u := Update{Clear: s.cleared, Set: getSetMap()}
 	defer putSetMap(u.Set)
@@ -595,7 +706,7 @@ func (s *Store) sealLocked(cs ClientSide) error {
 
 // updateLocked sends u, choosing a fresh ID if a new session's ID is
 // taken (possible only with a weak custom IDGenerator).
-func (s *Store) updateLocked(ctx context.Context, st *providerState, u Update) error {
+func (s *storeState) updateLocked(ctx context.Context, st *providerState, u Update) error {
 	s.ensureID()
 	s.detachID()
 	for tries := 0; ; tries++ {
@@ -614,7 +725,7 @@ func (s *Store) updateLocked(ctx context.Context, st *providerState, u Update) e
 }
 
 // touchLocked extends an unchanged session's deadline when due.
-func (s *Store) touchLocked(ctx context.Context, st *providerState, now time.Time) error {
+func (s *storeState) touchLocked(ctx context.Context, st *providerState, now time.Time) error {
 	next := s.deadline(now)
 	idle := s.m.cfg.IdleTimeout
 	if s.idle > 0 {
@@ -652,8 +763,11 @@ func (s *Store) touchLocked(ctx context.Context, st *providerState, now time.Tim
 // delete its cookie. The Store then holds a new, empty session with no ID:
 // Save writes nothing unless values are set again, in which case they go
 // to a brand-new session under a new ID, never the destroyed one.
-func (s *Store) Destroy(ctx context.Context) error {
-	s.mu.Lock()
+func (h *Store) Destroy(ctx context.Context) error {
+	s, ok := h.lock()
+	if !ok {
+		return ErrStoreReleased
+	}
 	defer s.mu.Unlock()
 	st, err := s.m.provider()
 	if err != nil {
@@ -676,8 +790,11 @@ func (s *Store) Destroy(ctx context.Context) error {
 // and whenever privileges change. If another request destroyed the session
 // meanwhile, Regenerate returns an error wrapping ErrNotFound and the Store
 // holds a new, empty session.
-func (s *Store) Regenerate(ctx context.Context) error {
-	s.mu.Lock()
+func (h *Store) Regenerate(ctx context.Context) error {
+	s, ok := h.lock()
+	if !ok {
+		return ErrStoreReleased
+	}
 	defer s.mu.Unlock()
 	st, err := s.m.provider()
 	if err != nil {
