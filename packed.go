@@ -215,6 +215,52 @@ func (p Packed) Map() map[string][]byte {
 	return m
 }
 
+// PackedBuilder packs values one by one, for providers whose storage
+// hands them back as separate fields (a Redis hash, say): one allocation
+// holds the result, with no map on the way.
+type PackedBuilder struct {
+	b    []byte
+	left int // entries announced but not added yet
+}
+
+// NewPackedBuilder starts a Packed of count entries whose keys and values
+// take about size bytes in all.
+func NewPackedBuilder(count, size int) PackedBuilder {
+	// One length byte each for a key and a value is the usual case;
+	// longer lengths grow the buffer.
+	b := make([]byte, 0, 1+uvarintLen(uint64(count))+size+2*count)
+	b = append(b, recordVersion)
+	return PackedBuilder{b: binary.AppendUvarint(b, uint64(count)), left: count}
+}
+
+// Add appends one entry. Entries beyond the count given to
+// NewPackedBuilder are ignored.
+func (pb *PackedBuilder) Add(key, value string) {
+	if pb.left <= 0 {
+		return
+	}
+	pb.left--
+	pb.b = appendEntry(pb.b, key, value)
+}
+
+// Packed returns what was added. If fewer entries were added than
+// announced, the header is corrected (which costs a copy), so the result
+// is always well formed.
+func (pb *PackedBuilder) Packed() Packed {
+	b := pb.b
+	if len(b) == 0 {
+		return ""
+	}
+	if pb.left > 0 {
+		sc := scanPacked(unsafe.String(&b[0], len(b)))
+		n := sc.left - uint64(pb.left)
+		fixed := append([]byte{recordVersion}, binary.AppendUvarint(nil, n)...)
+		b = append(fixed, b[sc.i:]...)
+	}
+	pb.b, pb.left = nil, 0
+	return Packed(unsafe.String(&b[0], len(b)))
+}
+
 // AppendPacked appends to dst the packed values that result from applying
 // u to p, the Packed counterpart of Apply: entries of p that u neither
 // deletes nor sets keep their place, then u's Set entries follow. It grows

@@ -136,3 +136,32 @@ func FuzzParsePacked(f *testing.F) {
 		}
 	})
 }
+
+func TestPackedBuilder(t *testing.T) {
+	long := strings.Repeat("v", 300)
+	pb := NewPackedBuilder(3, 3+len(long))
+	pb.Add("a", "1")
+	pb.Add("b", long)
+	pb.Add("c", "3")
+	pb.Add("ignored", "beyond the count")
+	p := pb.Packed()
+	want := map[string][]byte{"a": []byte("1"), "b": []byte(long), "c": []byte("3")}
+	if _, err := ParsePacked([]byte(p)); err != nil || !maps.EqualFunc(p.Map(), want, bytes.Equal) {
+		t.Fatalf("built %q, %v", p.Map(), err)
+	}
+	// Fewer entries than announced still give a well-formed Packed.
+	short := NewPackedBuilder(5, 10)
+	short.Add("x", "1")
+	q := short.Packed()
+	if _, err := ParsePacked([]byte(q)); err != nil || q.Len() != 1 {
+		t.Fatalf("short build: %q, %v", q.Map(), err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		b := NewPackedBuilder(2, 4)
+		b.Add("a", "1")
+		b.Add("b", "2")
+		b.Packed()
+	}); n != 1 {
+		t.Fatalf("building allocates %v times, want 1", n)
+	}
+}

@@ -617,8 +617,11 @@ func decode(reply []any) (sessionkit.Record, string, error) {
 		// such a session would never end.
 		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: the session key has no expiry", sessionkit.ErrCorruptValue)
 	}
-	values := make(map[string][]byte, n/2)
+	// The values are packed into one string (sessionkit.Packed): one
+	// allocation instead of a map and a copy of every value. The first
+	// pass checks the fields and sizes the buffer.
 	tok, marked := "", false
+	size := 0
 	for i := 0; i < n; i += 2 {
 		f, ok1 := reply[i].(string)
 		v, ok2 := reply[i+1].(string)
@@ -628,7 +631,7 @@ func decode(reply []any) (sessionkit.Record, string, error) {
 		case f == "":
 			tok, marked = v, true
 		case f[0] == '.':
-			values[f[1:]] = []byte(v)
+			size += len(f) - 1 + len(v)
 		default:
 			return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: field %q was not written by this provider", sessionkit.ErrCorruptValue, f)
 		}
@@ -636,7 +639,14 @@ func decode(reply []any) (sessionkit.Record, string, error) {
 	if !marked {
 		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: the hash has no marker field, so this provider did not write it", sessionkit.ErrCorruptValue)
 	}
-	return sessionkit.Record{Values: values, Expires: time.UnixMilli(ms)}, tok, nil
+	pb := sessionkit.NewPackedBuilder(n/2-1, size)
+	for i := 0; i < n; i += 2 {
+		if f := reply[i].(string); f != "" {
+			pb.Add(f[1:], reply[i+1].(string))
+		}
+	}
+	packed := pb.Packed()
+	return sessionkit.Record{Packed: packed, Expires: time.UnixMilli(ms)}, tok, nil
 }
 
 // Get implements sessionkit.Provider in one round trip. A key that is not

@@ -13,27 +13,37 @@
 // W2/bare. Every request carries a session cookie, the bare ones too, so
 // the handlers differ only in what they do.
 //
-// It talks to 127.0.0.1 only, and stops by itself after
-// rounds × 3 × duration (plus a short warm-up), or earlier when a run
-// reaches -max-requests.
+// With -redis ADDR the sessions live on that Redis server instead, and the
+// bare handler does one plain go-redis GET per request: the yardstick for
+// a session layer that must itself talk to Redis once per request. Its
+// keys are removed at the end.
+//
+// It talks to 127.0.0.1 only (and to the -redis server), and stops by
+// itself after rounds × 3 × duration (plus a short warm-up), or earlier
+// when a run reaches -max-requests.
 //
 //	go run ./cmd/sessionkit-load -duration 5s -conns 32 -rounds 3
+//	go run ./cmd/sessionkit-load -redis 127.0.0.1:6379
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/sessionkit/sessionkit"
 	"github.com/sessionkit/sessionkit/memory"
+	skredis "github.com/sessionkit/sessionkit/redis"
 	"github.com/valyala/fasthttp"
 )
 
@@ -48,6 +58,9 @@ func main() {
 	sessions := flag.Int("sessions", 10000, "preloaded sessions, used round-robin")
 	warmup := flag.Duration("warmup", time.Second, "unmeasured run of each handler before the rounds (0 skips)")
 	maxRequests := flag.Int64("max-requests", 50_000_000, "stop a run after this many requests")
+	redisAddr := flag.String("redis", "", "keep sessions on this Redis server; bare then does one plain GET")
+	only := flag.String("only", "", "run only this handler in the rounds (bare, W1 or W2), e.g. to profile it")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the rounds (client and server both) to this file")
 	flag.Parse()
 	if *duration <= 0 || *conns <= 0 || *rounds <= 0 || *sessions <= 0 || *maxRequests <= 0 {
 		fail(errors.New("-duration, -conns, -rounds, -sessions and -max-requests must be positive"))
@@ -57,11 +70,28 @@ func main() {
 	}
 
 	m := sessionkit.New(sessionkit.Config{CookieName: cookieName})
-	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
+	var rdb *redis.Client
+	var prefix string
+	if *redisAddr != "" {
+		rdb = redis.NewClient(&redis.Options{Addr: *redisAddr, PoolSize: *conns})
+		defer rdb.Close()
+		prefix = "sessionkit-load:" + sessionkit.NewID()[:8] + ":"
+		p, err := skredis.New(context.Background(), skredis.Config{Client: rdb, Prefix: prefix})
+		if err != nil {
+			fail(err)
+		}
+		if err := m.UseProvider(p); err != nil {
+			fail(err)
+		}
+		if err := rdb.Set(context.Background(), prefix+"plain", "ok", time.Hour).Err(); err != nil {
+			fail(err)
+		}
+		defer cleanRedis(rdb, prefix)
+	} else if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
 		fail(err)
 	}
 	defer m.Close()
-	handler := newHandler(m)
+	handler := newHandler(m, rdb, prefix+"plain")
 
 	ids, err := preload(handler, *sessions)
 	if err != nil {
@@ -86,8 +116,12 @@ func main() {
 		// was lost must count as an error, not be sent again.
 		MaxIdemponentCallAttempts: 1,
 	}
-	fmt.Printf("server http://%s, %d connections, %s per run, %d rounds, %d sessions, GOMAXPROCS=%d, %s\n\n",
-		addr, *conns, *duration, *rounds, len(ids), runtime.GOMAXPROCS(0), runtime.Version())
+	store := "memory provider; bare answers at once"
+	if rdb != nil {
+		store = "redis provider at " + *redisAddr + "; bare does one plain GET"
+	}
+	fmt.Printf("server http://%s, %d connections, %s per run, %d rounds, %d sessions, %s, GOMAXPROCS=%d, %s\n\n",
+		addr, *conns, *duration, *rounds, len(ids), store, runtime.GOMAXPROCS(0), runtime.Version())
 
 	// w2OK counts the W2 requests answered 200, each of which added one
 	// to a counter; w2Errs those that failed, which may or may not have.
@@ -102,6 +136,19 @@ func main() {
 		}
 	}
 
+	if *only != "" {
+		handlers = []string{*only}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer f.Close()
+	}
 	rps := map[string][]float64{}
 	fmt.Println("| round | handler | req/s | requests | errors |")
 	fmt.Println("|--:|---|--:|--:|--:|")
@@ -117,6 +164,7 @@ func main() {
 		}
 	}
 
+	pprof.StopCPUProfile()
 	if err := srv.Shutdown(); err != nil {
 		fail(err)
 	}
@@ -130,7 +178,9 @@ func main() {
 	for _, h := range handlers {
 		ratios := make([]float64, len(rps[h]))
 		for i := range rps[h] {
-			ratios[i] = rps[h][i] / rps["bare"][i]
+			if i < len(rps["bare"]) {
+				ratios[i] = rps[h][i] / rps["bare"][i]
+			}
 		}
 		fmt.Printf("| %s | %.0f | %.3f |\n", h, median(rps[h]), median(ratios))
 	}
@@ -176,10 +226,17 @@ func load(client *fasthttp.HostClient, h string, ids []string, conns int, d time
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
 			req.SetRequestURI("http://" + client.Addr + "/" + h)
-			k := (g * len(ids) / conns) % len(ids)
+			// Goroutine g uses the sessions g, g+conns, g+2·conns, ...: no
+			// two requests for one session are ever in flight at once, so
+			// every increment of W2 must be stored (two concurrent
+			// increments of one key would both read the same value: a
+			// session is not a counter service).
+			k := g % len(ids)
 			for time.Now().Before(deadline) && sent.Add(1) <= max {
 				req.Header.SetCookie(cookieName, ids[k])
-				k = (k + 7919) % len(ids)
+				if k += conns; k >= len(ids) {
+					k = g % len(ids)
+				}
 				if err := client.Do(req, resp); err != nil || resp.StatusCode() != fasthttp.StatusOK {
 					errs.Add(1)
 					continue
@@ -192,10 +249,38 @@ func load(client *fasthttp.HostClient, h string, ids []string, conns int, d time
 	return result{ok: ok.Load(), errs: errs.Load(), elapsed: time.Since(start)}
 }
 
-func newHandler(m *sessionkit.Session) fasthttp.RequestHandler {
+// cleanRedis removes the run's keys. Errors are reported, not fatal.
+func cleanRedis(rdb *redis.Client, prefix string) {
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		if err := rdb.Del(ctx, keys[:n]...).Err(); err != nil {
+			fmt.Fprintln(os.Stderr, "sessionkit-load: cleanup:", err)
+			return
+		}
+		keys = keys[n:]
+	}
+	if err := iter.Err(); err != nil {
+		fmt.Fprintln(os.Stderr, "sessionkit-load: cleanup:", err)
+	}
+}
+
+// newHandler serves the workloads on m. With rdb, bare reads plainKey.
+func newHandler(m *sessionkit.Session, rdb *redis.Client, plainKey string) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
 		case "/bare":
+			if rdb != nil {
+				if err := rdb.Get(ctx, plainKey).Err(); err != nil {
+					ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+					return
+				}
+			}
 		case "/W1":
 			s, err := m.Start(ctx)
 			if err != nil {
