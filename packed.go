@@ -270,18 +270,28 @@ func (pb *PackedBuilder) Packed() Packed {
 func (u Update) AppendPacked(dst []byte, p Packed) []byte {
 	var buf [8]setEntry
 	set := u.setEntries(buf[:0])
-	count, size := u.packedLayout(p, set)
+	var runs [8]span
+	count, size, kept := u.packedLayout(p, set, runs[:0])
 	dst = slices.Grow(dst, size)
 	dst = append(dst, recordVersion)
 	dst = binary.AppendUvarint(dst, uint64(count))
-	sc := scanPacked(string(p))
-	for {
-		k, v, ok := sc.next()
-		if !ok {
-			break
+	if kept != nil {
+		// Kept entries are copied as they are stored, run by run.
+		for _, r := range kept {
+			dst = append(dst, p[r.start:r.end]...)
 		}
-		if u.keeps(k, set) {
-			dst = appendEntry(dst, k, v)
+	} else {
+		// More runs than the stack holds: scan again.
+		sc := scanPacked(string(p))
+		for {
+			at := sc.i
+			k, _, ok := sc.next()
+			if !ok {
+				break
+			}
+			if u.keeps(k, set) {
+				dst = append(dst, p[at:sc.i]...)
+			}
 		}
 	}
 	for _, e := range set {
@@ -293,9 +303,13 @@ func (u Update) AppendPacked(dst []byte, p Packed) []byte {
 // PackedSize returns the number of bytes AppendPacked(dst, p) appends.
 func (u Update) PackedSize(p Packed) int {
 	var buf [8]setEntry
-	_, size := u.packedLayout(p, u.setEntries(buf[:0]))
+	_, size, _ := u.packedLayout(p, u.setEntries(buf[:0]), nil)
 	return size
 }
+
+// span is a byte range of a Packed: consecutive entries that an update
+// keeps.
+type span struct{ start, end int }
 
 // setEntry is one of Update.Set's entries. Requests set few keys: a slice
 // of them, searched in order, costs less than probing the map.
@@ -311,23 +325,44 @@ func (u Update) setEntries(buf []setEntry) []setEntry {
 	return buf
 }
 
-func (u Update) packedLayout(p Packed, set []setEntry) (count, size int) {
+// packedLayout returns the entry count and byte size of u applied to p,
+// and, while they fit in runs' capacity, the byte ranges of p that it
+// keeps (nil otherwise).
+func (u Update) packedLayout(p Packed, set []setEntry, runs []span) (count, size int, kept []span) {
 	sc := scanPacked(string(p))
+	fits := cap(runs) > 0
 	for {
-		k, v, ok := sc.next()
+		at := sc.i
+		k, _, ok := sc.next()
 		if !ok {
 			break
 		}
-		if u.keeps(k, set) {
-			count++
-			size += entrySize(k, v)
+		if !u.keeps(k, set) {
+			continue
+		}
+		count++
+		size += sc.i - at
+		switch {
+		case !fits:
+		case len(runs) > 0 && runs[len(runs)-1].end == at:
+			runs[len(runs)-1].end = sc.i
+		case len(runs) < cap(runs):
+			runs = append(runs, span{at, sc.i})
+		default:
+			fits = false
 		}
 	}
 	for _, e := range set {
 		count++
 		size += entrySize(e.k, e.v)
 	}
-	return count, size + 1 + uvarintLen(uint64(count))
+	if fits {
+		kept = runs
+		if kept == nil {
+			kept = runs[:0]
+		}
+	}
+	return count, size + 1 + uvarintLen(uint64(count)), kept
 }
 
 // keeps reports whether a stored key survives u unchanged.

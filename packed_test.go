@@ -97,6 +97,29 @@ func TestAppendPackedMatchesApply(t *testing.T) {
 	}
 }
 
+// Many kept runs (every other key deleted) take the path that does not
+// fit the stack.
+func TestAppendPackedManyRuns(t *testing.T) {
+	old := map[string][]byte{}
+	u := Update{Set: map[string][]byte{"new": []byte("v")}}
+	for i := 0; i < 40; i++ {
+		k := strings.Repeat("k", i+1)
+		old[k] = []byte(k)
+		if i%2 == 0 {
+			u.Delete = append(u.Delete, k)
+		}
+	}
+	p := Pack(old)
+	b := u.AppendPacked(nil, p)
+	if len(b) != u.PackedSize(p) {
+		t.Fatalf("PackedSize = %d, wrote %d", u.PackedSize(p), len(b))
+	}
+	got, err := ParsePacked(b)
+	if err != nil || !maps.EqualFunc(got.Map(), u.Apply(old), bytes.Equal) {
+		t.Fatalf("got %q, %v", got.Map(), err)
+	}
+}
+
 // One allocation for the result, none for the work.
 func TestAppendPackedAllocs(t *testing.T) {
 	old := Pack(map[string][]byte{"\x00m": {1, 2}, "name": []byte("x"), "n": {1}})
