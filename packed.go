@@ -319,6 +319,9 @@ type setEntry struct {
 }
 
 func (u Update) setEntries(buf []setEntry) []setEntry {
+	if u.set != nil && len(u.set) == len(u.Set) {
+		return u.set
+	}
 	for k, v := range u.Set {
 		buf = append(buf, setEntry{k, v})
 	}

@@ -113,6 +113,21 @@ type Update struct {
 	// Expires is the new deadline. The zero time keeps the stored one
 	// (never the case for Create, which always carries a deadline).
 	Expires time.Time
+
+	// set lists Set's entries when the manager built the Update, so that
+	// AppendPacked need not iterate the map (which costs more than the
+	// rest of a small update).
+	set []setEntry
+}
+
+// put sets key in both Set and set.
+func (u *Update) put(key string, v []byte) {
+	if _, dup := u.Set[key]; dup {
+		u.set = nil // no longer a faithful list; AppendPacked falls back to the map
+	} else if u.set != nil {
+		u.set = append(u.set, setEntry{key, v})
+	}
+	u.Set[key] = v
 }
 
 // Provider stores sessions for a Session manager. It is byte-oriented: the

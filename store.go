@@ -71,6 +71,8 @@ type storeData struct {
 	// kept key holds a few bytes in memory rather than the handle.
 	idBuf     *[DefaultIDLength]byte
 	idBufUsed bool // idBuf is used once only
+	// setBuf holds a save's Update.set, so listing it costs nothing.
+	setBuf [4]setEntry
 }
 
 var statePool = sync.Pool{New: func() any { return new(storeState) }}
@@ -572,14 +574,14 @@ func (h *Store) Save(ctx context.Context) error {
 	}
 	now := s.clock(ctx)
 	ctx = s.withClock(ctx, now)
-	u := Update{Create: s.isNew, Clear: s.cleared, Set: getSetMap()}
+	u := Update{Create: s.isNew, Clear: s.cleared, Set: getSetMap(), set: s.setBuf[:0]}
 	defer putSetMap(u.Set)
 	if err := s.encodeChanges(&u); err != nil {
 		return err
 	}
 	if s.isNew {
 		s.created = now
-		u.Set[keyMeta] = encodeMeta(now, s.idle)
+		u.put(keyMeta, encodeMeta(now, s.idle))
 	}
 	u.Expires = s.deadline(now)
 	if err := s.updateLocked(ctx, st, u); err != nil {
@@ -645,7 +647,7 @@ func (s *storeState) encodeChanges(u *Update) error {
 		case c.del:
 			u.Delete = append(u.Delete, c.key)
 		case c.raw != nil:
-			u.Set[c.key] = c.raw
+			u.put(c.key, c.raw)
 		default:
 			if arena == nil {
 				arena = s.newArena(64*len(s.pending.list) + 32)
@@ -655,7 +657,7 @@ func (s *storeState) encodeChanges(u *Update) error {
 			if arena, err = appendValue(arena, s.m.cfg.Codec, c.v); err != nil {
 				return fmt.Errorf("sessionkit: encode %q: %w", c.key, err)
 			}
-			u.Set[c.key] = arena[start:len(arena):len(arena)]
+			u.put(c.key, arena[start:len(arena):len(arena)])
 		}
 	}
 	return nil
@@ -680,14 +682,14 @@ func (s *storeState) markSaved(u Update) {
 // a cookie), nothing is written and the client keeps its previous cookie.
 func (s *storeState) sealLocked(cs ClientSide) error {
 	now := time.Now()
-	u := Update{Clear: s.cleared, Set: getSetMap()}
+	u := Update{Clear: s.cleared, Set: getSetMap(), set: s.setBuf[:0]}
 	defer putSetMap(u.Set)
 	if err := s.encodeChanges(&u); err != nil {
 		return err
 	}
 	if s.isNew {
 		s.created = now
-		u.Set[keyMeta] = encodeMeta(now, s.idle)
+		u.put(keyMeta, encodeMeta(now, s.idle))
 	}
 	u.Expires = s.deadline(now)
 	// base holds everything saved so far: sealLocked folds every save
