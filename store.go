@@ -41,6 +41,9 @@ type Store struct {
 type storeState struct {
 	mu  sync.Mutex
 	gen uint64 // bumped at every release; handles of older requests stop working
+	// setMap is the Set map of this state's saves, kept across requests
+	// (see takeSetMap).
+	setMap map[string][]byte
 	storeData
 }
 
@@ -574,8 +577,8 @@ func (h *Store) Save(ctx context.Context) error {
 	}
 	now := s.clock(ctx)
 	ctx = s.withClock(ctx, now)
-	u := Update{Create: s.isNew, Clear: s.cleared, Set: getSetMap(), set: s.setBuf[:0]}
-	defer putSetMap(u.Set)
+	u := Update{Create: s.isNew, Clear: s.cleared, Set: s.takeSetMap(), set: s.setBuf[:0]}
+	defer s.releaseSetMap(u.Set)
 	if err := s.encodeChanges(&u); err != nil {
 		return err
 	}
@@ -617,19 +620,23 @@ func (s *storeState) withClock(ctx context.Context, now time.Time) context.Conte
 	return &s.clk
 }
 
-// setMaps recycles Update.Set maps: providers do not keep them past
-// Update (see Update), so a write need not allocate one. A map never
-// leaves the Save call that took it.
-var setMaps = sync.Pool{New: func() any { return make(map[string][]byte, 4) }}
+// takeSetMap returns an empty map for an Update's Set. Providers do not
+// keep Set past Update (see Update), so the state keeps one map for all
+// its saves, across requests too; releaseSetMap empties it afterwards.
+func (s *storeState) takeSetMap() map[string][]byte {
+	if s.setMap == nil {
+		s.setMap = make(map[string][]byte, 4)
+	}
+	return s.setMap
+}
 
-func getSetMap() map[string][]byte { return setMaps.Get().(map[string][]byte) }
-
-func putSetMap(m map[string][]byte) {
+func (s *storeState) releaseSetMap(m map[string][]byte) {
 	if len(m) > 64 {
-		return // let an unusually large one go rather than keep it
+		s.setMap = nil // let an unusually large one go rather than keep it
+		return
 	}
 	clear(m)
-	setMaps.Put(m)
+	clear(s.setBuf[:])
 }
 
 // encodeChanges adds this request's unsaved changes to u. The values are
@@ -682,8 +689,8 @@ func (s *storeState) markSaved(u Update) {
 // a cookie), nothing is written and the client keeps its previous cookie.
 func (s *storeState) sealLocked(cs ClientSide) error {
 	now := time.Now()
-	u := Update{Clear: s.cleared, Set: getSetMap(), set: s.setBuf[:0]}
-	defer putSetMap(u.Set)
+	u := Update{Clear: s.cleared, Set: s.takeSetMap(), set: s.setBuf[:0]}
+	defer s.releaseSetMap(u.Set)
 	if err := s.encodeChanges(&u); err != nil {
 		return err
 	}
