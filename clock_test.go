@@ -85,3 +85,20 @@ func TestNetHTTPWriteUsesSaveTime(t *testing.T) {
 		t.Fatalf("write stamped %v, want at or after %v", p.writes, before)
 	}
 }
+
+// wallNow stays within a whisker of time.Now, before and after its
+// one-second renewal.
+func TestWallNowTracksTheClock(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		// Round(0) drops the monotonic readings: the wall clocks are compared.
+		before := time.Now().Round(0)
+		got := sessionkit.Now(context.Background()).Round(0)
+		after := time.Now().Round(0)
+		if got.Before(before.Add(-time.Millisecond)) || got.After(after.Add(time.Millisecond)) {
+			t.Fatalf("Now = %v, outside [%v, %v]", got, before, after)
+		}
+		if i == 1 {
+			time.Sleep(1100 * time.Millisecond) // past the renewal
+		}
+	}
+}

@@ -610,7 +610,7 @@ func (s *storeState) clock(ctx context.Context) time.Time {
 			return s.now
 		}
 	}
-	return time.Now()
+	return wallNow()
 }
 
 // withClock returns the context for a provider call made at now: ctx
