@@ -215,7 +215,8 @@ func (m *Session) provider() (*providerState, error) {
 // provider, or a new empty one if the request carries no valid, live
 // session ID. Calling Start again in the same request returns the same
 // Store. The caller must call Store.Save before the handler returns
-// (usually with defer), or use Handler.
+// (usually with defer), or use Handler. The Store belongs to this request:
+// fasthttp releases it when it resets the request (see Store).
 //
 // An error means the provider failed; the handler should answer with an
 // error page rather than carry on with an empty session.
@@ -238,6 +239,9 @@ func (m *Session) Start(ctx *fasthttp.RequestCtx) (*Store, error) {
 // StartHTTP is Start for net/http. Cookies are response headers, so Save
 // must run before the handler writes its body; Middleware arranges that
 // by itself. Inside Middleware, StartHTTP returns the middleware's Store.
+// Without Middleware, calling Store.Close once the response is written
+// lets a later request reuse the Store's state; without it the state is
+// left to the garbage collector.
 func (m *Session) StartHTTP(w http.ResponseWriter, r *http.Request) (*Store, error) {
 	if s, ok := r.Context().Value(m.key).(*Store); ok {
 		return s, nil
