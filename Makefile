@@ -12,11 +12,14 @@ SHELL    := /bin/bash
 
 ## test: start every server the provider tests need, then vet, race-test
 ## everything against them (the log lists every test and subtest, so each
-## provider's conformance run shows), and run each fuzz target briefly.
+## provider's conformance run shows), check the allocation budgets without
+## the race detector, and run each fuzz target briefly.
 test: vet
 	scripts/services.sh up
 	eval "$$(scripts/services.sh env)" && $(GO) test -race -count=1 -timeout 30m -v $(PKGS) 2>&1 | tee test-verbose.log \
 	  | grep --line-buffered -E '^(\s*--- (PASS|FAIL|SKIP)|ok |FAIL|panic:|\s+\S+_test\.go:[0-9]+:)'
+	# Allocation budgets, without -race (which makes sync.Pool drop objects).
+	$(GO) test -count=1 -v -run 'Allocs$$' . | grep -E '^(\s*--- (PASS|FAIL|SKIP)|ok |FAIL)'
 	cd bench/compare && eval "$$(../../scripts/services.sh env)" && $(GO) test -count=1 ./...
 	$(MAKE) fuzz
 
