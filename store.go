@@ -648,6 +648,12 @@ func (s *storeState) releaseSetMap(m map[string][]byte) {
 // then serves both.
 func (s *storeState) encodeChanges(u *Update) error {
 	var arena []byte
+	size := 0
+	for _, c := range s.pending.list {
+		if !c.saved && !c.del && c.raw == nil {
+			size += encodedSize(c.v)
+		}
+	}
 	for _, c := range s.pending.list {
 		switch {
 		case c.saved:
@@ -657,7 +663,7 @@ func (s *storeState) encodeChanges(u *Update) error {
 			u.put(c.key, c.raw)
 		default:
 			if arena == nil {
-				arena = s.newArena(64*len(s.pending.list) + 32)
+				arena = s.newArena(size)
 			}
 			start := len(arena)
 			var err error

@@ -103,6 +103,24 @@ func appendValue(dst []byte, c Codec, v any) ([]byte, error) {
 	return append(append(dst, tagCodec), data...), nil
 }
 
+// encodedSize estimates what appendValue writes for v, so a buffer for
+// several values is allocated once at about the right size: exactly for
+// strings and byte slices, at most for the other scalars, a guess for
+// what goes through the codec.
+func encodedSize(v any) int {
+	switch x := v.(type) {
+	case string:
+		return 1 + len(x)
+	case []byte:
+		return 1 + len(x)
+	case nil, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return 1 + binary.MaxVarintLen64
+	case time.Time:
+		return 1 + 16
+	}
+	return 64
+}
+
 // decodeValue decodes bytes made by encodeValue. It never panics: junk
 // yields an error wrapping ErrCorruptValue.
 func decodeValue(c Codec, b []byte) (any, error) {
