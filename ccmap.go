@@ -78,15 +78,10 @@ func (c *CCMap[K, V]) Delete(k K) {
 // while holding k's shard lock, then stores what fn returns if keep is
 // true and removes k otherwise. fn must not call back into the map.
 func (c *CCMap[K, V]) Update(k K, fn func(v V, ok bool) (nv V, keep bool)) {
-	s := c.shard(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old, ok := s.m[k]
-	if nv, keep := fn(old, ok); keep {
-		s.m[k] = nv
-	} else if ok {
-		delete(s.m, k)
-	}
+	c.UpdateKeyed(k, func(v V, ok bool) (K, V, bool) {
+		nv, keep := fn(v, ok)
+		return k, nv, keep
+	})
 }
 
 // UpdateKeyed is Update for values that carry their own copy of the key:
@@ -114,6 +109,16 @@ func (c *CCMap[K, V]) UpdateKeyed(k K, fn func(v V, ok bool) (nk K, nv V, keep b
 // deadlock), then stores or removes each as fn says. It makes moves
 // between keys atomic.
 func (c *CCMap[K, V]) Update2(k1, k2 K, fn func(v1 V, ok1 bool, v2 V, ok2 bool) (n1 V, keep1 bool, n2 V, keep2 bool)) {
+	c.Update2Keyed(k1, k2, func(v1 V, ok1 bool, v2 V, ok2 bool) (K, V, bool, K, V, bool) {
+		n1, keep1, n2, keep2 := fn(v1, ok1, v2, ok2)
+		return k1, n1, keep1, k2, n2, keep2
+	})
+}
+
+// Update2Keyed is Update2 for values that carry their own copy of the key
+// (see UpdateKeyed): fn also returns the key to store each value under,
+// which must equal k1 and k2 respectively.
+func (c *CCMap[K, V]) Update2Keyed(k1, k2 K, fn func(v1 V, ok1 bool, v2 V, ok2 bool) (nk1 K, n1 V, keep1 bool, nk2 K, n2 V, keep2 bool)) {
 	i1, i2 := maphash.Comparable(c.seed, k1)&c.mask, maphash.Comparable(c.seed, k2)&c.mask
 	s1, s2 := &c.shards[i1], &c.shards[i2]
 	switch {
@@ -133,14 +138,20 @@ func (c *CCMap[K, V]) Update2(k1, k2 K, fn func(v1 V, ok1 bool, v2 V, ok2 bool) 
 	}
 	v1, ok1 := s1.m[k1]
 	v2, ok2 := s2.m[k2]
-	n1, keep1, n2, keep2 := fn(v1, ok1, v2, ok2)
+	nk1, n1, keep1, nk2, n2, keep2 := fn(v1, ok1, v2, ok2)
+	if nk1 != k1 {
+		nk1 = k1 // a wrong key would land in the wrong shard
+	}
+	if nk2 != k2 {
+		nk2 = k2
+	}
 	if keep1 {
-		s1.m[k1] = n1
+		s1.m[nk1] = n1
 	} else {
 		delete(s1.m, k1)
 	}
 	if keep2 {
-		s2.m[k2] = n2
+		s2.m[nk2] = n2
 	} else {
 		delete(s2.m, k2)
 	}

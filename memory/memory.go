@@ -180,18 +180,19 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 	}
 	var err error
 	now := time.Now().UnixNano()
-	p.m.Update2(oldID, newID, func(o record, okO bool, n record, okN bool) (record, bool, record, bool) {
+	p.m.Update2Keyed(oldID, newID, func(o record, okO bool, n record, okN bool) (string, record, bool, string, record, bool) {
 		okO = okO && live(o, now)
 		okN = okN && live(n, now)
 		switch {
 		case !okO:
 			err = sessionkit.ErrNotFound
-			return o, false, n, okN
+			return o.key(oldID), o, false, n.key(newID), n, okN
 		case okN:
 			err = sessionkit.ErrExists
-			return o, true, n, true
+			return o.key(oldID), o, true, n.key(newID), n, true
 		}
-		return o, false, newRecord(newID, o.values(oldID), sessionkit.Update{}, expires.UnixNano()), true
+		next := newRecord(newID, o.values(oldID), sessionkit.Update{}, expires.UnixNano())
+		return oldID, o, false, next.key(newID), next, true
 	})
 	return err
 }
