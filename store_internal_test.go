@@ -33,9 +33,9 @@ func (k *keyRecorder) Delete(context.Context, string) error                    {
 func (k *keyRecorder) Rename(context.Context, string, string, time.Time) error { return nil }
 func (k *keyRecorder) Close() error                                            { return nil }
 
-// An ID a provider keeps from a write must not point into the Store: the
-// kept key would hold the whole Store (and what it references) in memory
-// for the session's lifetime.
+// An ID a provider keeps from a write must not point into the Store's
+// handle: the kept key would hold the handle, and through it the state
+// behind it, in memory for the session's lifetime.
 func TestProviderKeysDoNotPinTheStore(t *testing.T) {
 	p := &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}
 	m := New(Config{IdleTimeout: time.Hour})
