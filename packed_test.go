@@ -188,3 +188,20 @@ func TestPackedBuilder(t *testing.T) {
 		t.Fatalf("building allocates %v times, want 1", n)
 	}
 }
+
+// A key put twice makes the manager's entry list longer than Set, and
+// AppendPacked must then go by the map, where the last value won.
+func TestAppendPackedKeyPutTwice(t *testing.T) {
+	var buf [4]setEntry
+	u := Update{Set: map[string][]byte{}, set: buf[:0]}
+	u.put("a", []byte("1"))
+	u.put("b", []byte("x"))
+	u.put("a", []byte("2"))
+	p, err := ParsePacked(u.AppendPacked(nil, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := p.Lookup("a"); string(v) != "2" || p.Len() != 2 {
+		t.Fatalf("got %q", p.Map())
+	}
+}

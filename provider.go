@@ -96,8 +96,9 @@ func (r Record) Map() map[string][]byte {
 // losing each other's writes.
 //
 // The provider may keep references to Set's byte slices, which the manager
-// never modifies, but not to the Set map or the Delete slice themselves:
-// the manager reuses them once Update has returned.
+// never modifies, but must neither change nor keep the Set map or the
+// Delete slice themselves: the manager reuses them once Update has
+// returned.
 type Update struct {
 	// Create allows the session to be created. Without it, an Update of a
 	// missing or expired session fails with ErrNotFound and writes nothing,
@@ -116,15 +117,14 @@ type Update struct {
 
 	// set lists Set's entries when the manager built the Update, so that
 	// AppendPacked need not iterate the map (which costs more than the
-	// rest of a small update).
+	// rest of a small update). It is trusted only while it is as long as
+	// Set: a key put twice makes it longer.
 	set []setEntry
 }
 
 // put sets key in both Set and set.
 func (u *Update) put(key string, v []byte) {
-	if _, dup := u.Set[key]; dup {
-		u.set = nil // no longer a faithful list; AppendPacked falls back to the map
-	} else if u.set != nil {
+	if u.set != nil {
 		u.set = append(u.set, setEntry{key, v})
 	}
 	u.Set[key] = v

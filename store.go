@@ -570,23 +570,18 @@ func (h *Store) Save(ctx context.Context) error {
 		}
 		// The request's start time is close enough to decide whether a
 		// touch is due, and saves a clock read on the commonest path.
-		return s.touchLocked(s.withClock(ctx, s.now), st, s.now)
+		return s.touchLocked(ctx, st, s.now)
 	}
 	if st.client != nil {
 		return s.sealLocked(st.client)
 	}
 	now := s.clock(ctx)
 	ctx = s.withClock(ctx, now)
-	u := Update{Create: s.isNew, Clear: s.cleared, Set: s.takeSetMap(), set: s.setBuf[:0]}
-	defer s.releaseSetMap(u.Set)
-	if err := s.encodeChanges(&u); err != nil {
+	u, err := s.pendingUpdate(now)
+	if err != nil {
 		return err
 	}
-	if s.isNew {
-		s.created = now
-		u.put(keyMeta, encodeMeta(now, s.idle))
-	}
-	u.Expires = s.deadline(now)
+	defer s.releaseSetMap(u.Set)
 	if err := s.updateLocked(ctx, st, u); err != nil {
 		return err
 	}
@@ -596,6 +591,23 @@ func (h *Store) Save(ctx context.Context) error {
 		return s.m.writeID(s.t, s.id)
 	}
 	return nil
+}
+
+// pendingUpdate builds the Update that saves this request's changes at
+// now: the changes encoded, a new session's bookkeeping, the deadline. The
+// caller gives u.Set back with releaseSetMap once the Update is sent.
+func (s *storeState) pendingUpdate(now time.Time) (Update, error) {
+	u := Update{Create: s.isNew, Clear: s.cleared, Set: s.takeSetMap(), set: s.setBuf[:0]}
+	if err := s.encodeChanges(&u); err != nil {
+		s.releaseSetMap(u.Set)
+		return Update{}, err
+	}
+	if s.isNew {
+		s.created = now
+		u.put(keyMeta, encodeMeta(now, s.idle))
+	}
+	u.Expires = s.deadline(now)
+	return u, nil
 }
 
 // clock returns the time a write of this request is stamped with (see
@@ -694,17 +706,11 @@ func (s *storeState) markSaved(u Update) {
 // merged, sealed into a new cookie. If it cannot be sealed (too large for
 // a cookie), nothing is written and the client keeps its previous cookie.
 func (s *storeState) sealLocked(cs ClientSide) error {
-	now := time.Now()
-	u := Update{Clear: s.cleared, Set: s.takeSetMap(), set: s.setBuf[:0]}
-	defer s.releaseSetMap(u.Set)
-	if err := s.encodeChanges(&u); err != nil {
+	u, err := s.pendingUpdate(wallNow())
+	if err != nil {
 		return err
 	}
-	if s.isNew {
-		s.created = now
-		u.put(keyMeta, encodeMeta(now, s.idle))
-	}
-	u.Expires = s.deadline(now)
+	defer s.releaseSetMap(u.Set)
 	// base holds everything saved so far: sealLocked folds every save
 	// into it and keeps no saved changes pending.
 	full := u.Apply(s.base.Map())
@@ -754,6 +760,7 @@ func (s *storeState) touchLocked(ctx context.Context, st *providerState, now tim
 	}
 	var err error
 	s.detachID()
+	ctx = s.withClock(ctx, now)
 	if st.toucher != nil {
 		err = st.toucher.Touch(ctx, s.m.storageKey(s.id), next)
 	} else {
