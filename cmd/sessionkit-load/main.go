@@ -282,57 +282,40 @@ func newHandler(m *sessionkit.Session, rdb *redis.Client, plainKey string) fasth
 				}
 			}
 		case "/W1":
-			s, err := m.Start(ctx)
-			if err != nil {
-				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
-				return
-			}
-			_, _ = s.GetString("name")
-			if err := s.Save(ctx); err != nil {
-				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+			if !serveSession(m, ctx, func(s *sessionkit.Store) (int, error) {
+				_, _ = s.GetString("name")
+				return 0, nil
+			}) {
 				return
 			}
 		case "/W2":
-			s, err := m.Start(ctx)
-			if err != nil {
-				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
-				return
-			}
-			n, err := s.GetInt("n")
-			if err != nil {
-				// A lost session would restart the count: fail loudly.
-				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
-				return
-			}
-			s.Set("n", n+1)
-			if err := s.Save(ctx); err != nil {
-				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+			if !serveSession(m, ctx, func(s *sessionkit.Store) (int, error) {
+				n, err := s.GetInt("n")
+				if err != nil {
+					// A lost session would restart the count: fail loudly.
+					return fasthttp.StatusInternalServerError, err
+				}
+				s.Set("n", n+1)
+				return 0, nil
+			}) {
 				return
 			}
 		case "/preload":
-			s, err := m.Start(ctx)
-			if err != nil {
-				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
-				return
-			}
-			s.Set("name", "sessionkit")
-			s.Set("n", 0)
-			if err := s.Save(ctx); err != nil {
-				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+			if !serveSession(m, ctx, func(s *sessionkit.Store) (int, error) {
+				s.Set("name", "sessionkit")
+				s.Set("n", 0)
+				return 0, nil
+			}) {
 				return
 			}
 		case "/n":
-			s, err := m.Start(ctx)
-			if err != nil {
-				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
-				return
+			var n int
+			if serveSession(m, ctx, func(s *sessionkit.Store) (code int, err error) {
+				n, err = s.GetInt("n")
+				return fasthttp.StatusNotFound, err
+			}) {
+				ctx.SetBodyString(fmt.Sprint(n))
 			}
-			n, err := s.GetInt("n")
-			if err != nil {
-				ctx.Error(err.Error(), fasthttp.StatusNotFound)
-				return
-			}
-			ctx.SetBodyString(fmt.Sprint(n))
 			return
 		default:
 			ctx.Error("not found", fasthttp.StatusNotFound)
@@ -340,6 +323,26 @@ func newHandler(m *sessionkit.Session, rdb *redis.Client, plainKey string) fasth
 		}
 		ctx.SetBodyString("ok")
 	}
+}
+
+// serveSession starts the request's session, runs work on it and saves
+// it. A failure answers with an error, with work's status code for work's
+// own error and 500 otherwise, and serveSession reports false.
+func serveSession(m *sessionkit.Session, ctx *fasthttp.RequestCtx, work func(*sessionkit.Store) (int, error)) bool {
+	s, err := m.Start(ctx)
+	if err == nil {
+		code, werr := work(s)
+		if werr != nil {
+			ctx.Error(werr.Error(), code)
+			return false
+		}
+		err = s.Save(ctx)
+	}
+	if err != nil {
+		ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+		return false
+	}
+	return true
 }
 
 // serveInProcess runs one request through handler without the network.
