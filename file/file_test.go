@@ -439,70 +439,8 @@ func TestRangeAndContext(t *testing.T) {
 	}
 }
 
-func benchValues() map[string][]byte {
-	return map[string][]byte{
-		"\x00c":   {0x80, 0xa0, 0xb4, 0xc8, 0xd9, 0x93, 0xe4, 0xc6, 0x17},
-		"user_id": []byte("1234567"),
-		"name":    []byte("Ada Lovelace"),
-		"role":    []byte("admin"),
-		"csrf":    []byte("hB7rV0q3yT2uW5xZ8aD1fG4jK6mN9pQs"),
-	}
-}
-
-func BenchmarkGet(b *testing.B) {
-	p := open(b, file.Config{Dir: b.TempDir()})
-	id := sessionkit.NewID()
-	create(b, p, id, benchValues())
-	b.Run("Serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := p.Get(bg, id); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("Parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := p.Get(bg, id); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
-}
-
-func BenchmarkUpdate(b *testing.B) {
-	p := open(b, file.Config{Dir: b.TempDir()})
-	b.Run("Serial", func(b *testing.B) {
-		id := sessionkit.NewID()
-		create(b, p, id, benchValues())
-		u := sessionkit.Update{Set: vals("last_seen", "1700000000")}
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := p.Update(bg, id, u); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("Parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			// One session per goroutine, as with requests of different
-			// users.
-			id := sessionkit.NewID()
-			create(b, p, id, benchValues())
-			u := sessionkit.Update{Set: vals("last_seen", "1700000000")}
-			for pb.Next() {
-				if err := p.Update(bg, id, u); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	})
+func BenchmarkProvider(b *testing.B) {
+	providertest.BenchProvider(b, open(b, file.Config{Dir: b.TempDir()}))
 }
 
 func BenchmarkManager(b *testing.B) {

@@ -382,13 +382,7 @@ func TestGCUsesIndex(t *testing.T) {
 	t.Logf("GC plan: %v", plan)
 }
 
-func BenchmarkGet(b *testing.B) {
-	sqlstoretest.BenchGet(b, open(b, Config{}))
-}
-
-func BenchmarkUpdate(b *testing.B) {
-	sqlstoretest.BenchUpdate(b, open(b, Config{}))
-}
+func BenchmarkProvider(b *testing.B) { providertest.BenchProvider(b, open(b, Config{})) }
 
 func TestCancelWhileBlocked(t *testing.T) {
 	p := open(t, Config{})

@@ -308,13 +308,7 @@ func explain(t *testing.T, db *sql.DB, q string, args []any) string {
 	return strings.Join(lines, "\n")
 }
 
-func BenchmarkGet(b *testing.B) {
-	sqlstoretest.BenchGet(b, open(b, Config{}))
-}
-
-func BenchmarkUpdate(b *testing.B) {
-	sqlstoretest.BenchUpdate(b, open(b, Config{}))
-}
+func BenchmarkProvider(b *testing.B) { providertest.BenchProvider(b, open(b, Config{})) }
 
 func TestCancelWhileBlocked(t *testing.T) {
 	p := open(t, Config{})

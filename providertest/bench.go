@@ -3,6 +3,7 @@ package providertest
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/sessionkit/sessionkit"
 	"github.com/valyala/fasthttp"
@@ -95,4 +96,76 @@ func request(m *sessionkit.Session, ctx *fasthttp.RequestCtx, cookie string, wor
 		return fmt.Errorf("save: %w", err)
 	}
 	return nil
+}
+
+// benchValues is a typical small session: bookkeeping plus a few values.
+func benchValues() map[string][]byte {
+	return map[string][]byte{
+		"\x00c":   {0x80, 0xa0, 0xb4, 0xc8, 0xd9, 0x93, 0xe4, 0xc6, 0x17},
+		"user_id": []byte("1234567"),
+		"name":    []byte("Ada Lovelace"),
+		"role":    []byte("admin"),
+		"csrf":    []byte("hB7rV0q3yT2uW5xZ8aD1fG4jK6mN9pQs"),
+	}
+}
+
+// BenchProvider measures p's own operations on a typical small session,
+// each serially and from GOMAXPROCS goroutines:
+//
+//	Get:    read one stored session
+//	Update: set one key of a stored session (in parallel, each goroutine
+//	        updates a session of its own, as requests of different users do)
+//	Create: store a new session
+func BenchProvider(b *testing.B, p sessionkit.Provider) {
+	newSession := func(b *testing.B) string {
+		id := ID()
+		if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: benchValues(), Expires: time.Now().Add(time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+		return id
+	}
+	u := sessionkit.Update{Set: Values("last_seen", "1700000000")}
+	ops := []struct {
+		name string
+		// setup runs once per goroutine and returns the operation.
+		setup func(b *testing.B) func() error
+	}{
+		{"Get", func(b *testing.B) func() error {
+			id := newSession(b)
+			return func() error { _, err := p.Get(bg, id); return err }
+		}},
+		{"Update", func(b *testing.B) func() error {
+			id := newSession(b)
+			return func() error { return p.Update(bg, id, u) }
+		}},
+		{"Create", func(*testing.B) func() error {
+			exp := time.Now().Add(time.Hour)
+			return func() error {
+				return p.Update(bg, ID(), sessionkit.Update{Create: true, Set: benchValues(), Expires: exp})
+			}
+		}},
+	}
+	for _, op := range ops {
+		b.Run(op.name+"/serial", func(b *testing.B) {
+			do := op.setup(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := do(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(op.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				do := op.setup(b)
+				for pb.Next() {
+					if err := do(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -1005,66 +1005,6 @@ func benchProvider(b *testing.B) *Provider {
 	return open(b, adm, Config{Addrs: []string{addr}})
 }
 
-var benchValues = map[string][]byte{
-	"\x00created": []byte("1700000000"),
-	"user_id":     []byte("12345"),
-	"csrf":        []byte("0123456789abcdef0123456789abcdef"),
-}
-
-func benchBoth(b *testing.B, op func(b *testing.B, i int)) {
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			op(b, i)
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		var n atomic.Int64
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				op(b, int(n.Add(1)))
-			}
-		})
-	})
-}
-
-func BenchmarkGet(b *testing.B) {
-	p := benchProvider(b)
-	id := providertest.ID()
-	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: benchValues, Expires: time.Now().Add(time.Hour)}); err != nil {
-		b.Fatal(err)
-	}
-	benchBoth(b, func(b *testing.B, _ int) {
-		if _, err := p.Get(bg, id); err != nil {
-			b.Fatal(err)
-		}
-	})
-}
-
-func BenchmarkUpdate(b *testing.B) {
-	p := benchProvider(b)
-	id := providertest.ID()
-	exp := time.Now().Add(time.Hour)
-	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: benchValues, Expires: exp}); err != nil {
-		b.Fatal(err)
-	}
-	set := map[string][]byte{"counter": []byte("1")}
-	benchBoth(b, func(b *testing.B, _ int) {
-		if err := p.Update(bg, id, sessionkit.Update{Set: set, Expires: exp}); err != nil {
-			b.Fatal(err)
-		}
-	})
-}
-
-func BenchmarkCreate(b *testing.B) {
-	p := benchProvider(b)
-	exp := time.Now().Add(time.Minute)
-	benchBoth(b, func(b *testing.B, _ int) {
-		if err := p.Update(bg, sessionkit.NewID(), sessionkit.Update{Create: true, Set: benchValues, Expires: exp}); err != nil {
-			b.Fatal(err)
-		}
-	})
-}
+func BenchmarkProvider(b *testing.B) { providertest.BenchProvider(b, benchProvider(b)) }
 
 func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, benchProvider(b)) }

@@ -256,13 +256,7 @@ func TestGCUsesIndex(t *testing.T) {
 	t.Logf("GC plan:\n%s", text)
 }
 
-func BenchmarkGet(b *testing.B) {
-	sqlstoretest.BenchGet(b, open(b, Config{}))
-}
-
-func BenchmarkUpdate(b *testing.B) {
-	sqlstoretest.BenchUpdate(b, open(b, Config{}))
-}
+func BenchmarkProvider(b *testing.B) { providertest.BenchProvider(b, open(b, Config{})) }
 
 // TestCancelWhileBlocked holds the database's write lock from another
 // pool; SQLite cannot interrupt a wait for the lock, so the Update gives
