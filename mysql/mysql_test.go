@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -127,7 +128,7 @@ func TestConfigErrors(t *testing.T) {
 	// The clientFoundRows check runs after the table is created.
 	foundRowsTable := "t_" + providertest.UniquePrefix(t)
 	t.Cleanup(func() { _, _ = db.Exec("DROP TABLE IF EXISTS " + foundRowsTable) })
-	for name, cfg := range map[string]Config{
+	sqlstoretest.ConfigErrors(t, Name, map[string]Config{
 		"none":            {},
 		"both":            {DSN: dsn(), DB: db},
 		"bad table":       {DSN: dsn(), Table: "s; DROP TABLE x"},
@@ -137,18 +138,7 @@ func TestConfigErrors(t *testing.T) {
 		"pool with DB":    {DB: db, MaxOpenConns: 2},
 		"malformed DSN":   {DSN: "root@tcp(127.0.0.1:3306"},
 		"found rows":      {DSN: withParam(dsn(), "clientFoundRows=true"), Table: foundRowsTable},
-	} {
-		p, err := New(bg, cfg)
-		if err == nil {
-			_ = p.Close()
-			t.Errorf("%s: New succeeded, want an error", name)
-			continue
-		}
-		t.Logf("%s: %v", name, err)
-		if !strings.HasPrefix(err.Error(), "mysql: ") {
-			t.Errorf("%s: error %q lacks the provider prefix", name, err)
-		}
-	}
+	}, func(c Config) (io.Closer, error) { return New(bg, c) })
 	if _, err := (driver{}).Open(bg, wrongConfig{}); err == nil {
 		t.Error("Open with another provider's config succeeded")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -169,7 +170,7 @@ func TestSchemaQualified(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	db := admin(t)
-	for name, cfg := range map[string]Config{
+	sqlstoretest.ConfigErrors(t, Name, map[string]Config{
 		"none":            {},
 		"both":            {DSN: dsn(), DB: db},
 		"bad table":       {DSN: dsn(), Table: "s; DROP TABLE x"},
@@ -182,18 +183,7 @@ func TestConfigErrors(t *testing.T) {
 		"malformed DSN":   {DSN: "postgres://%zz"},
 		"missing schema":  {DSN: dsn(), Table: "no_such_schema_x.sessions"},
 		"unknown dsn key": {DSN: "host=127.0.0.1 no_such_option=1"},
-	} {
-		p, err := New(bg, cfg)
-		if err == nil {
-			_ = p.Close()
-			t.Errorf("%s: New succeeded, want an error", name)
-			continue
-		}
-		t.Logf("%s: %v", name, err)
-		if !strings.HasPrefix(err.Error(), "postgres: ") {
-			t.Errorf("%s: error %q lacks the provider prefix", name, err)
-		}
-	}
+	}, func(c Config) (io.Closer, error) { return New(bg, c) })
 	if _, err := (driver{}).Open(bg, wrongConfig{}); err == nil {
 		t.Error("Open with another provider's config succeeded")
 	}

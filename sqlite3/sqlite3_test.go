@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,7 +73,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	defer db.Close()
 	dir := t.TempDir()
-	for name, cfg := range map[string]Config{
+	sqlstoretest.ConfigErrors(t, Name, map[string]Config{
 		"memory":            {Path: ":memory:"},
 		"file URI":          {Path: "file::memory:?cache=shared"},
 		"question mark":     {Path: filepath.Join(dir, "a?b.db")},
@@ -86,18 +87,7 @@ func TestConfigErrors(t *testing.T) {
 		"pool with DB":      {DB: db, MaxOpenConns: 3},
 		"busy with DB":      {DB: db, BusyTimeout: time.Second},
 		"missing directory": {Path: filepath.Join(dir, "no", "such", "dir", "s.db")},
-	} {
-		p, err := New(bg, cfg)
-		if err == nil {
-			_ = p.Close()
-			t.Errorf("%s: New succeeded, want an error", name)
-			continue
-		}
-		t.Logf("%s: %v", name, err)
-		if !strings.HasPrefix(err.Error(), "sqlite3: ") {
-			t.Errorf("%s: error %q lacks the provider prefix", name, err)
-		}
-	}
+	}, func(c Config) (io.Closer, error) { return New(bg, c) })
 	if _, err := (driver{}).Open(bg, wrongConfig{}); err == nil {
 		t.Error("Open with another provider's config succeeded")
 	}

@@ -1,5 +1,5 @@
-// Package sqlstoretest holds the tests and benchmarks every SQL provider
-// runs beyond the conformance suite, so each provider's test file only
+// Package sqlstoretest holds the tests every SQL provider runs beyond the
+// conformance suite, so each provider's test file only
 // supplies what is specific to its database (connecting, raw SQL, EXPLAIN).
 package sqlstoretest
 
@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,24 @@ import (
 )
 
 var bg = context.Background()
+
+// ConfigErrors checks that open refuses every config in bad, with an
+// error that starts with the provider's name.
+func ConfigErrors[C any](t *testing.T, name string, bad map[string]C, open func(C) (io.Closer, error)) {
+	t.Helper()
+	for why, cfg := range bad {
+		p, err := open(cfg)
+		if err == nil {
+			_ = p.Close()
+			t.Errorf("%s: New succeeded, want an error", why)
+			continue
+		}
+		t.Logf("%s: %v", why, err)
+		if !strings.HasPrefix(err.Error(), name+": ") {
+			t.Errorf("%s: error %q lacks the provider prefix", why, err)
+		}
+	}
+}
 
 // Corrupt checks how a provider handles a row whose data is not
 // EncodeValues output. corrupt overwrites the stored data of session id
