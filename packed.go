@@ -388,7 +388,7 @@ func appendEntry[V string | []byte](dst []byte, k string, v V) []byte {
 	return append(dst, v...)
 }
 
-func entrySize[V string | []byte](k string, v V) int {
+func entrySize(k string, v []byte) int {
 	return uvarintLen(uint64(len(k))) + len(k) + uvarintLen(uint64(len(v))) + len(v)
 }
 

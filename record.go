@@ -1,7 +1,6 @@
 package sessionkit
 
 import (
-	"encoding/binary"
 	"maps"
 	"math"
 	"time"
@@ -32,17 +31,7 @@ const recordVersion byte = 1
 // and value with its length (unsigned varints). DecodeValues and
 // ParsePacked read it back; Packed is the same bytes as a string.
 func EncodeValues(values map[string][]byte) []byte {
-	size := 1 + uvarintLen(uint64(len(values)))
-	for k, v := range values {
-		size += entrySize(k, v)
-	}
-	b := make([]byte, 0, size)
-	b = append(b, recordVersion)
-	b = binary.AppendUvarint(b, uint64(len(values)))
-	for k, v := range values {
-		b = appendEntry(b, k, v)
-	}
-	return b
+	return Update{Set: values}.AppendPacked(nil, "")
 }
 
 // DecodeValues unpacks bytes made by EncodeValues. Malformed input gives an
