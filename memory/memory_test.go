@@ -14,5 +14,5 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, memory.New(memory.Config{})) }
+func BenchmarkManager(b *testing.B)  { providertest.BenchManager(b, memory.New(memory.Config{})) }
 func BenchmarkProvider(b *testing.B) { providertest.BenchProvider(b, memory.New(memory.Config{})) }
