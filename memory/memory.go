@@ -141,7 +141,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		}
 		expires := r.expires
 		if !u.Expires.IsZero() {
-			expires = u.Expires.UnixNano()
+			expires = sessionkit.UnixNano(u.Expires)
 		}
 		if ok && !u.Clear && len(u.Delete) == 0 && len(u.Set) == 0 {
 			return r.key(id), record{blob: r.blob, expires: expires}, true
@@ -179,7 +179,7 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 		return fmt.Errorf("memory: rename to the same ID: %w", sessionkit.ErrExists)
 	}
 	var err error
-	now := time.Now().UnixNano()
+	now := sessionkit.Now(ctx).UnixNano()
 	p.m.Update2Keyed(oldID, newID, func(o record, okO bool, n record, okN bool) (string, record, bool, string, record, bool) {
 		okO = okO && live(o, now)
 		okN = okN && live(n, now)
@@ -191,7 +191,7 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 			err = sessionkit.ErrExists
 			return o.key(oldID), o, true, n.key(newID), n, true
 		}
-		next := newRecord(newID, o.values(oldID), sessionkit.Update{}, expires.UnixNano())
+		next := newRecord(newID, o.values(oldID), sessionkit.Update{}, sessionkit.UnixNano(expires))
 		return oldID, o, false, next.key(newID), next, true
 	})
 	return err

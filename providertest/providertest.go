@@ -113,6 +113,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"NoResurrectionAfterDelete", testNoResurrectionAfterDelete},
 		{"Expiry", testExpiry},
 		{"ExpiredCanBeCreatedAgain", testExpiredRecreate},
+		{"FarFutureDeadline", testFarFutureDeadline},
 		{"Touch", testTouch},
 		{"Rename", testRename},
 		{"RenameMissing", testRenameMissing},
@@ -202,6 +203,34 @@ func Values(kv ...string) map[string][]byte {
 
 func testGetMissing(t *testing.T, p sessionkit.Provider) {
 	wantMissing(t, p, ID(), "a never-stored ID")
+}
+
+// A deadline past what Unix nanoseconds hold (the year 2262) is a live
+// session, not one that wrapped into the past: the manager sets such
+// deadlines for a very long UpdateExpiration. Providers may cap it.
+func testFarFutureDeadline(t *testing.T, p sessionkit.Provider) {
+	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	check := func(why, id string) {
+		t.Helper()
+		r := mustGet(t, p, id)
+		if r.Expires.Before(time.Now().Add(24 * time.Hour)) {
+			t.Fatalf("%s: Expires %v, want a far deadline", why, r.Expires)
+		}
+	}
+	id := ID()
+	Create(t, p, id, Values("a", "1"), far)
+	check("after Create", id)
+	other := ID()
+	Create(t, p, other, Values("a", "1"), later())
+	if err := p.Update(bg, other, sessionkit.Update{Set: Values("b", "2"), Expires: far}); err != nil {
+		t.Fatal(err)
+	}
+	check("after Update", other)
+	renamed := ID()
+	if err := p.Rename(bg, other, renamed, far); err != nil {
+		t.Fatal(err)
+	}
+	check("after Rename", renamed)
 }
 
 func testRoundTrip(t *testing.T, p sessionkit.Provider) {
