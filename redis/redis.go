@@ -44,12 +44,17 @@
 // Any key, the empty string included, can be stored. Redis expires the
 // hash itself (PEXPIREAT), so the provider has no GC.
 //
-// Every Get, Update, Touch and Delete is one round trip: a Lua script run
-// with EVALSHA (after Open loads the scripts; a server that forgot them,
-// for example after a restart, costs one extra EVAL). Get returns the
-// values and the deadline (PEXPIRETIME) together; Update checks that the
-// session exists (or, with Create, that it does not) and applies Clear,
-// Delete, Set and the deadline atomically.
+// Every Get, Update, Touch and Delete is one round trip. Get is a plain
+// HGETALL: the hash also holds the deadline, in a field "e" that every
+// write of the expiry updates with it, so reading a session runs no script
+// (the server's cheapest way to answer, which matters most on the
+// commonest, read-only request). The writes are Lua scripts run with
+// EVALSHA (after Open loads them; a server that forgot them, for example
+// after a restart, costs one extra EVAL): Update checks that the session
+// exists (or, with Create, that it does not) and applies Clear, Delete,
+// Set and the deadline atomically. The deadline field is what the
+// provider reports; a key whose expiry someone else changed with PERSIST
+// or PEXPIRE still reads with the deadline it last wrote.
 //
 // # Rename
 //
@@ -100,7 +105,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -604,64 +611,123 @@ func (p *Provider) getRaw(ctx context.Context, key string) ([]any, error) {
 	return reply, nil
 }
 
-// decode turns the read script's reply into a Record, returning the
-// marker's token too.
+// decode turns a read script's reply (getScript, takeScript) into a
+// Record, returning the marker's token too. The deadline is the key's
+// expiry that ends the reply.
 func decode(reply []any) (sessionkit.Record, string, error) {
 	n := len(reply) - 1
 	if n < 0 || n%2 != 0 {
 		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: malformed reply of %d items", sessionkit.ErrCorruptValue, len(reply))
 	}
+	for _, v := range reply[:n] {
+		if _, ok := v.(string); !ok {
+			return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: non-string field", sessionkit.ErrCorruptValue)
+		}
+	}
 	ms, ok := reply[n].(int64)
 	if !ok || ms < 0 {
-		// -1: someone removed the expiry, which this provider never does;
-		// such a session would never end.
-		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: the session key has no expiry", sessionkit.ErrCorruptValue)
+		return sessionkit.Record{}, "", errNoExpiry
 	}
+	h, err := decodeFields(func(yield func(f, v string) bool) {
+		for i := 0; i < n; i += 2 {
+			if !yield(reply[i].(string), reply[i+1].(string)) {
+				return
+			}
+		}
+	})
+	h.rec.Expires = time.UnixMilli(ms)
+	return h.rec, h.tok, err
+}
+
+// errNoExpiry reports a session key without an expiry (PEXPIRETIME -1):
+// this provider never writes one, and such a session would never end.
+var errNoExpiry = fmt.Errorf("redis: get: %w: the session key has no expiry", sessionkit.ErrCorruptValue)
+
+// hash is a session hash as read.
+type hash struct {
+	rec         sessionkit.Record // Expires set only if hasDeadline
+	tok         string            // the marker's write token
+	hasDeadline bool              // the hash holds the deadline field
+}
+
+// decodeFields builds a session from its hash's fields, which fields
+// yields twice: once to check and size them, once to copy the values.
+func decodeFields(fields iter.Seq2[string, string]) (hash, error) {
 	// The values are packed into one string (sessionkit.Packed): one
 	// allocation instead of a map and a copy of every value. The first
 	// pass checks the fields and sizes the buffer.
-	tok, marked := "", false
-	size := 0
-	for i := 0; i < n; i += 2 {
-		f, ok1 := reply[i].(string)
-		v, ok2 := reply[i+1].(string)
+	var h hash
+	marked, size, values := false, 0, 0
+	for f, v := range fields {
 		switch {
-		case !ok1 || !ok2:
-			return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: non-string field", sessionkit.ErrCorruptValue)
 		case f == "":
-			tok, marked = v, true
+			h.tok, marked = v, true
 		case f[0] == '.':
 			size += len(f) - 1 + len(v)
+			values++
+		case f == deadlineField:
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ms <= 0 {
+				return hash{}, fmt.Errorf("redis: get: %w: bad deadline field %q", sessionkit.ErrCorruptValue, v)
+			}
+			h.rec.Expires, h.hasDeadline = time.UnixMilli(ms), true
 		default:
-			return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: field %q was not written by this provider", sessionkit.ErrCorruptValue, f)
+			return hash{}, fmt.Errorf("redis: get: %w: field %q was not written by this provider", sessionkit.ErrCorruptValue, f)
 		}
 	}
 	if !marked {
-		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: the hash has no marker field, so this provider did not write it", sessionkit.ErrCorruptValue)
+		return hash{}, fmt.Errorf("redis: get: %w: the hash has no marker field, so this provider did not write it", sessionkit.ErrCorruptValue)
 	}
-	pb := sessionkit.NewPackedBuilder(n/2-1, size)
-	for i := 0; i < n; i += 2 {
-		if f := reply[i].(string); f != "" {
-			pb.Add(f[1:], reply[i+1].(string))
+	pb := sessionkit.NewPackedBuilder(values, size)
+	for f, v := range fields {
+		if f != "" && f[0] == '.' {
+			pb.Add(f[1:], v)
 		}
 	}
-	packed := pb.Packed()
-	return sessionkit.Record{Packed: packed, Expires: time.UnixMilli(ms)}, tok, nil
+	h.rec.Packed = pb.Packed()
+	return h, nil
 }
 
-// Get implements sessionkit.Provider in one round trip. A key that is not
-// one of the provider's hashes gives an error wrapping
-// sessionkit.ErrCorruptValue.
+// Get implements sessionkit.Provider in one round trip: a plain HGETALL,
+// which costs the server less than a script (the deadline is a field; see
+// the storage notes in scripts.go). A session written before the deadline
+// field existed costs a second round trip, for PEXPIRETIME, until its next
+// write. A key that is not one of the provider's hashes gives an error
+// wrapping sessionkit.ErrCorruptValue.
 func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error) {
 	if err := p.check(ctx, "get"); err != nil {
 		return sessionkit.Record{}, err
 	}
-	reply, err := p.getRaw(ctx, p.key(id))
+	key := p.key(id)
+	m, err := p.client.HGetAll(ctx, key).Result()
 	if err != nil {
-		return sessionkit.Record{}, err
+		return sessionkit.Record{}, p.fail(ctx, "get", err)
 	}
-	r, _, err := decode(reply)
-	return r, err
+	if len(m) == 0 {
+		// Redis has no empty hashes: the key is gone (or expired).
+		return sessionkit.Record{}, errNotFound
+	}
+	h, err := decodeFields(func(yield func(f, v string) bool) {
+		for f, v := range m {
+			if !yield(f, v) {
+				return
+			}
+		}
+	})
+	if err != nil || h.hasDeadline {
+		return h.rec, err
+	}
+	ms, err := p.client.Do(ctx, "PEXPIRETIME", key).Int64()
+	switch {
+	case err != nil:
+		return sessionkit.Record{}, p.fail(ctx, "get", err)
+	case ms == -2:
+		return sessionkit.Record{}, errNotFound // deleted in between
+	case ms < 0:
+		return sessionkit.Record{}, errNoExpiry
+	}
+	h.rec.Expires = time.UnixMilli(ms)
+	return h.rec, nil
 }
 
 // Update implements sessionkit.Provider in one round trip.
@@ -812,13 +878,13 @@ func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey string, dea
 
 // putArgs builds putScript's arguments from a getScript reply whose
 // fields decode has checked: the fields pass through unchanged, except the
-// marker, which the script writes itself.
+// marker and the deadline, which the script writes itself.
 func putArgs(deadline int64, tok uint64, mode string, reply []any) []any {
 	args := make([]any, 0, len(reply)+2)
 	args = append(args, deadline, tok, mode)
 	for i := 0; i+1 < len(reply); i += 2 {
-		if reply[i] != "" {
-			args = append(args, reply[i], reply[i+1])
+		if f := reply[i]; f != "" && f != deadlineField {
+			args = append(args, f, reply[i+1])
 		}
 	}
 	return args
@@ -918,7 +984,7 @@ func (p *Provider) Count(ctx context.Context) (int, error) {
 }
 
 // Range implements sessionkit.Ranger: SCAN over every master, one after
-// the other, and the read script for each session found, so fn is never
+// the other, and a Get for each session found, so fn is never
 // called concurrently. Sessions that expire or become unreadable before
 // their read are skipped; like SCAN, Range may rarely visit a session
 // twice.
@@ -934,17 +1000,13 @@ func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Re
 	var getErr error
 	for _, s := range shards {
 		err := p.scan(ctx, s, func(id string) bool {
-			reply, err := p.getRaw(ctx, p.key(id))
-			if errors.Is(err, sessionkit.ErrNotFound) {
+			r, err := p.Get(ctx, id)
+			switch {
+			case errors.Is(err, sessionkit.ErrNotFound), errors.Is(err, sessionkit.ErrCorruptValue):
 				return true
-			}
-			if err != nil {
+			case err != nil:
 				getErr = err
 				return false
-			}
-			r, _, err := decode(reply)
-			if err != nil {
-				return true
 			}
 			stop = !fn(id, r)
 			return !stop

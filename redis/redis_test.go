@@ -376,6 +376,124 @@ func TestStorageEdges(t *testing.T) {
 	}
 }
 
+// TestDeadlineField checks that every write of the key's expiry writes
+// the deadline field with it, so that Get's plain HGETALL reports the
+// deadline Redis enforces: atomic and stepwise Rename, Update with and
+// without a deadline, Clear keeping the deadline, Touch.
+func TestDeadlineField(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	for _, atomicRename := range []bool{true, false} {
+		p := open(t, adm, Config{Addrs: []string{addr}})
+		p.atomicRename = atomicRename
+		exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+		id, id2 := providertest.ID(), providertest.ID()
+		agree := func(step, id string, want time.Time) {
+			t.Helper()
+			key := p.key(id)
+			field, err := adm.HGet(bg, key, deadlineField).Result()
+			if err != nil {
+				t.Fatalf("atomic rename %v, %s: HGET of the deadline field: %v", atomicRename, step, err)
+			}
+			ttl, err := adm.Do(bg, "PEXPIRETIME", key).Int64()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if field != strconv.FormatInt(ttl, 10) || ttl != want.UnixMilli() {
+				t.Errorf("atomic rename %v, %s: deadline field %s, key expiry %d, want %d", atomicRename, step, field, ttl, want.UnixMilli())
+			}
+			if got := mustGet(t, p, id).Expires; !got.Equal(want) {
+				t.Errorf("atomic rename %v, %s: Get reports %v, want %v", atomicRename, step, got, want)
+			}
+		}
+		steps := []struct {
+			name string
+			id   string
+			exp  time.Time
+			op   func() error
+		}{
+			{"create", id, exp, func() error {
+				return p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: exp})
+			}},
+			{"update keeping the deadline", id, exp, func() error { return p.Update(bg, id, sessionkit.Update{Set: vals("b", "2")}) }},
+			{"update with a deadline", id, exp.Add(time.Minute), func() error {
+				return p.Update(bg, id, sessionkit.Update{Set: vals("b", "3"), Expires: exp.Add(time.Minute)})
+			}},
+			{"clear keeping the deadline", id, exp.Add(time.Minute), func() error {
+				return p.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("c", "4")})
+			}},
+			{"clear with a deadline", id, exp.Add(2 * time.Minute), func() error {
+				return p.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("c", "5"), Expires: exp.Add(2 * time.Minute)})
+			}},
+			{"touch", id, exp.Add(3 * time.Minute), func() error { return p.Touch(bg, id, exp.Add(3*time.Minute)) }},
+			{"rename", id2, exp.Add(4 * time.Minute), func() error { return p.Rename(bg, id, id2, exp.Add(4*time.Minute)) }},
+		}
+		for _, st := range steps {
+			if err := st.op(); err != nil {
+				t.Fatalf("atomic rename %v, %s: %v", atomicRename, st.name, err)
+			}
+			agree(st.name, st.id, st.exp)
+		}
+		if got := mustGet(t, p, id2).Map(); len(got) != 1 || string(got["c"]) != "5" {
+			t.Errorf("atomic rename %v: values after the steps = %q, want only c=5", atomicRename, got)
+		}
+	}
+}
+
+// TestHashWithoutDeadlineField reads a session written before the deadline
+// field existed: Get takes its deadline from the key's expiry (a second
+// command), and the next write adds the field, after which Get is one
+// command again. A malformed field reads as corrupt.
+func TestHashWithoutDeadlineField(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	h := &countingHook{}
+	client := goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 1})
+	client.AddHook(h)
+	t.Cleanup(func() { _ = client.Close() })
+	p := open(t, adm, Config{Client: client})
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	id := providertest.ID()
+	key := p.key(id)
+	if err := adm.HSet(bg, key, "", "7", ".a", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.PExpireAt(bg, key, exp).Err(); err != nil {
+		t.Fatal(err)
+	}
+	roundTrips(t, h, "Get without the field", 2, true, func() error {
+		r, err := p.Get(bg, id)
+		if err == nil && (!r.Expires.Equal(exp) || string(r.Map()["a"]) != "1") {
+			err = fmt.Errorf("got %q until %v, want a=1 until %v", r.Map(), r.Expires, exp)
+		}
+		return err
+	})
+	if err := p.Touch(bg, id, exp.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	roundTrips(t, h, "Get after a touch", 1, true, func() error {
+		r, err := p.Get(bg, id)
+		if err == nil && !r.Expires.Equal(exp.Add(time.Minute)) {
+			err = fmt.Errorf("deadline %v, want %v", r.Expires, exp.Add(time.Minute))
+		}
+		return err
+	})
+	h.mu.Lock()
+	names := strings.Join(h.names, ",")
+	h.mu.Unlock()
+	if names != "hgetall" {
+		t.Errorf("Get sent %s, want a plain hgetall", names)
+	}
+	for _, bad := range []string{"soon", "0", "-5", ""} {
+		if err := adm.HSet(bg, key, deadlineField, bad).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrCorruptValue) {
+			t.Errorf("deadline field %q: Get = %v, want ErrCorruptValue", bad, err)
+		}
+	}
+}
+
 // TestRetriedWriteIsIdempotent replays a write with the same token, as
 // go-redis does when a connection breaks after the server applied it: the
 // replay must report success and change nothing.
@@ -402,7 +520,8 @@ func TestRetriedWriteIsIdempotent(t *testing.T) {
 	if code, err := updateScript.Run(bg, p.client, []string{key}, clear...).Int64(); err != nil || code != codeOK {
 		t.Fatalf("replayed clear = %d, %v", code, err)
 	}
-	if n, err := p.client.HLen(bg, key).Result(); err != nil || n != 3 {
+	// The marker, the deadline field, .b and .late.
+	if n, err := p.client.HLen(bg, key).Result(); err != nil || n != 4 {
 		t.Fatalf("the replayed Clear ran again: %d fields, %v", n, err)
 	}
 

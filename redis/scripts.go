@@ -13,6 +13,13 @@ import goredis "github.com/redis/go-redis/v9"
 // write. A hash without the marker was not written by this provider and
 // reads as corrupt.
 //
+// The field "e" holds the deadline, in Unix milliseconds, and every script
+// that sets the key's expiry (PEXPIREAT) writes it in the same step. It
+// lets Get read a session with one plain HGETALL, which costs the server
+// less than a script; Redis still deletes the key by its expiry. Hashes
+// written before the field existed lack it, and Get then asks for
+// PEXPIRETIME as well; their next write adds it.
+//
 // Scripts return 0 for success or one of the codes below; deadlines travel
 // as Unix milliseconds, "0" meaning "keep the current one".
 const (
@@ -32,10 +39,15 @@ local function flush(cmd, k, t)
 end
 `
 
+// deadlineField is the field that holds the deadline (see above).
+const deadlineField = "e"
+
 // getScript returns nil for a missing session, otherwise HGETALL's flat
-// field/value list followed by the PEXPIRETIME deadline. PEXPIRETIME comes
-// first because it doubles as the existence check and fails loudly on a
-// server older than Redis 7; HGETALL raises WRONGTYPE on a non-hash key.
+// field/value list followed by the PEXPIRETIME deadline. The Cluster
+// Rename reads with it, as it needs the key's real expiry whatever the
+// fields say. PEXPIRETIME comes first because it doubles as the existence
+// check and fails loudly on a server older than Redis 7; HGETALL raises
+// WRONGTYPE on a non-hash key.
 var getScript = goredis.NewScript(`
 local e = redis.call('PEXPIRETIME', KEYS[1])
 if e == -2 then return false end
@@ -68,7 +80,7 @@ if ARGV[2] == '1' then
 	if live then
 		if dl == '0' then
 			local e = redis.call('PEXPIRETIME', k)
-			if e > 0 then dl = e end
+			if e > 0 then dl = string.format('%d', e) end
 		end
 		redis.call('DEL', k)
 	end
@@ -81,6 +93,10 @@ else
 	flush('HDEL', k, t)
 end
 local t = {'', ARGV[4]}
+if dl ~= '0' then
+	t[3] = 'e'
+	t[4] = dl
+end
 for i = 6 + nd, #ARGV, 2 do
 	t[#t + 1] = '.' .. ARGV[i]
 	t[#t + 1] = ARGV[i + 1]
@@ -97,6 +113,7 @@ if not redis.call('HGET', KEYS[1], '') then
 	if redis.call('HLEN', KEYS[1]) > 0 then return 3 end
 	return 2
 end
+redis.call('HSET', KEYS[1], 'e', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 0
 `)
@@ -114,14 +131,14 @@ if not redis.call('HGET', o, '') then
 end
 if nt or redis.call('HLEN', n) > 0 then return 1 end
 redis.call('RENAME', o, n)
-redis.call('HSET', n, '', ARGV[2])
+redis.call('HSET', n, '', ARGV[2], 'e', ARGV[1])
 redis.call('PEXPIREAT', n, ARGV[1])
 return 0
 `)
 
 // putScript writes a Cluster Rename's copy to KEYS[1] from raw fields read
 // from the old key. ARGV: deadline, token, mode, then raw field/value
-// pairs (marker excluded). Mode "c" creates the copy, refusing a live
+// pairs (marker and deadline field excluded). Mode "c" creates the copy, refusing a live
 // target; mode "r" replaces a copy this rename made (same token) with
 // fresher fields.
 var putScript = goredis.NewScript(luaChunk + `
@@ -134,7 +151,7 @@ else
 	if nt ~= ARGV[2] then return 1 end
 	redis.call('DEL', k)
 end
-local t = {'', ARGV[2]}
+local t = {'', ARGV[2], 'e', ARGV[1]}
 for i = 4, #ARGV do
 	t[#t + 1] = ARGV[i]
 	if #t >= 1000 then t = flush('HSET', k, t) end
