@@ -747,12 +747,18 @@ func (s *storeState) updateLocked(ctx context.Context, st *providerState, u Upda
 
 // touchLocked extends an unchanged session's deadline when due.
 func (s *storeState) touchLocked(ctx context.Context, st *providerState, now time.Time) error {
-	next := s.deadline(now)
 	idle := s.m.cfg.IdleTimeout
 	if s.idle > 0 {
 		idle = s.idle
 	}
-	if !s.shift && (idle <= 0 || next.Sub(s.base.Expires) < idle/touchEvery) {
+	// The new deadline is at most now+idle, so a deadline still more than
+	// idle-idle/touchEvery away needs no touch: the commonest case,
+	// decided without working out the new deadline.
+	if !s.shift && (idle <= 0 || s.base.Expires.Sub(now) > idle-idle/touchEvery) {
+		return nil
+	}
+	next := s.deadline(now)
+	if !s.shift && next.Sub(s.base.Expires) < idle/touchEvery {
 		return nil
 	}
 	if st.client != nil {
