@@ -20,7 +20,7 @@ func aliasedID() (string, []byte) {
 // The provider must never keep the caller's ID string as its map key: the
 // caller's memory may be reused (fasthttp reuses request buffers), and the
 // stored session would then be lost under a changed key. Every write path
-// stores the session under a copy inside the session's own allocation.
+// stores the session under a copy inside the session's own slot.
 func TestKeysDoNotAliasTheCallersID(t *testing.T) {
 	ctx := context.Background()
 	p := New(Config{})

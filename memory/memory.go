@@ -8,16 +8,25 @@
 //	import _ "github.com/sessionkit/sessionkit/memory"
 //	err := session.SetProvider("memory", &memory.Config{})
 //
-// Each session is one allocation: its ID followed by its values packed
-// into one immutable string (sessionkit.Packed), which is also the map's
-// key. Records are never modified in place (every Update builds a new
-// one), so Get hands out the stored string itself: reads cost no
-// allocation, and concurrent readers each see a consistent snapshot.
+// A session is a slot in a sharded map (sessionkit.CCMap) that points to
+// the session's current version: one immutable allocation holding its
+// deadline and its values packed into a string (sessionkit.Packed). Get
+// hands out the stored string itself, so reads cost no allocation and
+// concurrent readers each see a consistent snapshot. A write builds the
+// next version and swaps it in with one compare-and-swap on the slot,
+// merging onto the newest version if another write got in first, so no
+// write is lost; the map itself is only written when a session is
+// created or removed. A write to an existing session therefore takes its
+// shard's lock only shared, to find the slot, and changes nothing in the
+// map: with requests on several cores, the map's memory stays in every
+// core's cache rather than moving between them at each write.
 package memory
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -55,50 +64,80 @@ func (driver) Open(_ context.Context, cfg sessionkit.ProviderConfig) (sessionkit
 	return New(c), nil
 }
 
-// record is one stored session. blob is the session's ID followed by its
-// packed values; the map's key is the ID part of it, so a session costs one
-// allocation. blob is never modified.
-type record struct {
-	blob    string
-	expires int64 // unix nanoseconds
+// slot is one session's place in the map. p points to the session's
+// current version (see newBlob), or to dead once the session was deleted,
+// expired and collected, or renamed: a version is only ever replaced by
+// compare-and-swap, and nothing replaces dead, so a write that races with
+// the session's end fails (ErrNotFound) instead of landing in a slot that
+// has left the map. The map key is the ID copied into the slot.
+type slot struct {
+	p   atomic.Pointer[byte] // the current blob; dead once retired
+	key string               // the map key, in idb when it fits
+	idb [sessionkit.DefaultIDLength]byte
 }
 
-// values returns the packed values of the session stored under id.
-func (r record) values(id string) sessionkit.Packed {
-	if len(r.blob) < len(id) {
-		return ""
+// A version is one allocation: its deadline (unix nanoseconds) and its
+// total length, 8 bytes each, little endian, then the packed values. The
+// slot points to its first byte, so one atomic pointer publishes the
+// deadline and the values together.
+const blobHeader = 16
+
+// dead is the version of a retired slot: never live, never replaced.
+var dead = func() *byte {
+	b := make([]byte, blobHeader)
+	binary.LittleEndian.PutUint64(b, 1<<63) // math.MinInt64
+	binary.LittleEndian.PutUint64(b[8:], blobHeader)
+	return &b[0]
+}()
+
+// expiresOf returns a version's deadline.
+func expiresOf(b *byte) int64 {
+	return int64(binary.LittleEndian.Uint64(unsafe.Slice(b, 8)))
+}
+
+// packedOf returns a version's values.
+func packedOf(b *byte) sessionkit.Packed {
+	n := binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(b), 8)), 8))
+	return sessionkit.Packed(unsafe.String((*byte)(unsafe.Add(unsafe.Pointer(b), blobHeader)), int(n)-blobHeader))
+}
+
+// zeroHeader is the start of every new version; it is only read.
+var zeroHeader [blobHeader]byte
+
+// newBlob builds a version holding u applied to old, until expires.
+func newBlob(old sessionkit.Packed, u sessionkit.Update, expires int64) *byte {
+	// AppendPacked grows dst once, to the exact size: given a header with
+	// no spare capacity, it makes the one allocation.
+	b := u.AppendPacked(zeroHeader[:blobHeader:blobHeader], old)
+	binary.LittleEndian.PutUint64(b, uint64(expires))
+	binary.LittleEndian.PutUint64(b[8:], uint64(len(b)))
+	return &b[0]
+}
+
+// newSlot returns a slot for id holding blob, with its own copy of id:
+// the caller's string may lie in a buffer that is reused.
+func newSlot(id string, blob *byte) *slot {
+	s := &slot{}
+	if len(id) <= len(s.idb) {
+		n := copy(s.idb[:], id)
+		s.key = unsafe.String(&s.idb[0], n)
+	} else {
+		s.key = strings.Clone(id)
 	}
-	return sessionkit.Packed(r.blob[len(id):])
-}
-
-// newRecord builds the record for id holding u applied to old.
-func newRecord(id string, old sessionkit.Packed, u sessionkit.Update, expires int64) record {
-	// AppendPacked grows dst once, to the exact size, and AppendPacked
-	// always appends: given id's bytes with no spare capacity, it makes the
-	// one allocation, copies id into it, and never writes to id's memory.
-	idb := unsafe.Slice(unsafe.StringData(id), len(id))
-	b := u.AppendPacked(idb[:len(id):len(id)], old)
-	return record{blob: unsafe.String(&b[0], len(b)), expires: expires}
-}
-
-// key returns the map key of a record stored under id: the ID inside blob.
-func (r record) key(id string) string {
-	if len(r.blob) < len(id) {
-		return id
-	}
-	return r.blob[:len(id)]
+	s.p.Store(blob)
+	return s
 }
 
 // Provider is the memory provider. Create it with New or through
 // sessionkit's SetProvider.
 type Provider struct {
-	m      *sessionkit.CCMap[string, record]
+	m      *sessionkit.CCMap[string, *slot]
 	closed atomic.Bool
 }
 
 // New returns an empty memory provider.
 func New(cfg Config) *Provider {
-	return &Provider{m: sessionkit.NewCCMap[string, record](cfg.Shards)}
+	return &Provider{m: sessionkit.NewCCMap[string, *slot](cfg.Shards)}
 }
 
 func (p *Provider) check(ctx context.Context) error {
@@ -108,51 +147,111 @@ func (p *Provider) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func live(r record, now int64) bool { return now < r.expires }
+// load returns id's slot, or nil.
+func (p *Provider) load(id string) *slot {
+	s, _ := p.m.Get(id)
+	return s
+}
 
 // Get implements sessionkit.Provider.
 func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error) {
 	if err := p.check(ctx); err != nil {
 		return sessionkit.Record{}, err
 	}
-	r, ok := p.m.Get(id)
-	if !ok || !live(r, sessionkit.Now(ctx).UnixNano()) {
+	s := p.load(id)
+	if s == nil {
 		return sessionkit.Record{}, sessionkit.ErrNotFound
 	}
-	return sessionkit.Record{Packed: r.values(id), Expires: time.Unix(0, r.expires)}, nil
+	b := s.p.Load()
+	exp := expiresOf(b)
+	if sessionkit.Now(ctx).UnixNano() >= exp {
+		return sessionkit.Record{}, sessionkit.ErrNotFound
+	}
+	return sessionkit.Record{Packed: packedOf(b), Expires: time.Unix(0, exp)}, nil
 }
 
-// Update implements sessionkit.Provider.
+// retire marks s dead if its version is still cur, and removes it from
+// the map. It reports false if another write replaced cur first.
+func (p *Provider) retire(s *slot, cur *byte) bool {
+	if cur == dead || !s.p.CompareAndSwap(cur, dead) {
+		return cur == dead
+	}
+	p.m.Update(s.key, func(v *slot, ok bool) (*slot, bool) { return v, ok && v != s })
+	return true
+}
+
+// insert stores a new session under id, failing with ErrExists if a live
+// one is there; an expired one is replaced.
+func (p *Provider) insert(id string, blob *byte, now int64) (*slot, error) {
+	ns := newSlot(id, blob)
+	var err error
+	p.m.UpdateKeyed(ns.key, func(old *slot, ok bool) (string, *slot, bool) {
+		for ok {
+			cur := old.p.Load()
+			if now < expiresOf(cur) {
+				err = sessionkit.ErrExists
+				return old.key, old, true
+			}
+			// An expired session is retired before it is replaced, so a
+			// write that still finds it fails rather than vanishing
+			// with it. The swap fails only if such a write, judging by
+			// an earlier clock, got in first: look again.
+			if cur == dead || old.p.CompareAndSwap(cur, dead) {
+				break
+			}
+		}
+		return ns.key, ns, true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ns, nil
+}
+
+// Update implements sessionkit.Provider. A write to an existing session
+// takes the shard's lock only to find the slot, shared: the new version
+// goes in by compare-and-swap, rebuilt on the newest version if another
+// write got in first.
 func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) error {
 	if err := p.check(ctx); err != nil {
 		return err
 	}
-	var err error
 	now := sessionkit.Now(ctx).UnixNano()
-	p.m.UpdateKeyed(id, func(r record, ok bool) (string, record, bool) {
-		ok = ok && live(r, now)
-		switch {
-		case !ok && !u.Create:
-			err = sessionkit.ErrNotFound
-			return id, r, false
-		case ok && u.Create:
-			err = sessionkit.ErrExists
-			return r.key(id), r, true
+	var exp int64
+	if !u.Expires.IsZero() {
+		exp = sessionkit.UnixNano(u.Expires)
+	}
+	s := p.load(id)
+	for s != nil {
+		cur := s.p.Load()
+		old := expiresOf(cur)
+		if now >= old {
+			break
 		}
-		expires := r.expires
-		if !u.Expires.IsZero() {
-			expires = sessionkit.UnixNano(u.Expires)
+		if u.Create {
+			return sessionkit.ErrExists
 		}
-		if ok && !u.Clear && len(u.Delete) == 0 && len(u.Set) == 0 {
-			return r.key(id), record{blob: r.blob, expires: expires}, true
+		e := exp
+		if e == 0 {
+			e = old
 		}
-		var old sessionkit.Packed
-		if ok {
-			old = r.values(id)
+		var next *byte
+		if !u.Clear && len(u.Delete) == 0 && len(u.Set) == 0 && e == old {
+			return nil
 		}
-		next := newRecord(id, old, u, expires)
-		return next.key(id), next, true
-	})
+		if u.Clear {
+			next = newBlob("", u, e)
+		} else {
+			next = newBlob(packedOf(cur), u, e)
+		}
+		if s.p.CompareAndSwap(cur, next) {
+			return nil
+		}
+	}
+	if !u.Create {
+		return sessionkit.ErrNotFound
+	}
+	_, err := p.insert(id, newBlob("", u, exp), now)
 	return err
 }
 
@@ -166,11 +265,18 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	if err := p.check(ctx); err != nil {
 		return err
 	}
-	p.m.Delete(id)
+	if s := p.load(id); s != nil {
+		for !p.retire(s, s.p.Load()) {
+		}
+	}
 	return nil
 }
 
-// Rename implements sessionkit.Provider.
+// Rename implements sessionkit.Provider. The session is copied to newID
+// first, then the old slot retired; if a write to oldID got in between,
+// the copy is brought up to date and the retirement tried again, so no
+// write is lost. Only the caller knows newID until Rename returns, so the
+// moment both IDs exist is never seen.
 func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time.Time) error {
 	if err := p.check(ctx); err != nil {
 		return err
@@ -178,34 +284,50 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 	if oldID == newID {
 		return fmt.Errorf("memory: rename to the same ID: %w", sessionkit.ErrExists)
 	}
-	var err error
 	now := sessionkit.Now(ctx).UnixNano()
-	p.m.Update2Keyed(oldID, newID, func(o record, okO bool, n record, okN bool) (string, record, bool, string, record, bool) {
-		okO = okO && live(o, now)
-		okN = okN && live(n, now)
-		switch {
-		case !okO:
-			err = sessionkit.ErrNotFound
-			return o.key(oldID), o, false, n.key(newID), n, okN
-		case okN:
-			err = sessionkit.ErrExists
-			return o.key(oldID), o, true, n.key(newID), n, true
+	exp := sessionkit.UnixNano(expires)
+	s := p.load(oldID)
+	if s == nil {
+		return sessionkit.ErrNotFound
+	}
+	var ns *slot
+	for {
+		cur := s.p.Load()
+		if now >= expiresOf(cur) {
+			if ns != nil {
+				p.retire(ns, ns.p.Load())
+			}
+			return sessionkit.ErrNotFound
 		}
-		next := newRecord(newID, o.values(oldID), sessionkit.Update{}, sessionkit.UnixNano(expires))
-		return oldID, o, false, next.key(newID), next, true
-	})
-	return err
+		next := newBlob(packedOf(cur), sessionkit.Update{}, exp)
+		if ns == nil {
+			var err error
+			if ns, err = p.insert(newID, next, now); err != nil {
+				return err
+			}
+		} else {
+			ns.p.Store(next)
+		}
+		if p.retire(s, cur) {
+			return nil
+		}
+	}
 }
 
-// Count implements sessionkit.Counter. It walks every shard, so it costs
-// time in proportion to the number of sessions.
+// each calls fn for every slot with its current version.
+func (p *Provider) each(fn func(s *slot, cur *byte) bool) {
+	p.m.Range(func(_ string, s *slot) bool { return fn(s, s.p.Load()) })
+}
+
+// Count implements sessionkit.Counter. It walks every session, so it costs
+// time in proportion to their number.
 func (p *Provider) Count(ctx context.Context) (int, error) {
 	if err := p.check(ctx); err != nil {
 		return 0, err
 	}
 	n, now := 0, time.Now().UnixNano()
-	p.m.Range(func(_ string, r record) bool {
-		if live(r, now) {
+	p.each(func(_ *slot, cur *byte) bool {
+		if now < expiresOf(cur) {
 			n++
 		}
 		return true
@@ -215,7 +337,11 @@ func (p *Provider) Count(ctx context.Context) (int, error) {
 
 // Stored returns the number of sessions held in memory, including expired
 // ones that garbage collection has not removed yet.
-func (p *Provider) Stored() int { return p.m.Len() }
+func (p *Provider) Stored() int {
+	n := 0
+	p.each(func(*slot, *byte) bool { n++; return true })
+	return n
+}
 
 // Range implements sessionkit.Ranger.
 func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Record) bool) error {
@@ -223,23 +349,29 @@ func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Re
 		return err
 	}
 	now := time.Now().UnixNano()
-	p.m.Range(func(id string, r record) bool {
-		if !live(r, now) {
+	p.each(func(s *slot, cur *byte) bool {
+		exp := expiresOf(cur)
+		if now >= exp {
 			return true
 		}
-		return fn(id, sessionkit.Record{Packed: r.values(id), Expires: time.Unix(0, r.expires)})
+		return fn(s.key, sessionkit.Record{Packed: packedOf(cur), Expires: time.Unix(0, exp)})
 	})
 	return nil
 }
 
 // GC implements sessionkit.GarbageCollector. It locks one shard at a time,
-// so requests on the other shards never wait for it.
+// so requests on the other shards never wait for it; a session written
+// while GC looks at it (by a request whose clock still found it live) is
+// kept.
 func (p *Provider) GC(ctx context.Context) error {
 	if err := p.check(ctx); err != nil {
 		return err
 	}
 	now := time.Now().UnixNano()
-	p.m.Sweep(func(_ string, r record) bool { return !live(r, now) })
+	p.m.Sweep(func(_ string, s *slot) bool {
+		cur := s.p.Load()
+		return now >= expiresOf(cur) && (cur == dead || s.p.CompareAndSwap(cur, dead))
+	})
 	return nil
 }
 
@@ -248,6 +380,6 @@ func (p *Provider) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	p.m.Sweep(func(string, record) bool { return true })
+	p.m.Sweep(func(string, *slot) bool { return true })
 	return nil
 }

@@ -118,6 +118,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"Rename", testRename},
 		{"RenameMissing", testRenameMissing},
 		{"RenameOntoLive", testRenameOntoLive},
+		{"RenameUnderConcurrentUpdates", testRenameUnderConcurrentUpdates},
 		{"ConcurrentMerge", testConcurrentMerge},
 		{"ConcurrentSameKey", testConcurrentSameKey},
 		{"ConcurrentDeleteAndUpdate", testConcurrentDeleteAndUpdate},
@@ -467,6 +468,60 @@ func testRenameOntoLive(t *testing.T, p sessionkit.Provider) {
 	}
 	wantValues(t, mustGet(t, p, a), Values("who", "a"))
 	wantValues(t, mustGet(t, p, b), Values("who", "b"))
+}
+
+// testRenameUnderConcurrentUpdates renames a session while other
+// goroutines keep updating it under the old ID: every Update that
+// succeeded must be in the renamed session, and the others must fail with
+// ErrNotFound.
+func testRenameUnderConcurrentUpdates(t *testing.T, p sessionkit.Provider) {
+	for round := range 10 {
+		oldID, newID := ID(), ID()
+		Create(t, p, oldID, Values("base", "0"), later())
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			done []string
+		)
+		stop := make(chan struct{})
+		for w := range 4 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					k := fmt.Sprintf("w%d-%d", w, i)
+					err := p.Update(bg, oldID, sessionkit.Update{Set: Values(k, "1")})
+					if errors.Is(err, sessionkit.ErrNotFound) {
+						return
+					}
+					if err != nil {
+						t.Errorf("Update: %v", err)
+						return
+					}
+					mu.Lock()
+					done = append(done, k)
+					mu.Unlock()
+				}
+			})
+		}
+		time.Sleep(2 * time.Millisecond)
+		err := p.Rename(bg, oldID, newID, later())
+		close(stop)
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("round %d: Rename: %v", round, err)
+		}
+		got := mustGet(t, p, newID)
+		for _, k := range done {
+			if _, ok := got.Lookup(k); !ok {
+				t.Fatalf("round %d: Update of %s succeeded on the old ID but is missing after Rename (%d of %d kept)", round, k, got.Len()-1, len(done))
+			}
+		}
+		wantMissing(t, p, oldID, "the old ID after Rename")
+	}
 }
 
 func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
