@@ -281,14 +281,21 @@ func exerciseRoundTrips(t *testing.T, p *Provider, h *countingHook, renameCmds i
 // TestRoundTrips proves that each request-path call is one command, sent
 // with one network write, on a single server.
 func TestRoundTrips(t *testing.T) {
+	p, h, _ := openCounted(t)
+	exerciseRoundTrips(t, p, h, 1, true)
+}
+
+// openCounted opens a provider on the single server through a client of
+// one connection that counts what it sends, and returns an admin client
+// too.
+func openCounted(t *testing.T) (*Provider, *countingHook, goredis.UniversalClient) {
 	addr := singleAddr()
 	adm := admin(t, "redis", addr)
 	h := &countingHook{}
 	client := goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 1})
 	client.AddHook(h)
 	t.Cleanup(func() { _ = client.Close() })
-	p := open(t, adm, Config{Client: client})
-	exerciseRoundTrips(t, p, h, 1, true)
+	return open(t, adm, Config{Client: client}), h, adm
 }
 
 // TestRoundTripsCluster does the same through a Cluster client, where
@@ -445,13 +452,7 @@ func TestDeadlineField(t *testing.T) {
 // command), and the next write adds the field, after which Get is one
 // command again. A malformed field reads as corrupt.
 func TestHashWithoutDeadlineField(t *testing.T) {
-	addr := singleAddr()
-	adm := admin(t, "redis", addr)
-	h := &countingHook{}
-	client := goredis.NewClient(&goredis.Options{Addr: addr, PoolSize: 1})
-	client.AddHook(h)
-	t.Cleanup(func() { _ = client.Close() })
-	p := open(t, adm, Config{Client: client})
+	p, h, adm := openCounted(t)
 	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	id := providertest.ID()
 	key := p.key(id)
