@@ -15,8 +15,12 @@
 //
 // With -redis ADDR the sessions live on that Redis server instead, and the
 // bare handler does one plain go-redis GET per request: the yardstick for
-// a session layer that must itself talk to Redis once per request. Its
-// keys are removed at the end.
+// a session layer that must itself talk to Redis once per request. bare
+// reads one key, always the same, which Redis answers from its hottest
+// memory; a fourth handler, keyed, reads a key of its own per session
+// (named after the request's cookie) holding as many bytes as a session,
+// so that it reads the same amount of Redis's memory as W1 does, and the
+// tool prints the ratios to it too. Its keys are removed at the end.
 //
 // It talks to 127.0.0.1 only (and to the -redis server), and stops by
 // itself after rounds × 3 × duration (plus a short warm-up), or earlier
@@ -50,6 +54,10 @@ import (
 const cookieName = "sessionid"
 
 var handlers = []string{"bare", "W1", "W2"}
+
+// keyedValue is what each of keyed's keys holds: as many bytes as a
+// preloaded session's hash (its fields and values).
+var keyedValue = string(make([]byte, 64))
 
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "length of each run")
@@ -91,11 +99,17 @@ func main() {
 		fail(err)
 	}
 	defer m.Close()
-	handler := newHandler(m, rdb, prefix+"plain")
+	handler := newHandler(m, rdb, prefix)
 
 	ids, err := preload(handler, *sessions)
 	if err != nil {
 		fail(err)
+	}
+	if rdb != nil {
+		if err := preloadKeyed(rdb, prefix, ids); err != nil {
+			fail(err)
+		}
+		handlers = []string{"bare", "keyed", "W1", "W2"}
 	}
 
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -173,16 +187,20 @@ func main() {
 	}
 
 	fmt.Println()
-	fmt.Println("| handler | median req/s | ratio to bare (median of per-round ratios) |")
-	fmt.Println("|---|--:|--:|")
+	_, keyed := rps["keyed"]
+	if keyed {
+		fmt.Println("| handler | median req/s | ratio to bare (median of per-round ratios) | ratio to keyed |")
+		fmt.Println("|---|--:|--:|--:|")
+	} else {
+		fmt.Println("| handler | median req/s | ratio to bare (median of per-round ratios) |")
+		fmt.Println("|---|--:|--:|")
+	}
 	for _, h := range handlers {
-		ratios := make([]float64, len(rps[h]))
-		for i := range rps[h] {
-			if i < len(rps["bare"]) {
-				ratios[i] = rps[h][i] / rps["bare"][i]
-			}
+		fmt.Printf("| %s | %.0f | %.3f |", h, median(rps[h]), medianRatio(rps[h], rps["bare"]))
+		if keyed {
+			fmt.Printf(" %.3f |", medianRatio(rps[h], rps["keyed"]))
 		}
-		fmt.Printf("| %s | %.0f | %.3f |\n", h, median(rps[h]), median(ratios))
+		fmt.Println()
 	}
 
 	// Every W2 request answered 200 incremented one counter: the sum of
@@ -270,8 +288,11 @@ func cleanRedis(rdb *redis.Client, prefix string) {
 	}
 }
 
-// newHandler serves the workloads on m. With rdb, bare reads plainKey.
-func newHandler(m *sessionkit.Session, rdb *redis.Client, plainKey string) fasthttp.RequestHandler {
+// newHandler serves the workloads on m. With rdb, bare reads the key
+// prefix+"plain" and keyed the key of the request's cookie (see
+// preloadKeyed).
+func newHandler(m *sessionkit.Session, rdb *redis.Client, prefix string) fasthttp.RequestHandler {
+	plainKey := prefix + "plain"
 	return func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
 		case "/bare":
@@ -280,6 +301,11 @@ func newHandler(m *sessionkit.Session, rdb *redis.Client, plainKey string) fasth
 					ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
 					return
 				}
+			}
+		case "/keyed":
+			if err := rdb.Get(ctx, keyedKey(prefix, string(ctx.Request.Header.Cookie(cookieName)))).Err(); err != nil {
+				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
+				return
 			}
 		case "/W1":
 			if !serveSession(m, ctx, func(s *sessionkit.Store) (int, error) {
@@ -378,6 +404,27 @@ func preload(handler fasthttp.RequestHandler, n int) ([]string, error) {
 	return ids, nil
 }
 
+// keyedKey is the key keyed reads for the session id.
+func keyedKey(prefix, id string) string { return prefix + "plain:" + id }
+
+// preloadKeyed writes keyed's key for every session.
+func preloadKeyed(rdb *redis.Client, prefix string, ids []string) error {
+	ctx := context.Background()
+	for len(ids) > 0 {
+		n := min(len(ids), 1000)
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, id := range ids[:n] {
+				p.Set(ctx, keyedKey(prefix, id), keyedValue, time.Hour)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("preload keyed: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
 // sumCounters reads every session's counter.
 func sumCounters(handler fasthttp.RequestHandler, ids []string) (int64, error) {
 	var sum int64
@@ -393,6 +440,15 @@ func sumCounters(handler fasthttp.RequestHandler, ids []string) (int64, error) {
 		sum += n
 	}
 	return sum, nil
+}
+
+// medianRatio is the median over the rounds of a[i] / b[i].
+func medianRatio(a, b []float64) float64 {
+	ratios := make([]float64, 0, len(a))
+	for i := range min(len(a), len(b)) {
+		ratios = append(ratios, a[i]/b[i])
+	}
+	return median(ratios)
 }
 
 func median(xs []float64) float64 {
