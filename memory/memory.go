@@ -221,15 +221,19 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	if !u.Expires.IsZero() {
 		exp = sessionkit.UnixNano(u.Expires)
 	}
+	if u.Create {
+		// A new ID is almost never in the map: go straight to the
+		// insertion, which refuses a live session and replaces an
+		// expired one.
+		_, err := p.insert(id, newBlob("", u, exp), now)
+		return err
+	}
 	s := p.load(id)
 	for s != nil {
 		cur := s.p.Load()
 		old := expiresOf(cur)
 		if now >= old {
 			break
-		}
-		if u.Create {
-			return sessionkit.ErrExists
 		}
 		e := exp
 		if e == 0 {
@@ -248,11 +252,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 			return nil
 		}
 	}
-	if !u.Create {
-		return sessionkit.ErrNotFound
-	}
-	_, err := p.insert(id, newBlob("", u, exp), now)
-	return err
+	return sessionkit.ErrNotFound
 }
 
 // Touch implements sessionkit.Toucher.
