@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 )
@@ -98,7 +99,8 @@ type Config struct {
 	// then the query.
 	IDInHeader bool
 	// HeaderName is the header read and written when IDInHeader is set.
-	// Default "X-Session-Id".
+	// Default "X-Session-Id". Header names ignore case; the manager keeps
+	// it in canonical form ("x-session-id" becomes "X-Session-Id").
 	HeaderName string
 	// IDGenerator returns a new session ID. Default: 24 bytes (192 bits)
 	// from crypto/rand, base64url-encoded to 32 characters. A custom
@@ -181,6 +183,9 @@ func (c Config) withDefaults() Config {
 	if c.HeaderName == "" {
 		c.HeaderName = d.HeaderName
 	}
+	// Header names are case-insensitive; the canonical form lets the
+	// fasthttp transport set the header without normalizing it each time.
+	c.HeaderName = textproto.CanonicalMIMEHeaderKey(c.HeaderName)
 	if c.IDGenerator == nil {
 		c.IDGenerator = d.IDGenerator
 	}

@@ -127,6 +127,25 @@ func TestMalformedIDsNeverReachProvider(t *testing.T) {
 	}
 }
 
+// TestHeaderNameAnyCase configures the ID header in lower case: the
+// manager keeps it in canonical form, so the header it writes is found
+// under any spelling, and a client's header in any case is read.
+func TestHeaderNameAnyCase(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{IDInHeader: true, HeaderName: "x-session-id"})
+	if got := m.Config().HeaderName; got != "X-Session-Id" {
+		t.Fatalf("HeaderName kept as %q, want the canonical X-Session-Id", got)
+	}
+	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", "b") })
+	if res.headerID == "" || res.headerID != res.cookieVal {
+		t.Fatalf("response header X-Session-Id = %q, want the new ID %q", res.headerID, res.cookieVal)
+	}
+	var got string
+	serve(t, m, request{header: res.headerID}, func(s *sessionkit.Store) { got, _ = s.GetString("a") })
+	if got != "b" {
+		t.Fatalf("the session sent back in the header reads a = %q, want b", got)
+	}
+}
+
 func TestIDSourcePrecedence(t *testing.T) {
 	m, _ := newManager(t, sessionkit.Config{IDInHeader: true, IDInQuery: true})
 	ids := map[string]string{}

@@ -3,6 +3,7 @@ package sessionkit
 import (
 	"net/http"
 	"strings"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
@@ -17,7 +18,8 @@ type transport interface {
 	setCookie(c cookie)
 	// respHeader returns the response header name as set so far.
 	respHeader(name string) string
-	// setHeader sets a response header.
+	// setHeader sets a response header. name is in canonical form
+	// (textproto.CanonicalMIMEHeaderKey): Config.HeaderName is stored so.
 	setHeader(name, value string)
 }
 
@@ -42,7 +44,9 @@ type fastTransport struct{ ctx *fasthttp.RequestCtx }
 func (t fastTransport) header(name string) string { return string(t.ctx.Request.Header.Peek(name)) }
 func (t fastTransport) isTLS() bool               { return t.ctx.IsTLS() }
 func (t fastTransport) setHeader(name, value string) {
-	t.ctx.Response.Header.Set(name, value)
+	// The name is canonical already (see transport), so fasthttp need not
+	// normalize a copy of it; SetCanonical copies both arguments.
+	t.ctx.Response.Header.SetCanonical(unsafe.Slice(unsafe.StringData(name), len(name)), unsafe.Slice(unsafe.StringData(value), len(value)))
 }
 
 func (t fastTransport) respHeader(name string) string {
