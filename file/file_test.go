@@ -376,42 +376,6 @@ func TestMultiProcess(t *testing.T) {
 	}
 }
 
-// TestRenameNeverNeither reads the old then the new ID while Rename runs:
-// a reader may see both, but never neither.
-func TestRenameNeverNeither(t *testing.T) {
-	p := open(t, file.Config{Dir: t.TempDir()})
-	for round := range 50 {
-		oldID, newID := sessionkit.NewID(), sessionkit.NewID()
-		create(t, p, oldID, vals("a", "1"))
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				_, e1 := p.Get(bg, oldID)
-				_, e2 := p.Get(bg, newID)
-				if e1 != nil && e2 != nil {
-					t.Errorf("round %d: neither ID readable during Rename: %v / %v", round, e1, e2)
-					return
-				}
-				select {
-				case <-done:
-					return
-				default:
-				}
-			}
-		}()
-		time.Sleep(200 * time.Microsecond)
-		if err := p.Rename(bg, oldID, newID, later()); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Microsecond)
-		close(done)
-		wg.Wait()
-	}
-}
-
 // TestRangeAndContext checks that Range, GC and Count stop when their
 // context ends.
 func TestRangeAndContext(t *testing.T) {

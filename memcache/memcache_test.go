@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -241,97 +240,6 @@ func TestCorruptValue(t *testing.T) {
 				t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
 			}
 		})
-	}
-}
-
-// TestRenameKeepsConcurrentUpdates renames a session while other
-// goroutines update it: every Update that succeeded on the old ID must be
-// found under the new one, and every later one must fail with ErrNotFound.
-func TestRenameKeepsConcurrentUpdates(t *testing.T) {
-	requireServers(t)
-	p := newProvider(t)
-	for round := range 5 {
-		oldID, newID := sessionkit.NewID(), sessionkit.NewID()
-		create(t, p, oldID, vals("base", "0"))
-		const workers = 4
-		last := make([]int, workers)
-		var wg sync.WaitGroup
-		for w := range workers {
-			last[w] = -1
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					err := p.Update(bg, oldID, sessionkit.Update{Set: vals(fmt.Sprintf("w%d", w), fmt.Sprint(i))})
-					if errors.Is(err, sessionkit.ErrNotFound) {
-						return
-					}
-					if err != nil {
-						t.Errorf("Update: %v", err)
-						return
-					}
-					last[w] = i
-					time.Sleep(time.Millisecond)
-				}
-			}()
-		}
-		time.Sleep(10 * time.Millisecond)
-		if err := p.Rename(bg, oldID, newID, later()); err != nil {
-			t.Fatalf("round %d: Rename: %v", round, err)
-		}
-		wg.Wait()
-		r, err := p.Get(bg, newID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for w, i := range last {
-			if i < 0 {
-				continue
-			}
-			if got, want := string(r.Map()[fmt.Sprintf("w%d", w)]), fmt.Sprint(i); got != want {
-				t.Fatalf("round %d: worker %d's last successful write %s is lost: new ID has %q", round, w, want, got)
-			}
-		}
-		if _, err := p.Get(bg, oldID); !errors.Is(err, sessionkit.ErrNotFound) {
-			t.Fatalf("round %d: old ID after Rename: %v", round, err)
-		}
-	}
-}
-
-// TestRenameNeverNeither reads the old then the new ID while Rename runs:
-// a reader may see both, but never neither.
-func TestRenameNeverNeither(t *testing.T) {
-	requireServers(t)
-	p := newProvider(t)
-	for round := range 20 {
-		oldID, newID := sessionkit.NewID(), sessionkit.NewID()
-		create(t, p, oldID, vals("a", "1"))
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				_, e1 := p.Get(bg, oldID)
-				_, e2 := p.Get(bg, newID)
-				if e1 != nil && e2 != nil {
-					t.Errorf("round %d: neither ID readable during Rename: %v / %v", round, e1, e2)
-					return
-				}
-				select {
-				case <-done:
-					return
-				default:
-				}
-			}
-		}()
-		time.Sleep(time.Millisecond)
-		if err := p.Rename(bg, oldID, newID, later()); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
-		close(done)
-		wg.Wait()
 	}
 }
 

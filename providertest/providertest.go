@@ -119,6 +119,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"RenameMissing", testRenameMissing},
 		{"RenameOntoLive", testRenameOntoLive},
 		{"RenameUnderConcurrentUpdates", testRenameUnderConcurrentUpdates},
+		{"RenameNeverNeither", testRenameNeverNeither},
 		{"ConcurrentMerge", testConcurrentMerge},
 		{"ConcurrentSameKey", testConcurrentSameKey},
 		{"ConcurrentDeleteAndUpdate", testConcurrentDeleteAndUpdate},
@@ -472,9 +473,12 @@ func testRenameOntoLive(t *testing.T, p sessionkit.Provider) {
 
 // testRenameUnderConcurrentUpdates renames a session while other
 // goroutines keep updating it under the old ID: every Update that
-// succeeded must be in the renamed session, and the others must fail with
+// succeeded must be in the renamed session, each key holding the last
+// value written to it (a rename that copies a stale snapshot over a newer
+// write fails), and the Updates after the rename must fail with
 // ErrNotFound.
 func testRenameUnderConcurrentUpdates(t *testing.T, p sessionkit.Provider) {
+	const workers = 4
 	for round := range 10 {
 		oldID, newID := ID(), ID()
 		Create(t, p, oldID, Values("base", "0"), later())
@@ -483,8 +487,10 @@ func testRenameUnderConcurrentUpdates(t *testing.T, p sessionkit.Provider) {
 			mu   sync.Mutex
 			done []string
 		)
+		last := make([]int, workers) // the last i each worker wrote, -1 for none
 		stop := make(chan struct{})
-		for w := range 4 {
+		for w := range workers {
+			last[w] = -1
 			wg.Go(func() {
 				for i := 0; ; i++ {
 					select {
@@ -492,8 +498,10 @@ func testRenameUnderConcurrentUpdates(t *testing.T, p sessionkit.Provider) {
 						return
 					default:
 					}
+					// Each write adds a key of its own and overwrites the
+					// worker's counter.
 					k := fmt.Sprintf("w%d-%d", w, i)
-					err := p.Update(bg, oldID, sessionkit.Update{Set: Values(k, "1")})
+					err := p.Update(bg, oldID, sessionkit.Update{Set: Values(k, "1", fmt.Sprintf("w%d", w), fmt.Sprint(i))})
 					if errors.Is(err, sessionkit.ErrNotFound) {
 						return
 					}
@@ -504,6 +512,7 @@ func testRenameUnderConcurrentUpdates(t *testing.T, p sessionkit.Provider) {
 					mu.Lock()
 					done = append(done, k)
 					mu.Unlock()
+					last[w] = i
 				}
 			})
 		}
@@ -517,10 +526,50 @@ func testRenameUnderConcurrentUpdates(t *testing.T, p sessionkit.Provider) {
 		got := mustGet(t, p, newID)
 		for _, k := range done {
 			if _, ok := got.Lookup(k); !ok {
-				t.Fatalf("round %d: Update of %s succeeded on the old ID but is missing after Rename (%d of %d kept)", round, k, got.Len()-1, len(done))
+				t.Fatalf("round %d: Update of %s succeeded on the old ID but is missing after Rename", round, k)
+			}
+		}
+		for w, i := range last {
+			if v, _ := got.Lookup(fmt.Sprintf("w%d", w)); i >= 0 && string(v) != fmt.Sprint(i) {
+				t.Fatalf("round %d: worker %d's last successful write (%d) is lost: the renamed session holds %q", round, w, i, v)
 			}
 		}
 		wantMissing(t, p, oldID, "the old ID after Rename")
+	}
+}
+
+// testRenameNeverNeither reads the old ID, then the new one, while Rename
+// runs: a reader may see both, but never neither, so a request racing a
+// login's Regenerate never finds itself without a session.
+func testRenameNeverNeither(t *testing.T, p sessionkit.Provider) {
+	for round := range 20 {
+		oldID, newID := ID(), ID()
+		Create(t, p, oldID, Values("a", "1"), later())
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				_, e1 := p.Get(bg, oldID)
+				_, e2 := p.Get(bg, newID)
+				if e1 != nil && e2 != nil {
+					t.Errorf("round %d: neither ID readable during Rename: %v / %v", round, e1, e2)
+					return
+				}
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		})
+		time.Sleep(time.Millisecond)
+		err := p.Rename(bg, oldID, newID, later())
+		time.Sleep(time.Millisecond)
+		close(done)
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("round %d: Rename: %v", round, err)
+		}
 	}
 }
 
