@@ -266,7 +266,7 @@ func (pb *PackedBuilder) Packed() Packed {
 // deletes nor sets keep their place, then u's Set entries follow. It grows
 // dst at most once; PackedSize tells by how much, for a caller that wants
 // the result to share one allocation with something else (the memory
-// provider puts the session's ID in front of it).
+// provider puts the session's deadline in front of it).
 func (u Update) AppendPacked(dst []byte, p Packed) []byte {
 	var buf [8]setEntry
 	set := u.setEntries(buf[:0])

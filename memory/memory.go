@@ -239,16 +239,10 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		if e == 0 {
 			e = old
 		}
-		var next *byte
 		if !u.Clear && len(u.Delete) == 0 && len(u.Set) == 0 && e == old {
 			return nil
 		}
-		if u.Clear {
-			next = newBlob("", u, e)
-		} else {
-			next = newBlob(packedOf(cur), u, e)
-		}
-		if s.p.CompareAndSwap(cur, next) {
+		if s.p.CompareAndSwap(cur, newBlob(packedOf(cur), u, e)) {
 			return nil
 		}
 	}
@@ -337,11 +331,7 @@ func (p *Provider) Count(ctx context.Context) (int, error) {
 
 // Stored returns the number of sessions held in memory, including expired
 // ones that garbage collection has not removed yet.
-func (p *Provider) Stored() int {
-	n := 0
-	p.each(func(*slot, *byte) bool { n++; return true })
-	return n
-}
+func (p *Provider) Stored() int { return p.m.Len() }
 
 // Range implements sessionkit.Ranger.
 func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Record) bool) error {

@@ -635,8 +635,11 @@ func decode(reply []any) (sessionkit.Record, string, error) {
 			}
 		}
 	})
+	if err != nil {
+		return sessionkit.Record{}, "", err
+	}
 	h.rec.Expires = time.UnixMilli(ms)
-	return h.rec, h.tok, err
+	return h.rec, h.tok, nil
 }
 
 // errNoExpiry reports a session key without an expiry (PEXPIRETIME -1):

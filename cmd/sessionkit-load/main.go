@@ -39,6 +39,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -110,6 +111,9 @@ func main() {
 			fail(err)
 		}
 		handlers = []string{"bare", "keyed", "W1", "W2"}
+	}
+	if *only != "" && !slices.Contains(handlers, *only) {
+		fail(fmt.Errorf("-only %q: not one of %v", *only, handlers))
 	}
 
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
