@@ -267,26 +267,40 @@ start_redis() { # PORT NAME [extra redis-server args...]
 	record "$name" "$dir/redis.pid"
 }
 
+# pick_port NAME OK START PORTS [WHY]: sets PICKED to the first of PORTS
+# whose server OK accepts (reused as it is) or that nothing listens on
+# (START PORT starts a private server there). A port taken by anything
+# else is skipped, with WHY as the likely reason.
+PICKED=
+pick_port() {
+	local name=$1 ok=$2 start=$3 port
+	for port in $4; do
+		if "$ok" "$port"; then
+			log "$name: using the server on $HOST:$port"
+			PICKED=$port
+			return
+		fi
+		if ! port_open "$port"; then
+			"$start" "$port"
+			PICKED=$port
+			return
+		fi
+		log "$name: $HOST:$port is taken by something unusable${5:-}; trying the next port"
+	done
+	die "$name: no usable or free port among: $4"
+}
+
 REDIS_ADDR=
 up_redis() {
 	need redis-server redis-server redis-tools
 	need redis-cli redis-tools
-	local port
-	for port in $REDIS_PORTS; do
-		if redis_single_ok "$port"; then
-			log "redis: using the server on $HOST:$port"
-			REDIS_ADDR=$HOST:$port
-			return
-		fi
-		if ! port_open "$port"; then
-			log "redis: starting a private server on $HOST:$port"
-			start_redis "$port" "redis-$port"
-			REDIS_ADDR=$HOST:$port
-			return
-		fi
-		log "redis: $HOST:$port is taken by something unusable; trying the next port"
-	done
-	die "redis: no usable or free port among: $REDIS_PORTS"
+	pick_port redis redis_single_ok start_redis_single "$REDIS_PORTS"
+	REDIS_ADDR=$HOST:$PICKED
+}
+
+start_redis_single() { # PORT
+	log "redis: starting a private server on $HOST:$1"
+	start_redis "$1" "redis-$1"
 }
 
 # cluster_ok PORT... succeeds if every node answers, reports
@@ -376,35 +390,26 @@ memcache_started() { [[ -s $1 ]] && memcache_ok "$2"; }
 MEMCACHE_ADDRS=
 up_memcache_one() { # PORTS
 	need memcached memcached
-	local port
-	for port in $1; do
-		if memcache_ok "$port"; then
-			log "memcached: using the server on $HOST:$port"
-			MEMCACHE_ADDRS+=${MEMCACHE_ADDRS:+,}$HOST:$port
-			return
-		fi
-		if ! port_open "$port"; then
-			log "memcached: starting a private server on $HOST:$port"
-			local dir=$STATE_DIR/memcached-$port
-			rm -rf "$dir"
-			mkdir -p "$dir"
-			local -a user=()
-			# memcached refuses to run as root unless told which user to be.
-			is_root && user=(-u root)
-			memcached -d -l "$HOST" -p "$port" -U 0 -m 64 -P "$dir/memcached.pid" "${user[@]}" \
-				</dev/null >>"$dir/memcached.log" 2>&1 9>&- || {
-				cat "$dir/memcached.log" >&2
-				die "memcached failed to start on $HOST:$port (log: $dir/memcached.log)"
-			}
-			wait_until "memcached on $HOST:$port" "$dir/memcached.log" "$MEMCACHE_FATAL" \
-				memcache_started "$dir/memcached.pid" "$port"
-			record "memcached-$port" "$dir/memcached.pid"
-			MEMCACHE_ADDRS+=${MEMCACHE_ADDRS:+,}$HOST:$port
-			return
-		fi
-		log "memcached: $HOST:$port is taken by something unusable; trying the next port"
-	done
-	die "memcached: no usable or free port among: $1"
+	pick_port memcached memcache_ok start_memcache "$1"
+	MEMCACHE_ADDRS+=${MEMCACHE_ADDRS:+,}$HOST:$PICKED
+}
+
+start_memcache() { # PORT
+	log "memcached: starting a private server on $HOST:$1"
+	local dir=$STATE_DIR/memcached-$1
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	local -a user=()
+	# memcached refuses to run as root unless told which user to be.
+	is_root && user=(-u root)
+	memcached -d -l "$HOST" -p "$1" -U 0 -m 64 -P "$dir/memcached.pid" "${user[@]}" \
+		</dev/null >>"$dir/memcached.log" 2>&1 9>&- || {
+		cat "$dir/memcached.log" >&2
+		die "memcached failed to start on $HOST:$1 (log: $dir/memcached.log)"
+	}
+	wait_until "memcached on $HOST:$1" "$dir/memcached.log" "$MEMCACHE_FATAL" \
+		memcache_started "$dir/memcached.pid" "$1"
+	record "memcached-$1" "$dir/memcached.pid"
 }
 
 # ---------------------------------------------------------------- MariaDB
@@ -421,21 +426,8 @@ mysql_started() { [[ -s $1 ]] && mysql_ok "$2"; }
 MYSQL_PORT=
 up_mysql() {
 	need mysql mariadb-client
-	local port
-	for port in $MYSQL_PORTS; do
-		if mysql_ok "$port"; then
-			log "mariadb: using the server on $HOST:$port"
-			MYSQL_PORT=$port
-			break
-		fi
-		if ! port_open "$port"; then
-			start_mysql "$port"
-			MYSQL_PORT=$port
-			break
-		fi
-		log "mariadb: $HOST:$port is taken by something unusable (root with an empty password is refused?); trying the next port"
-	done
-	[[ -n $MYSQL_PORT ]] || die "mariadb: no usable or free port among: $MYSQL_PORTS"
+	pick_port mariadb mysql_ok start_mysql "$MYSQL_PORTS" " (root with an empty password is refused?)"
+	MYSQL_PORT=$PICKED
 	mysql_cmd "$MYSQL_PORT" "CREATE DATABASE IF NOT EXISTS $DB" ||
 		die "mariadb: cannot create database $DB on $HOST:$MYSQL_PORT"
 }
@@ -487,21 +479,8 @@ pg_ok() { [[ $(pg_query "$1" 'SELECT 1' 2>/dev/null) == 1 ]]; }
 POSTGRES_PORT=
 up_postgres() {
 	need psql postgresql-client
-	local port
-	for port in $POSTGRES_PORTS; do
-		if pg_ok "$port"; then
-			log "postgres: using the server on $HOST:$port"
-			POSTGRES_PORT=$port
-			break
-		fi
-		if ! port_open "$port"; then
-			start_postgres "$port"
-			POSTGRES_PORT=$port
-			break
-		fi
-		log "postgres: $HOST:$port is taken by something unusable (user postgres without a password is refused?); trying the next port"
-	done
-	[[ -n $POSTGRES_PORT ]] || die "postgres: no usable or free port among: $POSTGRES_PORTS"
+	pick_port postgres pg_ok start_postgres "$POSTGRES_PORTS" " (user postgres without a password is refused?)"
+	POSTGRES_PORT=$PICKED
 	if [[ $(pg_query "$POSTGRES_PORT" "SELECT 1 FROM pg_database WHERE datname = '$DB'") != 1 ]]; then
 		# Another `up` may create it at the same moment: check again on
 		# failure rather than trusting the error.
