@@ -26,6 +26,28 @@ type FixationResult struct {
 	Err     string `json:"error,omitempty"`
 }
 
+// open makes an instance of lib holding n preloaded sessions; the caller
+// closes it.
+func open(lib Lib, n int) (Instance, []string, error) {
+	inst, err := lib.New()
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := Preload(inst, n)
+	if err != nil {
+		inst.Close()
+		return nil, nil, err
+	}
+	return inst, ids, nil
+}
+
+// catch, deferred, turns a panic of the check into *msg.
+func catch(msg *string) {
+	if r := recover(); r != nil {
+		*msg = fmt.Sprint(r)
+	}
+}
+
 // CheckFixation sends a request with an unknown, attacker-chosen session
 // ID that sets a value, and reports whether the library kept that ID.
 func CheckFixation(lib Lib) (res FixationResult) {
@@ -90,22 +112,13 @@ const checkConns = 3
 // reads every counter back.
 func CheckUpdates(lib Lib, sessions, passes int) (res UpdatesResult) {
 	res.Lib, res.Sessions, res.Passes = lib.Name, sessions, passes
-	defer func() {
-		if r := recover(); r != nil {
-			res.Panic = fmt.Sprint(r)
-		}
-	}()
-	inst, err := lib.New()
+	defer catch(&res.Panic)
+	inst, ids, err := open(lib, sessions)
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
 	defer inst.Close()
-	ids, err := Preload(inst, sessions)
-	if err != nil {
-		res.Err = err.Error()
-		return res
-	}
 	var ctxs [checkConns]*fasthttp.RequestCtx
 	for i := range ctxs {
 		ctxs[i] = NewCtx()
@@ -177,22 +190,13 @@ func (r MergeResult) OK() bool { return r.Lost == 0 && r.Panic == "" && r.Err ==
 // have started their session. Then it counts the sessions that kept both.
 func CheckMerge(lib Lib, n int) (res MergeResult) {
 	res.Lib, res.Sessions = lib.Name, n
-	defer func() {
-		if r := recover(); r != nil {
-			res.Panic = fmt.Sprint(r)
-		}
-	}()
-	inst, err := lib.New()
+	defer catch(&res.Panic)
+	inst, ids, err := open(lib, n)
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
 	defer inst.Close()
-	ids, err := Preload(inst, n)
-	if err != nil {
-		res.Err = err.Error()
-		return res
-	}
 	ctxA, ctxB := NewCtx(), NewCtx()
 	for _, id := range ids {
 		var started sync.WaitGroup
@@ -257,17 +261,12 @@ func (r ParallelResult) OK() bool { return r.Panic == "" && r.Err == "" }
 // error.
 func CheckParallel(lib Lib, goroutines, perG int) (res ParallelResult) {
 	res.Lib, res.Requests = lib.Name, 2*goroutines*perG
-	inst, err := lib.New()
+	inst, ids, err := open(lib, Preloaded)
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
 	defer inst.Close()
-	ids, err := Preload(inst, Preloaded)
-	if err != nil {
-		res.Err = err.Error()
-		return res
-	}
 	var mu sync.Mutex
 	record := func(panicked bool, msg string) {
 		mu.Lock()
