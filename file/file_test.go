@@ -34,11 +34,9 @@ func open(t testing.TB, cfg file.Config) *file.Provider {
 
 var vals = providertest.Values
 
-func later() time.Time { return time.Now().Add(time.Hour) }
-
 func create(t testing.TB, p sessionkit.Provider, id string, v map[string][]byte) {
 	t.Helper()
-	providertest.Create(t, p, id, v, later())
+	providertest.Create(t, p, id, v, providertest.Later())
 }
 
 func TestConformance(t *testing.T) {
@@ -162,12 +160,12 @@ func TestInvalidIDs(t *testing.T) {
 		}
 		_, err := p.Get(bg, id)
 		check("Get", err)
-		check("Update", p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: later()}))
+		check("Update", p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: providertest.Later()}))
 		check("Update", p.Update(bg, id, sessionkit.Update{Set: vals("a", "1")}))
-		check("Touch", p.Touch(bg, id, later()))
+		check("Touch", p.Touch(bg, id, providertest.Later()))
 		check("Delete", p.Delete(bg, id))
-		check("Rename from", p.Rename(bg, id, good, later()))
-		check("Rename to", p.Rename(bg, good, id, later()))
+		check("Rename from", p.Rename(bg, id, good, providertest.Later()))
+		check("Rename to", p.Rename(bg, good, id, providertest.Later()))
 	}
 	if after := tree(t, base); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Fatalf("invalid IDs changed the file system:\nbefore %q\nafter  %q", before, after)
@@ -193,7 +191,7 @@ func TestLongAndCaseIDs(t *testing.T) {
 		}
 	}
 	long2 := strings.Repeat("M", sessionkit.MaxIDLength)
-	if err := p.Rename(bg, long, long2, later()); err != nil {
+	if err := p.Rename(bg, long, long2, providertest.Later()); err != nil {
 		t.Fatal(err)
 	}
 	ids := map[string]bool{}

@@ -148,7 +148,7 @@ func TestServerRestart(t *testing.T) {
 		bounded("Get", func() error { _, err := p.Get(bg, id); return err })
 		bounded("Update", func() error { return p.Update(bg, id, sessionkit.Update{Set: vals("b", "2")}) })
 		bounded("Delete", func() error { return p.Delete(bg, id) })
-		bounded("Rename", func() error { return p.Rename(bg, id, sessionkit.NewID(), later()) })
+		bounded("Rename", func() error { return p.Rename(bg, id, sessionkit.NewID(), providertest.Later()) })
 	}
 
 	startMemcached(t, bin, addr)

@@ -49,11 +49,9 @@ func newProvider(t testing.TB) *memcache.Provider {
 
 var vals = providertest.Values
 
-func later() time.Time { return time.Now().Add(time.Hour) }
-
 func create(t testing.TB, p sessionkit.Provider, id string, v map[string][]byte) {
 	t.Helper()
-	providertest.Create(t, p, id, v, later())
+	providertest.Create(t, p, id, v, providertest.Later())
 }
 
 func TestConformance(t *testing.T) {
@@ -165,11 +163,11 @@ func TestInvalidIDs(t *testing.T) {
 		}
 		_, err := p.Get(bg, id)
 		check("Get", err)
-		check("Update", p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: later()}))
-		check("Touch", p.Touch(bg, id, later()))
+		check("Update", p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: providertest.Later()}))
+		check("Touch", p.Touch(bg, id, providertest.Later()))
 		check("Delete", p.Delete(bg, id))
-		check("Rename from", p.Rename(bg, id, good, later()))
-		check("Rename to", p.Rename(bg, good, id, later()))
+		check("Rename from", p.Rename(bg, id, good, providertest.Later()))
+		check("Rename to", p.Rename(bg, good, id, providertest.Later()))
 	}
 }
 
@@ -184,7 +182,7 @@ func TestLongIDs(t *testing.T) {
 	if err != nil || string(r.Map()["k"]) != "v" {
 		t.Fatalf("Get of a %d-byte ID = %v, %v", len(a), r.Map(), err)
 	}
-	if err := p.Rename(bg, a, b, later()); err != nil {
+	if err := p.Rename(bg, a, b, providertest.Later()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Get(bg, a); !errors.Is(err, sessionkit.ErrNotFound) {

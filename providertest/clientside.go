@@ -43,7 +43,7 @@ func seal(t *testing.T, p sessionkit.ClientSide, name, id string, values map[str
 }
 
 func testClientRoundTrip(t *testing.T, p sessionkit.ClientSide) {
-	id, exp := ID(), later()
+	id, exp := ID(), Later()
 	v := seal(t, p, "sid", id, Values("a", "1", "b", "two"), exp)
 	gotID, r, err := p.OpenSession("sid", v)
 	if err != nil {
@@ -66,7 +66,7 @@ func testClientRoundTrip(t *testing.T, p sessionkit.ClientSide) {
 
 func testClientBinarySafe(t *testing.T, p sessionkit.ClientSide) {
 	v := map[string][]byte{"\x00c": {0, 255}, "empty": {}, "ünï ✓": []byte("a\x00b\nc")}
-	_, r, err := p.OpenSession("sid", seal(t, p, "sid", ID(), v, later()))
+	_, r, err := p.OpenSession("sid", seal(t, p, "sid", ID(), v, Later()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,15 +76,15 @@ func testClientBinarySafe(t *testing.T, p sessionkit.ClientSide) {
 func testClientTooLarge(t *testing.T, p sessionkit.ClientSide) {
 	big := make([]byte, 8<<10)
 	_, _ = rand.Read(big)
-	if _, err := p.SealSession("sid", ID(), sessionkit.Record{Values: map[string][]byte{"big": big}, Expires: later()}); err == nil {
+	if _, err := p.SealSession("sid", ID(), sessionkit.Record{Values: map[string][]byte{"big": big}, Expires: Later()}); err == nil {
 		t.Fatal("an 8 KiB session was sealed into a cookie; browsers drop cookies over 4096 bytes")
 	}
 	// A modest session fits.
-	seal(t, p, "sid", ID(), map[string][]byte{"v": bytes.Repeat([]byte("x"), 1000)}, later())
+	seal(t, p, "sid", ID(), map[string][]byte{"v": bytes.Repeat([]byte("x"), 1000)}, Later())
 }
 
 func testClientTamper(t *testing.T, p sessionkit.ClientSide) {
-	v := seal(t, p, "sid", ID(), Values("role", "user"), later())
+	v := seal(t, p, "sid", ID(), Values("role", "user"), Later())
 	for i := 0; i < len(v); i++ {
 		b := []byte(v)
 		if b[i] == 'A' {
@@ -104,7 +104,7 @@ func testClientTamper(t *testing.T, p sessionkit.ClientSide) {
 }
 
 func testClientNameBinding(t *testing.T, p sessionkit.ClientSide) {
-	v := seal(t, p, "a", ID(), Values("k", "v"), later())
+	v := seal(t, p, "a", ID(), Values("k", "v"), Later())
 	if _, _, err := p.OpenSession("b", v); err == nil {
 		t.Fatal("a value sealed for cookie a opened as cookie b")
 	}
@@ -127,14 +127,14 @@ func testClientJunk(t *testing.T, p sessionkit.ClientSide) {
 }
 
 func testClientClose(t *testing.T, p sessionkit.ClientSide) {
-	v := seal(t, p, "sid", ID(), Values("k", "v"), later())
+	v := seal(t, p, "sid", ID(), Values("k", "v"), Later())
 	if err := p.(sessionkit.Provider).Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := p.OpenSession("sid", v); err == nil {
 		t.Fatal("OpenSession after Close succeeded")
 	}
-	if _, err := p.SealSession("sid", ID(), sessionkit.Record{Values: Values("k", "v"), Expires: later()}); err == nil {
+	if _, err := p.SealSession("sid", ID(), sessionkit.Record{Values: Values("k", "v"), Expires: Later()}); err == nil {
 		t.Fatal("SealSession after Close succeeded")
 	}
 }

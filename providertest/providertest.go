@@ -73,7 +73,9 @@ func ID() string { return sessionkit.NewID() }
 // one-second storage precision round within it.
 const expiryUnit = 2 * time.Second
 
-func later() time.Time { return time.Now().Add(time.Hour) }
+// Later returns a deadline an hour from now, further away than any test
+// runs: for sessions a test needs alive.
+func Later() time.Time { return time.Now().Add(time.Hour) }
 
 // Run runs the conformance suite against the providers newProvider makes.
 func Run(t *testing.T, newProvider NewProvider) {
@@ -223,7 +225,7 @@ func testFarFutureDeadline(t *testing.T, p sessionkit.Provider) {
 	Create(t, p, id, Values("a", "1"), far)
 	check("after Create", id)
 	other := ID()
-	Create(t, p, other, Values("a", "1"), later())
+	Create(t, p, other, Values("a", "1"), Later())
 	if err := p.Update(bg, other, sessionkit.Update{Set: Values("b", "2"), Expires: far}); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +239,7 @@ func testFarFutureDeadline(t *testing.T, p sessionkit.Provider) {
 
 func testRoundTrip(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	exp := later()
+	exp := Later()
 	Create(t, p, id, Values("a", "1", "b", "two"), exp)
 	r := mustGet(t, p, id)
 	wantValues(t, r, Values("a", "1", "b", "two"))
@@ -254,7 +256,7 @@ func testBinarySafe(t *testing.T, p sessionkit.Provider) {
 		"ünïcödé key ✓":    []byte("value with\nnewline and \x00 NUL"),
 		"spaces and:colon": {0xde, 0xad, 0xbe, 0xef},
 	}
-	Create(t, p, id, v, later())
+	Create(t, p, id, v, Later())
 	wantValues(t, mustGet(t, p, id), v)
 }
 
@@ -262,13 +264,13 @@ func testLargeValue(t *testing.T, p sessionkit.Provider) {
 	id := ID()
 	big := make([]byte, 256<<10)
 	_, _ = rand.Read(big)
-	Create(t, p, id, map[string][]byte{"big": big}, later())
+	Create(t, p, id, map[string][]byte{"big": big}, Later())
 	wantValues(t, mustGet(t, p, id), map[string][]byte{"big": big})
 }
 
 func testOverwrite(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("a", "1", "b", "2"), later())
+	Create(t, p, id, Values("a", "1", "b", "2"), Later())
 	if err := p.Update(bg, id, sessionkit.Update{Set: Values("a", "changed")}); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +282,7 @@ func testOverwrite(t *testing.T, p sessionkit.Provider) {
 func testSetMapNotKept(t *testing.T, p sessionkit.Provider) {
 	id := ID()
 	set := Values("a", "1", "b", "2")
-	Create(t, p, id, set, later())
+	Create(t, p, id, set, Later())
 	clear(set)
 	set["evil"] = []byte("x")
 	wantValues(t, mustGet(t, p, id), Values("a", "1", "b", "2"))
@@ -298,7 +300,7 @@ func testSetMapNotKept(t *testing.T, p sessionkit.Provider) {
 // is written afterwards.
 func testGetIsASnapshot(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("a", "1", "b", "2"), later())
+	Create(t, p, id, Values("a", "1", "b", "2"), Later())
 	before := mustGet(t, p, id)
 	if err := p.Update(bg, id, sessionkit.Update{Set: Values("a", "changed", "c", "3"), Delete: []string{"b"}}); err != nil {
 		t.Fatal(err)
@@ -311,7 +313,7 @@ func testGetIsASnapshot(t *testing.T, p sessionkit.Provider) {
 
 func testDeleteKeys(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("a", "1", "b", "2", "c", "3"), later())
+	Create(t, p, id, Values("a", "1", "b", "2", "c", "3"), Later())
 	if err := p.Update(bg, id, sessionkit.Update{Delete: []string{"a", "nope"}, Set: Values("d", "4")}); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +322,7 @@ func testDeleteKeys(t *testing.T, p sessionkit.Provider) {
 
 func testClear(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("a", "1", "b", "2"), later())
+	Create(t, p, id, Values("a", "1", "b", "2"), Later())
 	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: Values("c", "3")}); err != nil {
 		t.Fatal(err)
 	}
@@ -329,8 +331,8 @@ func testClear(t *testing.T, p sessionkit.Provider) {
 
 func testCreateExisting(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("a", "1"), later())
-	err := p.Update(bg, id, sessionkit.Update{Create: true, Set: Values("a", "other"), Expires: later()})
+	Create(t, p, id, Values("a", "1"), Later())
+	err := p.Update(bg, id, sessionkit.Update{Create: true, Set: Values("a", "other"), Expires: Later()})
 	if !errors.Is(err, sessionkit.ErrExists) {
 		t.Fatalf("Update(Create) of a live ID = %v, want ErrExists", err)
 	}
@@ -339,7 +341,7 @@ func testCreateExisting(t *testing.T, p sessionkit.Provider) {
 
 func testUpdateMissing(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	err := p.Update(bg, id, sessionkit.Update{Set: Values("a", "1"), Expires: later()})
+	err := p.Update(bg, id, sessionkit.Update{Set: Values("a", "1"), Expires: Later()})
 	if !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("Update without Create of a missing ID = %v, want ErrNotFound", err)
 	}
@@ -348,7 +350,7 @@ func testUpdateMissing(t *testing.T, p sessionkit.Provider) {
 
 func testDeleteSession(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("a", "1"), later())
+	Create(t, p, id, Values("a", "1"), Later())
 	if err := p.Delete(bg, id); err != nil {
 		t.Fatal(err)
 	}
@@ -363,18 +365,18 @@ func testDeleteSession(t *testing.T, p sessionkit.Provider) {
 
 func testNoResurrectionAfterDelete(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("a", "1"), later())
+	Create(t, p, id, Values("a", "1"), Later())
 	if err := p.Delete(bg, id); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Update(bg, id, sessionkit.Update{Set: Values("b", "2"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+	if err := p.Update(bg, id, sessionkit.Update{Set: Values("b", "2"), Expires: Later()}); !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("Update after Delete = %v, want ErrNotFound", err)
 	}
-	if err := p.Update(bg, id, sessionkit.Update{Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+	if err := p.Update(bg, id, sessionkit.Update{Expires: Later()}); !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("expiry-only Update after Delete = %v, want ErrNotFound", err)
 	}
 	if tc, ok := p.(sessionkit.Toucher); ok {
-		if err := tc.Touch(bg, id, later()); !errors.Is(err, sessionkit.ErrNotFound) {
+		if err := tc.Touch(bg, id, Later()); !errors.Is(err, sessionkit.ErrNotFound) {
 			t.Fatalf("Touch after Delete = %v, want ErrNotFound", err)
 		}
 	}
@@ -384,11 +386,11 @@ func testNoResurrectionAfterDelete(t *testing.T, p sessionkit.Provider) {
 func testExpiry(t *testing.T, p sessionkit.Provider) {
 	short, long := ID(), ID()
 	Create(t, p, short, Values("a", "1"), time.Now().Add(expiryUnit))
-	Create(t, p, long, Values("a", "1"), later())
+	Create(t, p, long, Values("a", "1"), Later())
 	mustGet(t, p, short)
 	time.Sleep(expiryUnit + 1500*time.Millisecond)
 	wantMissing(t, p, short, "after its deadline, before any GC")
-	if err := p.Update(bg, short, sessionkit.Update{Set: Values("b", "2"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+	if err := p.Update(bg, short, sessionkit.Update{Set: Values("b", "2"), Expires: Later()}); !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("Update of an expired session = %v, want ErrNotFound", err)
 	}
 	wantMissing(t, p, short, "after an Update of an expired session")
@@ -401,7 +403,7 @@ func testExpiredRecreate(t *testing.T, p sessionkit.Provider) {
 	time.Sleep(expiryUnit + 1500*time.Millisecond)
 	// An expired session is gone: creating the ID again must work and
 	// must not bring the old values back.
-	Create(t, p, id, Values("new", "2"), later())
+	Create(t, p, id, Values("new", "2"), Later())
 	wantValues(t, mustGet(t, p, id), Values("new", "2"))
 }
 
@@ -435,7 +437,7 @@ func testTouch(t *testing.T, p sessionkit.Provider) {
 
 func testRename(t *testing.T, p sessionkit.Provider) {
 	oldID, newID := ID(), ID()
-	Create(t, p, oldID, Values("a", "1", "b", "2"), later())
+	Create(t, p, oldID, Values("a", "1", "b", "2"), Later())
 	exp := time.Now().Add(2 * time.Hour)
 	if err := p.Rename(bg, oldID, newID, exp); err != nil {
 		t.Fatal(err)
@@ -446,7 +448,7 @@ func testRename(t *testing.T, p sessionkit.Provider) {
 	if r.Expires.Sub(exp).Abs() > time.Second {
 		t.Fatalf("Expires after Rename = %v, want %v", r.Expires, exp)
 	}
-	if err := p.Update(bg, oldID, sessionkit.Update{Set: Values("c", "3"), Expires: later()}); !errors.Is(err, sessionkit.ErrNotFound) {
+	if err := p.Update(bg, oldID, sessionkit.Update{Set: Values("c", "3"), Expires: Later()}); !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("Update of the old ID after Rename = %v, want ErrNotFound", err)
 	}
 	wantMissing(t, p, oldID, "the old ID after a late Update")
@@ -454,7 +456,7 @@ func testRename(t *testing.T, p sessionkit.Provider) {
 
 func testRenameMissing(t *testing.T, p sessionkit.Provider) {
 	oldID, newID := ID(), ID()
-	if err := p.Rename(bg, oldID, newID, later()); !errors.Is(err, sessionkit.ErrNotFound) {
+	if err := p.Rename(bg, oldID, newID, Later()); !errors.Is(err, sessionkit.ErrNotFound) {
 		t.Fatalf("Rename of a missing ID = %v, want ErrNotFound", err)
 	}
 	wantMissing(t, p, newID, "the target of a failed Rename")
@@ -462,9 +464,9 @@ func testRenameMissing(t *testing.T, p sessionkit.Provider) {
 
 func testRenameOntoLive(t *testing.T, p sessionkit.Provider) {
 	a, b := ID(), ID()
-	Create(t, p, a, Values("who", "a"), later())
-	Create(t, p, b, Values("who", "b"), later())
-	if err := p.Rename(bg, a, b, later()); !errors.Is(err, sessionkit.ErrExists) {
+	Create(t, p, a, Values("who", "a"), Later())
+	Create(t, p, b, Values("who", "b"), Later())
+	if err := p.Rename(bg, a, b, Later()); !errors.Is(err, sessionkit.ErrExists) {
 		t.Fatalf("Rename onto a live ID = %v, want ErrExists", err)
 	}
 	wantValues(t, mustGet(t, p, a), Values("who", "a"))
@@ -481,7 +483,7 @@ func testRenameUnderConcurrentUpdates(t *testing.T, p sessionkit.Provider) {
 	const workers = 4
 	for round := range 10 {
 		oldID, newID := ID(), ID()
-		Create(t, p, oldID, Values("base", "0"), later())
+		Create(t, p, oldID, Values("base", "0"), Later())
 		var (
 			wg   sync.WaitGroup
 			mu   sync.Mutex
@@ -517,7 +519,7 @@ func testRenameUnderConcurrentUpdates(t *testing.T, p sessionkit.Provider) {
 			})
 		}
 		time.Sleep(2 * time.Millisecond)
-		err := p.Rename(bg, oldID, newID, later())
+		err := p.Rename(bg, oldID, newID, Later())
 		close(stop)
 		wg.Wait()
 		if err != nil {
@@ -544,7 +546,7 @@ func testRenameUnderConcurrentUpdates(t *testing.T, p sessionkit.Provider) {
 func testRenameNeverNeither(t *testing.T, p sessionkit.Provider) {
 	for round := range 20 {
 		oldID, newID := ID(), ID()
-		Create(t, p, oldID, Values("a", "1"), later())
+		Create(t, p, oldID, Values("a", "1"), Later())
 		done := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Go(func() {
@@ -563,7 +565,7 @@ func testRenameNeverNeither(t *testing.T, p sessionkit.Provider) {
 			}
 		})
 		time.Sleep(time.Millisecond)
-		err := p.Rename(bg, oldID, newID, later())
+		err := p.Rename(bg, oldID, newID, Later())
 		time.Sleep(time.Millisecond)
 		close(done)
 		wg.Wait()
@@ -575,7 +577,7 @@ func testRenameNeverNeither(t *testing.T, p sessionkit.Provider) {
 
 func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("base", "0"), later())
+	Create(t, p, id, Values("base", "0"), Later())
 	const n = 24
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -604,7 +606,7 @@ func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
 
 func testConcurrentSameKey(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("k", "start"), later())
+	Create(t, p, id, Values("k", "start"), Later())
 	const n = 16
 	var wg sync.WaitGroup
 	for i := range n {
@@ -629,7 +631,7 @@ func testConcurrentSameKey(t *testing.T, p sessionkit.Provider) {
 func testConcurrentDeleteAndUpdate(t *testing.T, p sessionkit.Provider) {
 	for round := range 10 {
 		id := ID()
-		Create(t, p, id, Values("a", "1"), later())
+		Create(t, p, id, Values("a", "1"), Later())
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
 		for w := range 4 {
@@ -674,7 +676,7 @@ func testCount(t *testing.T, p sessionkit.Provider) {
 	}
 	ids := []string{ID(), ID(), ID()}
 	for _, id := range ids {
-		Create(t, p, id, Values("a", "1"), later())
+		Create(t, p, id, Values("a", "1"), Later())
 	}
 	if n, err := c.Count(bg); err != nil || n != n0+3 {
 		t.Fatalf("Count after 3 creates = %d, %v; want %d", n, err, n0+3)
@@ -694,7 +696,7 @@ func testRange(t *testing.T, p sessionkit.Provider) {
 	}
 	want := map[string]string{ID(): "x", ID(): "y"}
 	for id, v := range want {
-		Create(t, p, id, Values("v", v), later())
+		Create(t, p, id, Values("v", v), Later())
 	}
 	got := map[string]string{}
 	if err := rg.Range(bg, func(id string, r sessionkit.Record) bool {
@@ -728,7 +730,7 @@ func testGC(t *testing.T, p sessionkit.Provider) {
 	short1, short2, long := ID(), ID(), ID()
 	Create(t, p, short1, Values("a", "1"), time.Now().Add(expiryUnit))
 	Create(t, p, short2, Values("a", "1"), time.Now().Add(expiryUnit))
-	Create(t, p, long, Values("a", "1"), later())
+	Create(t, p, long, Values("a", "1"), Later())
 	if err := gc.GC(bg); err != nil {
 		t.Fatal(err)
 	}
@@ -749,7 +751,7 @@ func testGC(t *testing.T, p sessionkit.Provider) {
 
 func testContextCanceled(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("a", "1"), later())
+	Create(t, p, id, Values("a", "1"), Later())
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
 	check := func(op string, err error) {
@@ -762,9 +764,9 @@ func testContextCanceled(t *testing.T, p sessionkit.Provider) {
 	check("Get", err)
 	check("Update", p.Update(ctx, id, sessionkit.Update{Set: Values("a", "changed")}))
 	check("Delete", p.Delete(ctx, id))
-	check("Rename", p.Rename(ctx, id, ID(), later()))
+	check("Rename", p.Rename(ctx, id, ID(), Later()))
 	if tc, ok := p.(sessionkit.Toucher); ok {
-		check("Touch", tc.Touch(ctx, id, later()))
+		check("Touch", tc.Touch(ctx, id, Later()))
 	}
 	if c, ok := p.(sessionkit.Counter); ok {
 		_, err := c.Count(ctx)
@@ -776,14 +778,14 @@ func testContextCanceled(t *testing.T, p sessionkit.Provider) {
 
 func testClose(t *testing.T, p sessionkit.Provider) {
 	id := ID()
-	Create(t, p, id, Values("a", "1"), later())
+	Create(t, p, id, Values("a", "1"), Later())
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if _, err := p.Get(bg, id); err == nil {
 		t.Fatal("Get after Close succeeded; want an error")
 	}
-	if err := p.Update(bg, ID(), sessionkit.Update{Create: true, Set: Values("a", "1"), Expires: later()}); err == nil {
+	if err := p.Update(bg, ID(), sessionkit.Update{Create: true, Set: Values("a", "1"), Expires: Later()}); err == nil {
 		t.Fatal("Update after Close succeeded; want an error")
 	}
 	if err := p.Close(); err != nil {
