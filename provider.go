@@ -222,9 +222,10 @@ type ProviderConfig interface {
 }
 
 // Driver opens providers of one kind. A provider package registers a
-// Driver from its init function, the way database/sql drivers do:
+// Driver from its init function, the way database/sql drivers do; most
+// need no Driver type of their own (see DriverFor):
 //
-//	func init() { sessionkit.Register("memory", driver{}) }
+//	func init() { sessionkit.Register("redis", sessionkit.DriverFor(New)) }
 //
 // Each SetProvider call opens a new Provider from its own config, so two
 // managers never share a provider's state.
@@ -241,13 +242,8 @@ type Driver interface {
 // (all defaults); a *T gives a copy of what it points to; anything else
 // gives an error wrapping ErrInvalidConfig that names the type expected.
 //
-//	func (driver) Open(ctx context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-//		c, err := sessionkit.ConfigAs[Config](cfg)
-//		if err != nil {
-//			return nil, err
-//		}
-//		return New(ctx, c)
-//	}
+// DriverFor builds the Driver that does exactly this; ConfigAs is for a
+// Driver that needs more.
 func ConfigAs[T any](cfg ProviderConfig) (T, error) {
 	var c T
 	if cfg == nil {
@@ -261,6 +257,32 @@ func ConfigAs[T any](cfg ProviderConfig) (T, error) {
 		c = *x
 	}
 	return c, nil
+}
+
+// DriverFor returns the Driver most providers need: its Open converts the
+// config with ConfigAs (nil, or a nil *C, meaning all defaults) and calls
+// open with it. A provider whose New has that shape registers with
+//
+//	func init() { sessionkit.Register(Name, sessionkit.DriverFor(New)) }
+//
+// and one with more to do (a ping, say) with a function literal.
+func DriverFor[C any, P Provider](open func(ctx context.Context, c C) (P, error)) Driver {
+	return driverFor[C, P](open)
+}
+
+type driverFor[C any, P Provider] func(ctx context.Context, c C) (P, error)
+
+func (open driverFor[C, P]) Open(ctx context.Context, cfg ProviderConfig) (Provider, error) {
+	c, err := ConfigAs[C](cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := open(ctx, c)
+	if err != nil {
+		// Not p: a nil *T in a Provider would not compare equal to nil.
+		return nil, err
+	}
+	return p, nil
 }
 
 var (

@@ -892,6 +892,37 @@ func TestTouchOfDestroyedSessionIsNotAnError(t *testing.T) {
 	}
 }
 
+// TestDriverFor checks the Driver that DriverFor builds: configs reach
+// open converted by ConfigAs, a config of another type never reaches it,
+// and a failed open gives a nil Provider, not a nil pointer inside one.
+func TestDriverFor(t *testing.T) {
+	var got []memory.Config
+	fail := errors.New("no")
+	d := sessionkit.DriverFor(func(_ context.Context, c memory.Config) (*memory.Provider, error) {
+		got = append(got, c)
+		if c.Shards == 3 {
+			return nil, fail
+		}
+		return memory.New(c), nil
+	})
+	for _, cfg := range []sessionkit.ProviderConfig{nil, (*memory.Config)(nil), &memory.Config{Shards: 8}} {
+		p, err := d.Open(bg, cfg)
+		if err != nil || p == nil {
+			t.Fatalf("Open(%#v) = %v, %v", cfg, p, err)
+		}
+		_ = p.Close()
+	}
+	if len(got) != 3 || got[0].Shards != 0 || got[1].Shards != 0 || got[2].Shards != 8 {
+		t.Fatalf("open received %+v", got)
+	}
+	if p, err := d.Open(bg, &memory.Config{Shards: 3}); !errors.Is(err, fail) || p != nil {
+		t.Fatalf("failed open = %#v, %v; want a nil Provider and its error", p, err)
+	}
+	if _, err := d.Open(bg, wrongConfig{}); !errors.Is(err, sessionkit.ErrInvalidConfig) || len(got) != 4 {
+		t.Fatalf("wrong config type: %v, open called %d times (want 4: not for it)", err, len(got))
+	}
+}
+
 func TestConfigAs(t *testing.T) {
 	if c, err := sessionkit.ConfigAs[memory.Config](nil); err != nil || c.Shards != 0 {
 		t.Fatalf("nil: %+v, %v", c, err)

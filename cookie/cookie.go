@@ -68,18 +68,11 @@ type Config struct {
 // ProviderName implements sessionkit.ProviderConfig.
 func (*Config) ProviderName() string { return Name }
 
-type driver struct{}
+// driver opens providers for SetProvider (New refuses a config without
+// Keys).
+var driver = sessionkit.DriverFor(func(_ context.Context, c Config) (*Provider, error) { return New(c) })
 
-func init() { sessionkit.Register(Name, driver{}) }
-
-// Open implements sessionkit.Driver.
-func (driver) Open(_ context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	c, err := sessionkit.ConfigAs[Config](cfg)
-	if err != nil {
-		return nil, err
-	}
-	return New(c) // refuses a config without Keys
-}
+func init() { sessionkit.Register(Name, driver) }
 
 // Provider is the cookie provider.
 type Provider struct {

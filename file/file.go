@@ -123,18 +123,10 @@ type Config struct {
 // ProviderName implements sessionkit.ProviderConfig.
 func (*Config) ProviderName() string { return Name }
 
-type driver struct{}
+// driver opens providers for SetProvider.
+var driver = sessionkit.DriverFor(func(_ context.Context, c Config) (*Provider, error) { return New(c) })
 
-func init() { sessionkit.Register(Name, driver{}) }
-
-// Open implements sessionkit.Driver.
-func (driver) Open(_ context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	c, err := sessionkit.ConfigAs[Config](cfg)
-	if err != nil {
-		return nil, err
-	}
-	return New(c)
-}
+func init() { sessionkit.Register(Name, driver) }
 
 // stripes is the number of locks sessions are spread over, in process and
 // across processes. It is part of the on-disk layout (the lock files), so

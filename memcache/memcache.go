@@ -147,17 +147,9 @@ type Config struct {
 // ProviderName implements sessionkit.ProviderConfig.
 func (*Config) ProviderName() string { return Name }
 
-type driver struct{}
-
-func init() { sessionkit.Register(Name, driver{}) }
-
-// Open implements sessionkit.Driver. Unlike New, it checks that every
-// server answers.
-func (driver) Open(ctx context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	c, err := sessionkit.ConfigAs[Config](cfg)
-	if err != nil {
-		return nil, err
-	}
+// driver opens providers for SetProvider; unlike New, it checks that
+// every server answers.
+var driver = sessionkit.DriverFor(func(ctx context.Context, c Config) (*Provider, error) {
 	p, err := New(c)
 	if err != nil {
 		return nil, err
@@ -167,7 +159,9 @@ func (driver) Open(ctx context.Context, cfg sessionkit.ProviderConfig) (sessionk
 		return nil, err
 	}
 	return p, nil
-}
+})
+
+func init() { sessionkit.Register(Name, driver) }
 
 // itemFlags marks an item written by this provider in this format; any
 // other item under a session key reads as corrupt.

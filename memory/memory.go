@@ -48,21 +48,15 @@ type Config struct {
 // ProviderName implements sessionkit.ProviderConfig.
 func (*Config) ProviderName() string { return Name }
 
-type driver struct{}
-
-func init() { sessionkit.Register(Name, driver{}) }
-
-// Open implements sessionkit.Driver.
-func (driver) Open(_ context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	c, err := sessionkit.ConfigAs[Config](cfg)
-	if err != nil {
-		return nil, err
-	}
+// driver opens providers for SetProvider.
+var driver = sessionkit.DriverFor(func(_ context.Context, c Config) (*Provider, error) {
 	if c.Shards < 0 {
 		return nil, fmt.Errorf("memory: Shards %d is negative: use 0 for the default", c.Shards)
 	}
 	return New(c), nil
-}
+})
+
+func init() { sessionkit.Register(Name, driver) }
 
 // slot is one session's place in the map. p points to the session's
 // current version (see newBlob), or to dead once the session was deleted,

@@ -139,7 +139,7 @@ func TestConfigErrors(t *testing.T) {
 		"malformed DSN":   {DSN: "root@tcp(127.0.0.1:3306"},
 		"found rows":      {DSN: withParam(dsn(), "clientFoundRows=true"), Table: foundRowsTable},
 	}, func(c Config) (io.Closer, error) { return New(bg, c) })
-	if _, err := (driver{}).Open(bg, wrongConfig{}); err == nil {
+	if _, err := driver.Open(bg, wrongConfig{}); err == nil {
 		t.Error("Open with another provider's config succeeded")
 	}
 }
@@ -179,7 +179,7 @@ func TestServerDown(t *testing.T) {
 func TestRegistered(t *testing.T) {
 	admin(t)
 	table := "t_" + providertest.UniquePrefix(t)
-	p, err := driver{}.Open(bg, &Config{DSN: dsn(), Table: table})
+	p, err := driver.Open(bg, &Config{DSN: dsn(), Table: table})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,7 +184,7 @@ func TestConfigErrors(t *testing.T) {
 		"missing schema":  {DSN: dsn(), Table: "no_such_schema_x.sessions"},
 		"unknown dsn key": {DSN: "host=127.0.0.1 no_such_option=1"},
 	}, func(c Config) (io.Closer, error) { return New(bg, c) })
-	if _, err := (driver{}).Open(bg, wrongConfig{}); err == nil {
+	if _, err := driver.Open(bg, wrongConfig{}); err == nil {
 		t.Error("Open with another provider's config succeeded")
 	}
 }
@@ -216,7 +216,7 @@ func TestServerDown(t *testing.T) {
 
 func TestRegistered(t *testing.T) {
 	admin(t)
-	p, err := driver{}.Open(bg, &Config{DSN: dsn(), Table: "t_" + providertest.UniquePrefix(t)})
+	p, err := driver.Open(bg, &Config{DSN: dsn(), Table: "t_" + providertest.UniquePrefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -258,18 +258,10 @@ type Config struct {
 // ProviderName implements sessionkit.ProviderConfig.
 func (*Config) ProviderName() string { return Name }
 
-type driver struct{}
+// driver opens providers for SetProvider.
+var driver = sessionkit.DriverFor(New)
 
-func init() { sessionkit.Register(Name, driver{}) }
-
-// Open implements sessionkit.Driver.
-func (driver) Open(ctx context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	c, err := sessionkit.ConfigAs[Config](cfg)
-	if err != nil {
-		return nil, err
-	}
-	return New(ctx, c)
-}
+func init() { sessionkit.Register(Name, driver) }
 
 // invalid reports a configuration error.
 func invalid(format string, a ...any) error {

@@ -1011,7 +1011,7 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%s: New = %v, want an error wrapping ErrInvalidConfig and mentioning %q", c.name, err, c.want)
 		}
 	}
-	if _, err := (driver{}).Open(bg, wrongConfig{}); !errors.Is(err, sessionkit.ErrInvalidConfig) || !strings.Contains(err.Error(), "*redis.Config") {
+	if _, err := driver.Open(bg, wrongConfig{}); !errors.Is(err, sessionkit.ErrInvalidConfig) || !strings.Contains(err.Error(), "*redis.Config") {
 		t.Errorf("Open with a foreign config = %v", err)
 	}
 	found := false

@@ -117,18 +117,10 @@ type Config struct {
 // ProviderName implements sessionkit.ProviderConfig.
 func (*Config) ProviderName() string { return Name }
 
-type driver struct{}
+// driver opens providers for SetProvider.
+var driver = sessionkit.DriverFor(New)
 
-func init() { sessionkit.Register(Name, driver{}) }
-
-// Open implements sessionkit.Driver.
-func (driver) Open(ctx context.Context, cfg sessionkit.ProviderConfig) (sessionkit.Provider, error) {
-	c, err := sessionkit.ConfigAs[Config](cfg)
-	if err != nil {
-		return nil, err
-	}
-	return New(ctx, c)
-}
+func init() { sessionkit.Register(Name, driver) }
 
 // dialect is SQLite's part of the shared SQL implementation.
 var dialect = sqlstore.Dialect{

@@ -49,12 +49,12 @@ func TestSharedFile(t *testing.T) {
 }
 
 func TestRegistered(t *testing.T) {
-	p, err := driver{}.Open(bg, &Config{Path: filepath.Join(t.TempDir(), "s.db")})
+	p, err := driver.Open(bg, &Config{Path: filepath.Join(t.TempDir(), "s.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if _, err := (driver{}).Open(bg, nil); err == nil || !strings.Contains(err.Error(), "Path") {
+	if _, err := driver.Open(bg, nil); err == nil || !strings.Contains(err.Error(), "Path") {
 		t.Fatalf("Open(nil) = %v, want an error asking for a Path", err)
 	}
 	found := false
@@ -88,7 +88,7 @@ func TestConfigErrors(t *testing.T) {
 		"busy with DB":      {DB: db, BusyTimeout: time.Second},
 		"missing directory": {Path: filepath.Join(dir, "no", "such", "dir", "s.db")},
 	}, func(c Config) (io.Closer, error) { return New(bg, c) })
-	if _, err := (driver{}).Open(bg, wrongConfig{}); err == nil {
+	if _, err := driver.Open(bg, wrongConfig{}); err == nil {
 		t.Error("Open with another provider's config succeeded")
 	}
 }
