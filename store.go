@@ -512,12 +512,18 @@ func readMeta(r Record) (created time.Time, idle time.Duration, err error) {
 	return time.Unix(0, c), idle, nil
 }
 
+// idleTimeout is the session's own idle timeout if UpdateExpiration set
+// one, else the manager's.
+func (s *storeState) idleTimeout() time.Duration {
+	if s.idle > 0 {
+		return s.idle
+	}
+	return s.m.cfg.IdleTimeout
+}
+
 // deadline is when the session expires if it is saved at now.
 func (s *storeState) deadline(now time.Time) time.Time {
-	idle := s.m.cfg.IdleTimeout
-	if s.idle > 0 {
-		idle = s.idle
-	}
+	idle := s.idleTimeout()
 	var d time.Time
 	if idle > 0 {
 		d = now.Add(idle)
@@ -747,10 +753,7 @@ func (s *storeState) updateLocked(ctx context.Context, st *providerState, u Upda
 
 // touchLocked extends an unchanged session's deadline when due.
 func (s *storeState) touchLocked(ctx context.Context, st *providerState, now time.Time) error {
-	idle := s.m.cfg.IdleTimeout
-	if s.idle > 0 {
-		idle = s.idle
-	}
+	idle := s.idleTimeout()
 	// The new deadline is at most now+idle, so a deadline still more than
 	// idle-idle/touchEvery away needs no touch: the commonest case,
 	// decided without working out the new deadline.
