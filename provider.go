@@ -144,7 +144,7 @@ func (u *Update) put(key string, v []byte) {
 // against any new provider.
 //
 // Optional abilities are separate interfaces, discovered by type assertion:
-// Toucher, Counter, Ranger and GarbageCollector.
+// Toucher, Copier, Counter, Ranger and GarbageCollector.
 type Provider interface {
 	// Get returns the session's record, or an error wrapping ErrNotFound
 	// if it does not exist or has expired. The caller does not modify the
@@ -171,6 +171,20 @@ type Provider interface {
 // error wrapping ErrNotFound and creates nothing.
 type Toucher interface {
 	Touch(ctx context.Context, id string, expires time.Time) error
+}
+
+// Copier is a Provider whose Update and Touch copy whatever they keep:
+// once they return, the provider holds no reference to the id string or to
+// any byte of u.Set's values. The manager then encodes each save into a
+// buffer that it reuses for the next one and passes the ID from where it
+// already lies, which saves an allocation per write. Without Copier, every
+// save gets memory of its own, which the provider may keep (a map provider
+// may store the values as they come, say).
+//
+// CopiesUpdates is a marker and is never called. providertest checks the
+// promise by overwriting the id and the values after every call.
+type Copier interface {
+	CopiesUpdates()
 }
 
 // Counter is a Provider that can count its live sessions.

@@ -70,6 +70,7 @@ type providerState struct {
 	p       Provider
 	toucher Toucher
 	client  ClientSide // non-nil for providers that keep sessions in the cookie
+	copies  bool       // a Copier: saves may reuse their memory (see Copier)
 	stopGC  context.CancelFunc
 	gcDone  chan struct{}
 }
@@ -152,6 +153,10 @@ func (m *Session) UseProvider(p Provider) error {
 	st := &providerState{p: p}
 	st.toucher, _ = p.(Toucher)
 	st.client, _ = p.(ClientSide)
+	// A client-side session keeps what it saved as its base (see
+	// sealLocked), so its saves never reuse memory.
+	_, st.copies = p.(Copier)
+	st.copies = st.copies && st.client == nil
 	if gc, ok := p.(GarbageCollector); ok {
 		ctx, cancel := context.WithCancel(context.Background())
 		st.stopGC, st.gcDone = cancel, make(chan struct{})

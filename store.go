@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,6 +45,9 @@ type storeState struct {
 	// setMap is the Set map of this state's saves, kept across requests
 	// (see takeSetMap).
 	setMap map[string][]byte
+	// encBuf is the buffer a Copier's saves are encoded into, kept across
+	// requests too (see encodeChanges).
+	encBuf []byte
 	storeData
 }
 
@@ -71,7 +75,8 @@ type storeData struct {
 	// idBuf is the handle's buffer that id may lie in. Before the ID is
 	// handed to a provider call that may keep it (a write: providers store
 	// IDs as keys), it is moved out (see encodeChanges and detachID), so a
-	// kept key holds a few bytes in memory rather than the handle.
+	// kept key holds a few bytes in memory rather than the handle. A
+	// Copier keeps nothing, so for one the ID stays where it is.
 	idBuf     *[DefaultIDLength]byte
 	idBufUsed bool // idBuf is used once only
 	// setBuf holds a save's Update.set, so listing it costs nothing.
@@ -583,7 +588,7 @@ func (h *Store) Save(ctx context.Context) error {
 	}
 	now := s.clock(ctx)
 	ctx = s.withClock(ctx, now)
-	u, err := s.pendingUpdate(now)
+	u, err := s.pendingUpdate(now, st.copies)
 	if err != nil {
 		return err
 	}
@@ -602,9 +607,10 @@ func (h *Store) Save(ctx context.Context) error {
 // pendingUpdate builds the Update that saves this request's changes at
 // now: the changes encoded, a new session's bookkeeping, the deadline. The
 // caller gives u.Set back with releaseSetMap once the Update is sent.
-func (s *storeState) pendingUpdate(now time.Time) (Update, error) {
+// reuse encodes into the state's own buffer, for a Copier.
+func (s *storeState) pendingUpdate(now time.Time, reuse bool) (Update, error) {
 	u := Update{Create: s.isNew, Clear: s.cleared, Set: s.takeSetMap(), set: s.setBuf[:0]}
-	if err := s.encodeChanges(&u); err != nil {
+	if err := s.encodeChanges(&u, reuse); err != nil {
 		s.releaseSetMap(u.Set)
 		return Update{}, err
 	}
@@ -648,6 +654,10 @@ func (s *storeState) takeSetMap() map[string][]byte {
 	return s.setMap
 }
 
+// maxKeptBuffer bounds the encoding buffer a state keeps between
+// requests: an unusually large save's buffer is left to the collector.
+const maxKeptBuffer = 4 << 10
+
 func (s *storeState) releaseSetMap(m map[string][]byte) {
 	if len(m) > 64 {
 		s.setMap = nil // let an unusually large one go rather than keep it
@@ -664,7 +674,11 @@ func (s *storeState) releaseSetMap(m map[string][]byte) {
 // While the ID still lives in idBuf, it is moved to the front of the same
 // buffer: the provider may keep the ID (see detachID), and one allocation
 // then serves both.
-func (s *storeState) encodeChanges(u *Update) error {
+//
+// With reuse (the provider is a Copier, which keeps neither), the values
+// go into the state's encBuf instead, and the ID stays where it is: a
+// write then allocates nothing here once the buffer has grown to fit.
+func (s *storeState) encodeChanges(u *Update, reuse bool) error {
 	var arena []byte
 	size := 0
 	for _, c := range s.pending.list {
@@ -681,7 +695,14 @@ func (s *storeState) encodeChanges(u *Update) error {
 			u.put(c.key, c.raw)
 		default:
 			if arena == nil {
-				arena = s.newArena(size)
+				if reuse {
+					arena = slices.Grow(s.encBuf[:0], size)
+					if cap(arena) <= maxKeptBuffer {
+						s.encBuf = arena
+					}
+				} else {
+					arena = s.newArena(size)
+				}
 			}
 			start := len(arena)
 			var err error
@@ -712,7 +733,7 @@ func (s *storeState) markSaved(u Update) {
 // merged, sealed into a new cookie. If it cannot be sealed (too large for
 // a cookie), nothing is written and the client keeps its previous cookie.
 func (s *storeState) sealLocked(cs ClientSide) error {
-	u, err := s.pendingUpdate(wallNow())
+	u, err := s.pendingUpdate(wallNow(), false)
 	if err != nil {
 		return err
 	}
@@ -735,7 +756,9 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 // taken (possible only with a weak custom IDGenerator).
 func (s *storeState) updateLocked(ctx context.Context, st *providerState, u Update) error {
 	s.ensureID()
-	s.detachID()
+	if !st.copies {
+		s.detachID()
+	}
 	for tries := 0; ; tries++ {
 		err := st.p.Update(ctx, s.m.storageKey(s.id), u)
 		switch {
@@ -768,7 +791,9 @@ func (s *storeState) touchLocked(ctx context.Context, st *providerState, now tim
 		return s.sealLocked(st.client)
 	}
 	var err error
-	s.detachID()
+	if !st.copies {
+		s.detachID()
+	}
 	ctx = s.withClock(ctx, now)
 	if st.toucher != nil {
 		err = st.toucher.Touch(ctx, s.m.storageKey(s.id), next)

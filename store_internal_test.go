@@ -78,3 +78,71 @@ func TestProviderKeysDoNotPinTheStore(t *testing.T) {
 		t.Fatal("the ID handed out earlier changed")
 	}
 }
+
+// valueRecorder keeps the bytes of every value it is given, as a provider
+// may unless it is a Copier, and a copy of what they held at the time.
+type valueRecorder struct {
+	keyRecorder
+	kept, copies [][]byte
+}
+
+func (v *valueRecorder) Update(_ context.Context, _ string, u Update) error {
+	if b, ok := u.Set["k"]; ok {
+		v.kept = append(v.kept, b)
+		v.copies = append(v.copies, append([]byte(nil), b...))
+	}
+	return nil
+}
+
+func (v *valueRecorder) recorded() *valueRecorder { return v }
+
+// copyingRecorder promises what valueRecorder breaks, so that the test
+// can see the manager reuse its memory.
+type copyingRecorder struct{ valueRecorder }
+
+func (*copyingRecorder) CopiesUpdates() {}
+
+// A provider that is not a Copier may keep what Update hands it: later
+// saves must not write over it. A Copier's saves share one buffer.
+func TestSaveMemoryIsReusedOnlyForCopiers(t *testing.T) {
+	values := map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}
+	for _, tc := range []struct {
+		name  string
+		p     interface{ recorded() *valueRecorder }
+		reuse bool
+	}{
+		{"plain", &valueRecorder{keyRecorder: keyRecorder{values: values}}, false},
+		{"Copier", &copyingRecorder{valueRecorder{keyRecorder: keyRecorder{values: values}}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := New(Config{IdleTimeout: time.Hour})
+			if err := m.UseProvider(tc.p.(Provider)); err != nil {
+				t.Fatal(err)
+			}
+			var req fasthttp.Request
+			req.Header.SetCookie("sessionid", NewID())
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&req, nil, nil)
+			s, err := m.Start(&ctx)
+			if err != nil || s.IsNew() {
+				t.Fatalf("Start: %v, new %v", err, s.IsNew())
+			}
+			for _, v := range []string{"first", "later"} {
+				s.Set("k", v)
+				if err := s.Save(&ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := tc.p.recorded()
+			if len(r.kept) != 2 {
+				t.Fatalf("provider saw %d writes of k, want 2", len(r.kept))
+			}
+			if !tc.reuse && string(r.kept[0]) != string(r.copies[0]) {
+				t.Fatalf("the first save's value changed from %q to %q after the provider had it", r.copies[0], r.kept[0])
+			}
+			if shared := &r.kept[0][0] == &r.kept[1][0]; shared != tc.reuse {
+				t.Fatalf("the two saves shared memory: %v, want %v", shared, tc.reuse)
+			}
+		})
+	}
+}

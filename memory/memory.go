@@ -243,6 +243,11 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	return sessionkit.ErrNotFound
 }
 
+// CopiesUpdates implements sessionkit.Copier: a version is built from
+// copies of u's values, and a slot holds a copy of its ID, so the manager
+// may reuse both buffers for its next save.
+func (*Provider) CopiesUpdates() {}
+
 // Touch implements sessionkit.Toucher.
 func (p *Provider) Touch(ctx context.Context, id string, expires time.Time) error {
 	return p.Update(ctx, id, sessionkit.Update{Expires: expires})

@@ -20,7 +20,8 @@
 // What is checked: a missing ID reads as ErrNotFound; a Record from Get
 // never changes afterwards and Update.Set is not kept; values round-trip
 // byte for byte (binary keys and values, empty values, 256 KiB values);
-// overwrite, delete and clear; Create refuses a live ID with ErrExists and
+// overwrite, delete and clear; a sessionkit.Copier keeps none of the
+// memory it was handed; Create refuses a live ID with ErrExists and
 // an Update without Create refuses a missing one with ErrNotFound (no
 // resurrection after Delete, Rename or expiry); expiry is honoured on read
 // even before GC; Touch (or an Update with only Expires) extends a session;
@@ -51,6 +52,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sessionkit/sessionkit"
 )
@@ -106,6 +108,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"LargeValue", testLargeValue},
 		{"Overwrite", testOverwrite},
 		{"SetMapNotKept", testSetMapNotKept},
+		{"CopierKeepsNothing", testCopierKeepsNothing},
 		{"GetIsASnapshot", testGetIsASnapshot},
 		{"DeleteKeys", testDeleteKeys},
 		{"Clear", testClear},
@@ -293,6 +296,61 @@ func testSetMapNotKept(t *testing.T, p sessionkit.Provider) {
 	}
 	set["c"], del[0] = []byte("changed"), "b"
 	wantValues(t, mustGet(t, p, id), Values("b", "2", "c", "3"))
+}
+
+// testCopierKeepsNothing: a sessionkit.Copier is handed the id and the
+// values in buffers that the manager overwrites for its next save, as this
+// test does after every call: the stored session must not change with
+// them.
+func testCopierKeepsNothing(t *testing.T, p sessionkit.Provider) {
+	if _, ok := p.(sessionkit.Copier); !ok {
+		t.Skip("provider is not a sessionkit.Copier")
+	}
+	want := ID()
+	idBuf := []byte(want)
+	id := unsafe.String(&idBuf[0], len(idBuf))
+	buf := make([]byte, 4)
+	// reuse gives the provider the buffers again, as the manager's next
+	// save would: id back in place, vals written over the old ones.
+	reuse := func(vals string) (a, b []byte) {
+		copy(idBuf, want)
+		copy(buf, vals)
+		return buf[0:2:2], buf[2:4:4]
+	}
+	// scribble is the manager's next request writing over both.
+	scribble := func() {
+		copy(idBuf, ID())
+		copy(buf, "!!!!")
+	}
+	a, _ := reuse("v1xx")
+	Create(t, p, id, map[string][]byte{"a": a}, Later())
+	scribble()
+	wantValues(t, mustGet(t, p, want), Values("a", "v1"))
+
+	a, b := reuse("v2v3")
+	if err := p.Update(bg, id, sessionkit.Update{Set: map[string][]byte{"a": a, "b": b}}); err != nil {
+		t.Fatal(err)
+	}
+	scribble()
+	wantValues(t, mustGet(t, p, want), Values("a", "v2", "b", "v3"))
+
+	ext := Later().Add(time.Hour)
+	reuse("")
+	var err error
+	if tc, ok := p.(sessionkit.Toucher); ok {
+		err = tc.Touch(bg, id, ext)
+	} else {
+		err = p.Update(bg, id, sessionkit.Update{Expires: ext})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	scribble()
+	r := mustGet(t, p, want)
+	wantValues(t, r, Values("a", "v2", "b", "v3"))
+	if r.Expires.Sub(ext).Abs() > time.Second {
+		t.Fatalf("Expires after Touch = %v, want %v", r.Expires, ext)
+	}
 }
 
 // testGetIsASnapshot: the manager reads strings straight out of a
