@@ -33,33 +33,41 @@ func (k *keyRecorder) Delete(context.Context, string) error                    {
 func (k *keyRecorder) Rename(context.Context, string, string, time.Time) error { return nil }
 func (k *keyRecorder) Close() error                                            { return nil }
 
-// An ID a provider keeps from a write must not point into the Store's
-// handle: the kept key would hold the handle, and through it the state
-// behind it, in memory for the session's lifetime.
-func TestProviderKeysDoNotPinTheStore(t *testing.T) {
-	p := &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}
+// startStored starts a request whose cookie names a session that p (which
+// finds every ID) holds, on a manager using p.
+func startStored(t *testing.T, p Provider) (*Store, *fasthttp.RequestCtx) {
+	t.Helper()
 	m := New(Config{IdleTimeout: time.Hour})
 	if err := m.UseProvider(p); err != nil {
 		t.Fatal(err)
 	}
 	var req fasthttp.Request
 	req.Header.SetCookie("sessionid", NewID())
-	var ctx fasthttp.RequestCtx
+	ctx := new(fasthttp.RequestCtx)
 	ctx.Init(&req, nil, nil)
-	s, err := m.Start(&ctx)
+	s, err := m.Start(ctx)
 	if err != nil || s.IsNew() {
 		t.Fatalf("Start: %v, new %v", err, s.IsNew())
 	}
+	return s, ctx
+}
+
+// An ID a provider keeps from a write must not point into the Store's
+// handle: the kept key would hold the handle, and through it the state
+// behind it, in memory for the session's lifetime.
+func TestProviderKeysDoNotPinTheStore(t *testing.T) {
+	p := &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}
+	s, ctx := startStored(t, p)
 	if unsafe.StringData(s.ID()) != &s.idBuf[0] {
 		t.Fatal("setup: the loaded ID is expected in the Store's buffer")
 	}
 	loaded := s.ID()
 	s.Set("k", 1)
-	if err := s.Save(&ctx); err != nil {
+	if err := s.Save(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s.ShiftExpiration()
-	if err := s.Save(&ctx); err != nil {
+	if err := s.Save(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if len(p.kept) != 2 {
@@ -115,21 +123,10 @@ func TestSaveMemoryIsReusedOnlyForCopiers(t *testing.T) {
 		{"Copier", &copyingRecorder{valueRecorder{keyRecorder: keyRecorder{values: values}}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New(Config{IdleTimeout: time.Hour})
-			if err := m.UseProvider(tc.p.(Provider)); err != nil {
-				t.Fatal(err)
-			}
-			var req fasthttp.Request
-			req.Header.SetCookie("sessionid", NewID())
-			var ctx fasthttp.RequestCtx
-			ctx.Init(&req, nil, nil)
-			s, err := m.Start(&ctx)
-			if err != nil || s.IsNew() {
-				t.Fatalf("Start: %v, new %v", err, s.IsNew())
-			}
+			s, ctx := startStored(t, tc.p.(Provider))
 			for _, v := range []string{"first", "later"} {
 				s.Set("k", v)
-				if err := s.Save(&ctx); err != nil {
+				if err := s.Save(ctx); err != nil {
 					t.Fatal(err)
 				}
 			}
