@@ -29,6 +29,16 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// BenchmarkManager: W1/W2/W3 through a manager whose sessions live in the
+// cookie (open on every request; seal on W2 and W3).
+func BenchmarkManager(b *testing.B) {
+	p, err := cookie.New(cookie.Config{Keys: [][]byte{key(1)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	providertest.BenchManager(b, p)
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []cookie.Config{{}, {Keys: [][]byte{[]byte("short")}}, {Keys: [][]byte{make([]byte, 32)}}, {Keys: [][]byte{key(1), key(1)}}, {Keys: [][]byte{key(1)}, MaxAge: -1}} {
 		if _, err := cookie.New(cfg); err == nil {
