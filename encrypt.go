@@ -166,7 +166,8 @@ func (s *Sealer) Seal(name string, plaintext []byte) (string, error) {
 }
 
 // Open authenticates and decrypts value, which Seal produced for the same
-// name with any of the Sealer's keys, and returns the plaintext.
+// name with any of the Sealer's keys, and returns the plaintext, in a new
+// slice that the Sealer does not keep.
 //
 // maxAge > 0 refuses values sealed longer ago than that, with
 // ErrExpiredValue; maxAge <= 0 sets no limit. Creation times are stored in

@@ -39,14 +39,33 @@ func Pack(values map[string][]byte) Packed {
 // blobs use it instead of DecodeValues: it allocates once, for the copy,
 // where DecodeValues allocates a map and every value.
 func ParsePacked(b []byte) (Packed, error) {
-	if len(b) == 0 || b[0] != recordVersion {
-		return "", fmt.Errorf("%w: unknown record format", ErrCorruptValue)
+	if err := checkPacked(unsafe.String(unsafe.SliceData(b), len(b))); err != nil {
+		return "", err
 	}
-	sc := scanPacked(unsafe.String(unsafe.SliceData(b), len(b)))
+	return Packed(string(b)), nil
+}
+
+// ParsePackedString is ParsePacked for values already held in a string,
+// which it returns as they are, without a copy: for a provider that
+// decodes into a buffer of its own and never writes it again (turned into
+// a string with unsafe.String), reading costs no second allocation.
+func ParsePackedString(s string) (Packed, error) {
+	if err := checkPacked(s); err != nil {
+		return "", err
+	}
+	return Packed(s), nil
+}
+
+// checkPacked reports whether p is well formed.
+func checkPacked(p string) error {
+	if len(p) == 0 || p[0] != recordVersion {
+		return fmt.Errorf("%w: unknown record format", ErrCorruptValue)
+	}
+	sc := scanPacked(p)
 	// Each entry takes at least two bytes, which bounds the count before
 	// anything is sized from it.
-	if sc.bad || sc.left > uint64(len(b)-sc.i)/2 {
-		return "", fmt.Errorf("%w: bad record header", ErrCorruptValue)
+	if sc.bad || sc.left > uint64(len(p)-sc.i)/2 {
+		return fmt.Errorf("%w: bad record header", ErrCorruptValue)
 	}
 	for {
 		if _, _, ok := sc.next(); !ok {
@@ -55,11 +74,11 @@ func ParsePacked(b []byte) (Packed, error) {
 	}
 	switch {
 	case sc.bad:
-		return "", fmt.Errorf("%w: truncated record", ErrCorruptValue)
-	case sc.i != len(b):
-		return "", fmt.Errorf("%w: trailing bytes in record", ErrCorruptValue)
+		return fmt.Errorf("%w: truncated record", ErrCorruptValue)
+	case sc.i != len(p):
+		return fmt.Errorf("%w: trailing bytes in record", ErrCorruptValue)
 	}
-	return Packed(string(b)), nil
+	return nil
 }
 
 // packedScan walks the entries of a Packed.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestPackedRoundTrip(t *testing.T) {
@@ -16,6 +17,13 @@ func TestPackedRoundTrip(t *testing.T) {
 	q, err := ParsePacked([]byte(p))
 	if err != nil || q != p {
 		t.Fatalf("ParsePacked(Pack(v)) = %v", err)
+	}
+	// ParsePackedString hands back the very string it was given.
+	str := string(p)
+	if q, err := ParsePackedString(str); err != nil || q != p {
+		t.Fatalf("ParsePackedString(Pack(v)) = %v", err)
+	} else if unsafe.StringData(string(q)) != unsafe.StringData(str) {
+		t.Fatal("ParsePackedString copied its input")
 	}
 	if p.Len() != len(in) {
 		t.Fatalf("Len = %d, want %d", p.Len(), len(in))
@@ -47,6 +55,9 @@ func TestParsePackedJunk(t *testing.T) {
 		{1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, {1, 100, 1, 'a'}, {1, 2, 1, 'a', 1, 'b'}} {
 		if _, err := ParsePacked(b); !errors.Is(err, ErrCorruptValue) {
 			t.Errorf("ParsePacked(%x) = %v, want ErrCorruptValue", b, err)
+		}
+		if _, err := ParsePackedString(string(b)); !errors.Is(err, ErrCorruptValue) {
+			t.Errorf("ParsePackedString(%x) = %v, want ErrCorruptValue", b, err)
 		}
 		// Malformed bytes converted directly must read safely too.
 		p := Packed(b)

@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sessionkit/sessionkit"
 )
@@ -144,12 +145,15 @@ func (p *Provider) OpenSession(name, value string) (string, sessionkit.Record, e
 		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w: short payload", sessionkit.ErrCorruptValue)
 	}
 	n := int(plain[0])
-	id := string(plain[1 : 1+n])
 	exp := time.Unix(0, int64(binary.BigEndian.Uint64(plain[1+n:])))
 	if !time.Now().Before(exp) {
 		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w: session expired", sessionkit.ErrNotFound)
 	}
-	values, err := sessionkit.ParsePacked(plain[1+n+8:])
+	// plain is Open's own buffer and is never written again: the ID and
+	// the values are read out of it in place.
+	str := unsafe.String(unsafe.SliceData(plain), len(plain))
+	id := str[1 : 1+n]
+	values, err := sessionkit.ParsePackedString(str[1+n+8:])
 	if err != nil {
 		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w", err)
 	}
