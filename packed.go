@@ -28,8 +28,12 @@ type Packed string
 
 // Pack packs values.
 func Pack(values map[string][]byte) Packed {
-	b := EncodeValues(values)
-	// b is never written again, so the string may share it.
+	return ownPacked(EncodeValues(values))
+}
+
+// ownPacked turns b into a Packed without a copy; b must never be written
+// again.
+func ownPacked(b []byte) Packed {
 	return Packed(unsafe.String(unsafe.SliceData(b), len(b)))
 }
 

@@ -739,14 +739,19 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 	}
 	defer s.releaseSetMap(u.Set)
 	// base holds everything saved so far: sealLocked folds every save
-	// into it and keeps no saved changes pending.
-	full := u.Apply(s.base.Map())
-	value, err := cs.SealSession(s.m.cfg.CookieName, s.ensureID(), Record{Values: full, Expires: u.Expires})
+	// into it and keeps no saved changes pending. The whole session is
+	// merged packed, as the cookie carries it, with no map in between.
+	cur := s.base.Packed
+	if s.base.Values != nil {
+		cur = Pack(s.base.Values)
+	}
+	full := ownPacked(u.AppendPacked(nil, cur))
+	value, err := cs.SealSession(s.m.cfg.CookieName, s.ensureID(), Record{Packed: full, Expires: u.Expires})
 	if err != nil {
 		return fmt.Errorf("sessionkit: save: %w", err)
 	}
 	s.markSaved(u)
-	s.base.Values, s.base.Packed, s.cache = full, "", nil
+	s.base.Values, s.base.Packed, s.cache = nil, full, nil
 	s.pending.reset()
 	s.m.writeValue(s.t, value)
 	return nil

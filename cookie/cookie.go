@@ -113,7 +113,12 @@ func (p *Provider) SealSession(name, id string, r sessionkit.Record) (string, er
 	if len(id) > 255 {
 		return "", fmt.Errorf("cookie: ID of %d bytes is too long", len(id))
 	}
-	values := sessionkit.EncodeValues(r.Map())
+	// The values travel packed: a Record that already holds them so (the
+	// manager's always does) is sealed as it is.
+	values := string(r.Packed)
+	if r.Values != nil || values == "" {
+		values = string(sessionkit.Pack(r.Map()))
+	}
 	plain := make([]byte, 0, 1+len(id)+8+len(values))
 	plain = append(plain, byte(len(id)))
 	plain = append(plain, id...)
