@@ -76,6 +76,16 @@ func (r Record) All() iter.Seq2[string, []byte] {
 	return r.Packed.All()
 }
 
+// Pack returns the values packed: Packed itself when Values is nil (the
+// zero Packed for a Record with neither), otherwise Values packed into a
+// new string. It is Map's counterpart for code that writes whole sessions.
+func (r Record) Pack() Packed {
+	if r.Values != nil {
+		return Pack(r.Values)
+	}
+	return r.Packed
+}
+
 // Map returns the values as a map: Values itself when set, otherwise a
 // new map of Packed's values. It must not be modified.
 func (r Record) Map() map[string][]byte {

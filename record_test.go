@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestValuesRoundTrip(t *testing.T) {
@@ -84,5 +85,22 @@ func TestUnixNano(t *testing.T) {
 	ts := time.Unix(1700000000, 123)
 	if got := UnixNano(ts); got != ts.UnixNano() {
 		t.Errorf("%v = %d, want %d", ts, got, ts.UnixNano())
+	}
+}
+
+// Record.Pack gives the same values whichever form the Record holds them
+// in, and hands a Packed record's string back as it is.
+func TestRecordPack(t *testing.T) {
+	vals := map[string][]byte{"a": []byte("1"), "b": {}}
+	fromMap := Record{Values: vals}.Pack()
+	if got := fromMap.Map(); len(got) != 2 || string(got["a"]) != "1" || got["b"] == nil {
+		t.Fatalf("Record{Values}.Pack() reads back %q", got)
+	}
+	p := Pack(vals)
+	if q := (Record{Packed: p}).Pack(); q != p || unsafe.StringData(string(q)) != unsafe.StringData(string(p)) {
+		t.Fatal("Record{Packed}.Pack() is not the record's own string")
+	}
+	if q := (Record{}).Pack(); q != "" {
+		t.Fatalf("the zero Record packs to %q", q)
 	}
 }

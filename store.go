@@ -741,11 +741,7 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 	// base holds everything saved so far: sealLocked folds every save
 	// into it and keeps no saved changes pending. The whole session is
 	// merged packed, as the cookie carries it, with no map in between.
-	cur := s.base.Packed
-	if s.base.Values != nil {
-		cur = Pack(s.base.Values)
-	}
-	full := ownPacked(u.AppendPacked(nil, cur))
+	full := ownPacked(u.AppendPacked(nil, s.base.Pack()))
 	value, err := cs.SealSession(s.m.cfg.CookieName, s.ensureID(), Record{Packed: full, Expires: u.Expires})
 	if err != nil {
 		return fmt.Errorf("sessionkit: save: %w", err)

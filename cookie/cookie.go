@@ -115,9 +115,9 @@ func (p *Provider) SealSession(name, id string, r sessionkit.Record) (string, er
 	}
 	// The values travel packed: a Record that already holds them so (the
 	// manager's always does) is sealed as it is.
-	values := string(r.Packed)
-	if r.Values != nil || values == "" {
-		values = string(sessionkit.Pack(r.Map()))
+	values := r.Pack()
+	if values == "" {
+		values = sessionkit.Pack(nil) // no values at all, in the stored form
 	}
 	plain := make([]byte, 0, 1+len(id)+8+len(values))
 	plain = append(plain, byte(len(id)))
