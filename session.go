@@ -155,8 +155,9 @@ func (m *Session) UseProvider(p Provider) error {
 	st.client, _ = p.(ClientSide)
 	// A client-side session keeps what it saved as its base (see
 	// sealLocked), so its saves never reuse memory.
-	_, st.copies = p.(Copier)
-	st.copies = st.copies && st.client == nil
+	if _, ok := p.(Copier); ok && st.client == nil {
+		st.copies = true
+	}
 	if gc, ok := p.(GarbageCollector); ok {
 		ctx, cancel := context.WithCancel(context.Background())
 		st.stopGC, st.gcDone = cancel, make(chan struct{})

@@ -177,10 +177,11 @@ func (s *storeState) idInBuf() bool {
 	return s.id != "" && s.idBuf != nil && unsafe.StringData(s.id) == &s.idBuf[0]
 }
 
-// detachID gives the ID a string of its own, for provider calls that may
-// keep it. Strings handed out before stay valid: idBuf is never reused.
-func (s *storeState) detachID() {
-	if s.idInBuf() {
+// detachID gives the ID a string of its own before a write to st, whose
+// provider may keep it; a Copier does not, and gets the ID where it lies.
+// Strings handed out before stay valid: idBuf is never reused.
+func (s *storeState) detachID(st *providerState) {
+	if !st.copies && s.idInBuf() {
 		s.id = strings.Clone(s.id)
 	}
 }
@@ -654,10 +655,7 @@ func (s *storeState) takeSetMap() map[string][]byte {
 	return s.setMap
 }
 
-// maxKeptBuffer bounds the encoding buffer a state keeps between
-// requests: an unusually large save's buffer is left to the collector.
-const maxKeptBuffer = 4 << 10
-
+// releaseSetMap empties Set's map for the state's next save.
 func (s *storeState) releaseSetMap(m map[string][]byte) {
 	if len(m) > 64 {
 		s.setMap = nil // let an unusually large one go rather than keep it
@@ -666,6 +664,10 @@ func (s *storeState) releaseSetMap(m map[string][]byte) {
 	clear(m)
 	clear(s.setBuf[:])
 }
+
+// maxKeptBuffer bounds the encoding buffer a state keeps between
+// requests: an unusually large save's buffer is left to the collector.
+const maxKeptBuffer = 4 << 10
 
 // encodeChanges adds this request's unsaved changes to u. The values are
 // encoded into one shared buffer; each is a capacity-capped slice of it,
@@ -757,9 +759,7 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 // taken (possible only with a weak custom IDGenerator).
 func (s *storeState) updateLocked(ctx context.Context, st *providerState, u Update) error {
 	s.ensureID()
-	if !st.copies {
-		s.detachID()
-	}
+	s.detachID(st)
 	for tries := 0; ; tries++ {
 		err := st.p.Update(ctx, s.m.storageKey(s.id), u)
 		switch {
@@ -792,9 +792,7 @@ func (s *storeState) touchLocked(ctx context.Context, st *providerState, now tim
 		return s.sealLocked(st.client)
 	}
 	var err error
-	if !st.copies {
-		s.detachID()
-	}
+	s.detachID(st)
 	ctx = s.withClock(ctx, now)
 	if st.toucher != nil {
 		err = st.toucher.Touch(ctx, s.m.storageKey(s.id), next)
