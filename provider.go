@@ -234,7 +234,9 @@ type ClientSide interface {
 	OpenSession(name, value string) (id string, r Record, err error)
 	// SealSession encodes the session into a cookie value for the cookie
 	// called name. It fails (and the manager writes nothing) when the
-	// result would not fit in a cookie.
+	// result would not fit in a cookie. The manager hands r's values over
+	// packed (Record.Packed, Values nil): read them through r's methods
+	// (Pack, Map, All, Lookup), not r.Values.
 	SealSession(name, id string, r Record) (string, error)
 }
 

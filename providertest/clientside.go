@@ -17,6 +17,7 @@ func runClientSide(t *testing.T, open func(t *testing.T) sessionkit.Provider) {
 		fn   func(t *testing.T, p sessionkit.ClientSide)
 	}{
 		{"ClientRoundTrip", testClientRoundTrip},
+		{"ClientRecordForms", testClientRecordForms},
 		{"ClientBinarySafe", testClientBinarySafe},
 		{"ClientTooLarge", testClientTooLarge},
 		{"ClientTamper", testClientTamper},
@@ -61,6 +62,32 @@ func testClientRoundTrip(t *testing.T, p sessionkit.ClientSide) {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
 			t.Fatalf("sealed value is not cookie-safe at %d: %q", i, v)
 		}
+	}
+}
+
+// testClientRecordForms: the manager seals Records that hold their values
+// packed (Record.Packed, Values nil), and sessions with no values at all;
+// both must open to what was sealed.
+func testClientRecordForms(t *testing.T, p sessionkit.ClientSide) {
+	vals := Values("a", "1", "b", "two")
+	for _, tc := range []struct {
+		name string
+		r    sessionkit.Record
+		want map[string][]byte
+	}{
+		{"packed", sessionkit.Record{Packed: sessionkit.Pack(vals)}, vals},
+		{"no values", sessionkit.Record{}, map[string][]byte{}},
+	} {
+		tc.r.Expires = Later()
+		v, err := p.SealSession("sid", ID(), tc.r)
+		if err != nil {
+			t.Fatalf("%s: SealSession: %v", tc.name, err)
+		}
+		_, r, err := p.OpenSession("sid", v)
+		if err != nil {
+			t.Fatalf("%s: OpenSession: %v", tc.name, err)
+		}
+		wantValues(t, r, tc.want)
 	}
 }
 

@@ -32,7 +32,8 @@
 // fail without panicking.
 //
 // A sessionkit.ClientSide provider (sessions sealed into the cookie) runs
-// the cases that apply without server state instead: round trips, binary
+// the cases that apply without server state instead: round trips (of
+// Records holding their values as a map, packed, or none), binary
 // safety, the cookie size limit, tampering, name binding, expiry, junk
 // input and Close.
 //
