@@ -38,23 +38,25 @@
 //
 // # Storage
 //
-// Each session is one hash under Prefix+ID with one field per value,
-// named "." followed by the key, plus a marker field "" that keeps a
-// session whose values were all deleted alive and identifies every write.
-// Any key, the empty string included, can be stored. Redis expires the
-// hash itself (PEXPIREAT), so the provider has no GC.
+// Each session is one string under Prefix+ID: a header holding the
+// deadline and a write token, then the session's values packed as
+// sessionkit.Packed. Redis expires the key itself (SET ... PXAT), so the
+// provider has no GC. Any key, the empty string included, can be stored.
 //
 // Every Get, Update, Touch and Delete is one round trip. Get is a plain
-// HGETALL: the hash also holds the deadline, in a field "e" that every
-// write of the expiry updates with it, so reading a session runs no script
-// (the server's cheapest way to answer, which matters most on the
-// commonest, read-only request). The writes are Lua scripts run with
-// EVALSHA (after Open loads them; a server that forgot them, for example
-// after a restart, costs one extra EVAL): Update checks that the session
-// exists (or, with Create, that it does not) and applies Clear, Delete,
-// Set and the deadline atomically. The deadline field is what the
-// provider reports; a key whose expiry someone else changed with PERSIST
-// or PEXPIRE still reads with the deadline it last wrote.
+// GET, the cheapest read Redis answers, and the values are read in place
+// in its reply. Creating a session is a plain SET NX. The other writes are
+// Lua scripts run with EVALSHA (after Open loads them; a server that
+// forgot them, for example after a restart, costs one extra EVAL): an
+// Update checks that the session exists and merges Clear, Delete and Set
+// into the stored values atomically, so two concurrent requests that set
+// different keys both keep their writes.
+//
+// Sessions stored by earlier versions of this provider, as one hash each,
+// are still read (with a second command) and are converted to the string
+// layout by their next write; scripts.go describes both layouts. Upgrade
+// every instance sharing the server at once: an earlier version cannot
+// read a session once it has been converted.
 //
 // # Rename
 //
@@ -85,10 +87,12 @@
 // # Retries
 //
 // go-redis resends a command whose connection broke (Config.MaxRetries).
-// Each Update and Rename carries a random token that it stores in the
-// marker, so a resent write that had already applied is recognized and
+// Each write carries a random token that it stores in the session's
+// header, so a resent write that had already applied is recognized and
 // reported as the success it was, rather than as ErrExists or
-// ErrNotFound, and is not applied twice.
+// ErrNotFound, and is not applied twice. (A Create whose SET NX finds the
+// key taken reads it once more to tell its own resent write from another
+// session.)
 //
 // # Context
 //
@@ -105,9 +109,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"iter"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -505,11 +507,12 @@ func (p *Provider) open(ctx context.Context, limit time.Duration) error {
 			return fmt.Errorf("SCRIPT LOAD: %w", err)
 		}
 	}
-	// The read script runs PEXPIRETIME first, so a missing key tells
-	// whether the server has it.
-	err := getScript.Run(ctx, p.client, []string{p.prefix + "\x00probe"}).Err()
+	// Legacy hash sessions without a deadline field read their deadline
+	// with PEXPIRETIME (Redis 7); a missing key tells whether the server
+	// has it.
+	err := p.client.Do(ctx, "PEXPIRETIME", p.prefix+"\x00probe").Err()
 	switch {
-	case err == nil || errors.Is(err, goredis.Nil):
+	case err == nil:
 		return nil
 	case strings.Contains(strings.ToLower(err.Error()), "unknown"):
 		return fmt.Errorf("the server lacks PEXPIRETIME; Redis 7.0 or later is required: %w", err)
@@ -542,8 +545,8 @@ func (p *Provider) check(ctx context.Context, op string) error {
 	return nil
 }
 
-// fail wraps an error from go-redis. WRONGTYPE means the key is not one
-// of the provider's hashes; a client closed under a running call is
+// fail wraps an error from go-redis. WRONGTYPE means the key is not a
+// session; a client closed under a running call is
 // reported as ErrClosed; and an error caused by the context's deadline
 // (a socket timeout, to go-redis) also wraps ctx.Err(), so callers can
 // test for it.
@@ -570,14 +573,10 @@ func result(op string, code int64) error {
 	case codeNotFound:
 		return errNotFound
 	case codeCorrupt:
-		return fmt.Errorf("redis: %s: %w: the key holds a hash this provider did not write", op, sessionkit.ErrCorruptValue)
+		return fmt.Errorf("redis: %s: %w: the key holds a value this provider did not write", op, sessionkit.ErrCorruptValue)
 	}
 	return fmt.Errorf("redis: %s: unexpected script result %d", op, code)
 }
-
-// unixMilli is a deadline as a script argument: Unix milliseconds, at
-// least 1 so that a deadline in the distant past is not read as 0, "keep".
-func unixMilli(t time.Time) int64 { return max(t.UnixMilli(), 1) }
 
 func flag(b bool) string {
 	if b {
@@ -590,45 +589,62 @@ func flag(b bool) string {
 // tokens of other writes to the same session, not to be unpredictable.
 func token() uint64 { return rand.Uint64() }
 
-// getRaw runs the read script: HGETALL's field/value list followed by the
-// deadline, or ErrNotFound.
-func (p *Provider) getRaw(ctx context.Context, key string) ([]any, error) {
-	reply, err := getScript.Run(ctx, p.client, []string{key}).Slice()
-	if errors.Is(err, goredis.Nil) {
-		return nil, errNotFound
+// Get implements sessionkit.Provider in one round trip: a plain GET,
+// whose reply the Record's values are read from in place. A session stored
+// as a hash by an earlier version costs a second round trip (HGETALL, and
+// a third, PEXPIRETIME, if it lacks the deadline field) until its next
+// write. A key that is not a session gives an error wrapping
+// sessionkit.ErrCorruptValue.
+func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error) {
+	if err := p.check(ctx, "get"); err != nil {
+		return sessionkit.Record{}, err
 	}
-	if err != nil {
-		return nil, p.fail(ctx, "get", err)
-	}
-	return reply, nil
+	r, _, err := p.read(ctx, p.key(id))
+	return r, err
 }
 
-// decode turns a read script's reply (getScript, takeScript) into a
-// Record, returning the marker's token too. The deadline is the key's
-// expiry that ends the reply.
-func decode(reply []any) (sessionkit.Record, string, error) {
-	n := len(reply) - 1
-	if n < 0 || n%2 != 0 {
-		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: malformed reply of %d items", sessionkit.ErrCorruptValue, len(reply))
+// read returns the session at key and its write token.
+func (p *Provider) read(ctx context.Context, key string) (sessionkit.Record, string, error) {
+	v, err := p.client.Get(ctx, key).Result()
+	switch {
+	case err == nil:
+		return parseValue(v)
+	case errors.Is(err, goredis.Nil):
+		return sessionkit.Record{}, "", errNotFound
+	case goredis.HasErrorPrefix(err, "WRONGTYPE"):
+		return p.readLegacy(ctx, key)
 	}
-	for _, v := range reply[:n] {
-		if _, ok := v.(string); !ok {
-			return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: non-string field", sessionkit.ErrCorruptValue)
-		}
+	return sessionkit.Record{}, "", p.fail(ctx, "get", err)
+}
+
+// readLegacy reads a session stored as a hash by an earlier version.
+func (p *Provider) readLegacy(ctx context.Context, key string) (sessionkit.Record, string, error) {
+	m, err := p.client.HGetAll(ctx, key).Result()
+	if err != nil {
+		return sessionkit.Record{}, "", p.fail(ctx, "get", err)
 	}
-	ms, ok := reply[n].(int64)
-	if !ok || ms < 0 {
-		return sessionkit.Record{}, "", errNoExpiry
+	if len(m) == 0 {
+		// Redis has no empty hashes: the key is gone (or expired).
+		return sessionkit.Record{}, "", errNotFound
 	}
-	h, err := decodeFields(func(yield func(f, v string) bool) {
-		for i := 0; i < n; i += 2 {
-			if !yield(reply[i].(string), reply[i+1].(string)) {
+	h, err := decodeLegacy(func(yield func(f, v string) bool) {
+		for f, v := range m {
+			if !yield(f, v) {
 				return
 			}
 		}
 	})
-	if err != nil {
-		return sessionkit.Record{}, "", err
+	if err != nil || h.hasDeadline {
+		return h.rec, h.tok, err
+	}
+	ms, err := p.client.Do(ctx, "PEXPIRETIME", key).Int64()
+	switch {
+	case err != nil:
+		return sessionkit.Record{}, "", p.fail(ctx, "get", err)
+	case ms == -2:
+		return sessionkit.Record{}, "", errNotFound // deleted in between
+	case ms < 0:
+		return sessionkit.Record{}, "", errNoExpiry
 	}
 	h.rec.Expires = time.UnixMilli(ms)
 	return h.rec, h.tok, nil
@@ -638,122 +654,72 @@ func decode(reply []any) (sessionkit.Record, string, error) {
 // this provider never writes one, and such a session would never end.
 var errNoExpiry = fmt.Errorf("redis: get: %w: the session key has no expiry", sessionkit.ErrCorruptValue)
 
-// hash is a session hash as read.
-type hash struct {
-	rec         sessionkit.Record // Expires set only if hasDeadline
-	tok         string            // the marker's write token
-	hasDeadline bool              // the hash holds the deadline field
-}
-
-// decodeFields builds a session from its hash's fields, which fields
-// yields twice: once to check and size them, once to copy the values.
-func decodeFields(fields iter.Seq2[string, string]) (hash, error) {
-	// The values are packed into one string (sessionkit.Packed): one
-	// allocation instead of a map and a copy of every value. The first
-	// pass checks the fields and sizes the buffer.
-	var h hash
-	marked, size, values := false, 0, 0
-	for f, v := range fields {
-		switch {
-		case f == "":
-			h.tok, marked = v, true
-		case f[0] == '.':
-			size += len(f) - 1 + len(v)
-			values++
-		case f == deadlineField:
-			ms, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || ms <= 0 {
-				return hash{}, fmt.Errorf("redis: get: %w: bad deadline field %q", sessionkit.ErrCorruptValue, v)
-			}
-			h.rec.Expires, h.hasDeadline = time.UnixMilli(ms), true
-		default:
-			return hash{}, fmt.Errorf("redis: get: %w: field %q was not written by this provider", sessionkit.ErrCorruptValue, f)
-		}
-	}
-	if !marked {
-		return hash{}, fmt.Errorf("redis: get: %w: the hash has no marker field, so this provider did not write it", sessionkit.ErrCorruptValue)
-	}
-	pb := sessionkit.NewPackedBuilder(values, size)
-	for f, v := range fields {
-		if f != "" && f[0] == '.' {
-			pb.Add(f[1:], v)
-		}
-	}
-	h.rec.Packed = pb.Packed()
-	return h, nil
-}
-
-// Get implements sessionkit.Provider in one round trip: a plain HGETALL,
-// which costs the server less than a script (the deadline is a field; see
-// the storage notes in scripts.go). A session written before the deadline
-// field existed costs a second round trip, for PEXPIRETIME, until its next
-// write. A key that is not one of the provider's hashes gives an error
-// wrapping sessionkit.ErrCorruptValue.
-func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error) {
-	if err := p.check(ctx, "get"); err != nil {
-		return sessionkit.Record{}, err
-	}
-	key := p.key(id)
-	m, err := p.client.HGetAll(ctx, key).Result()
-	if err != nil {
-		return sessionkit.Record{}, p.fail(ctx, "get", err)
-	}
-	if len(m) == 0 {
-		// Redis has no empty hashes: the key is gone (or expired).
-		return sessionkit.Record{}, errNotFound
-	}
-	h, err := decodeFields(func(yield func(f, v string) bool) {
-		for f, v := range m {
-			if !yield(f, v) {
-				return
-			}
-		}
-	})
-	if err != nil || h.hasDeadline {
-		return h.rec, err
-	}
-	ms, err := p.client.Do(ctx, "PEXPIRETIME", key).Int64()
-	switch {
-	case err != nil:
-		return sessionkit.Record{}, p.fail(ctx, "get", err)
-	case ms == -2:
-		return sessionkit.Record{}, errNotFound // deleted in between
-	case ms < 0:
-		return sessionkit.Record{}, errNoExpiry
-	}
-	h.rec.Expires = time.UnixMilli(ms)
-	return h.rec, nil
-}
-
-// Update implements sessionkit.Provider in one round trip.
+// Update implements sessionkit.Provider in one round trip: a SET NX for
+// Create, otherwise the update script, which merges u into the stored
+// values.
 func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) error {
 	if err := p.check(ctx, "update"); err != nil {
 		return err
 	}
-	if u.Create && u.Expires.IsZero() {
-		return errors.New("redis: update: Create without an Expires deadline")
+	if u.Create {
+		return p.create(ctx, p.key(id), u)
 	}
-	var deadline int64
+	dl := "0"
 	if !u.Expires.IsZero() {
-		deadline = unixMilli(u.Expires)
+		dl = deadlineArg(deadline(u.Expires))
 	}
-	del := u.Delete
-	if u.Clear {
-		del = nil // Clear removes them anyway
-	}
-	args := make([]any, 0, 5+len(del)+2*len(u.Set))
-	args = append(args, flag(u.Create), flag(u.Clear), deadline, token(), len(del))
-	for _, k := range del {
-		args = append(args, k)
-	}
-	for k, v := range u.Set {
-		args = append(args, k, v)
+	set, n := setEntries(u)
+	args := make([]any, 0, 5+len(u.Set)+len(u.Delete))
+	args = append(args, flag(u.Clear), dl, tokenArg(token()), n, set)
+	if !u.Clear {
+		// The stored keys to drop: what Set replaces and what Delete
+		// removes (Clear removes everything anyway).
+		for k := range u.Set {
+			args = append(args, k)
+		}
+		for _, k := range u.Delete {
+			args = append(args, k)
+		}
 	}
 	code, err := updateScript.Run(ctx, p.client, []string{p.key(id)}, args...).Int64()
 	if err != nil {
 		return p.fail(ctx, "update", err)
 	}
 	return result("update", code)
+}
+
+// create writes a new session with SET NX, which needs no script. If the
+// key exists, one more read tells why: a retry by go-redis of this very
+// SET that had applied (the stored token is this call's, and the create
+// succeeded), a live session (ErrExists), or something else
+// (ErrCorruptValue).
+func (p *Provider) create(ctx context.Context, key string, u sessionkit.Update) error {
+	if u.Expires.IsZero() {
+		return errors.New("redis: update: Create without an Expires deadline")
+	}
+	dl, tok := deadline(u.Expires), token()
+	// Clear and Delete mean nothing for a session that does not exist
+	// yet: the value is the header and Set.
+	val := appendHeader(make([]byte, 0, headerLen+u.PackedSize("")), dl, tok)
+	val = u.AppendPacked(val, "")
+	err := p.client.Do(ctx, "SET", key, val, "NX", "PXAT", dl).Err()
+	if !errors.Is(err, goredis.Nil) {
+		if err != nil {
+			return p.fail(ctx, "update", err)
+		}
+		return nil
+	}
+	_, stored, err := p.read(ctx, key)
+	switch {
+	case errors.Is(err, sessionkit.ErrNotFound):
+		// Expired or deleted since: whoever held the ID had it first.
+		return errExists
+	case err != nil:
+		return err
+	case stored == tokenArg(tok):
+		return nil
+	}
+	return errExists
 }
 
 // Touch implements sessionkit.Toucher in one round trip.
@@ -764,7 +730,7 @@ func (p *Provider) Touch(ctx context.Context, id string, expires time.Time) erro
 	if expires.IsZero() {
 		return errors.New("redis: touch: zero deadline")
 	}
-	code, err := touchScript.Run(ctx, p.client, []string{p.key(id)}, unixMilli(expires)).Int64()
+	code, err := touchScript.Run(ctx, p.client, []string{p.key(id)}, deadlineArg(deadline(expires)), tokenArg(token())).Int64()
 	if err != nil {
 		return p.fail(ctx, "touch", err)
 	}
@@ -795,14 +761,15 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 	if oldID == newID {
 		return fmt.Errorf("redis: rename to the same ID: %w", sessionkit.ErrExists)
 	}
+	dl := deadlineArg(deadline(expires))
 	if !p.atomicRename {
-		return p.renameSharded(ctx, p.key(oldID), p.key(newID), unixMilli(expires))
+		return p.renameSharded(ctx, p.key(oldID), p.key(newID), dl)
 	}
-	code, err := renameScript.Run(ctx, p.client, []string{p.key(oldID), p.key(newID)}, unixMilli(expires), token()).Int64()
+	code, err := renameScript.Run(ctx, p.client, []string{p.key(oldID), p.key(newID)}, dl, tokenArg(token())).Int64()
 	if goredis.HasErrorPrefix(err, "CROSSSLOT") {
 		// A *redis.Client talking to a cluster proxy or to one node of a
 		// cluster: the keys are on different slots after all.
-		return p.renameSharded(ctx, p.key(oldID), p.key(newID), unixMilli(expires))
+		return p.renameSharded(ctx, p.key(oldID), p.key(newID), dl)
 	}
 	if err != nil {
 		return p.fail(ctx, "rename", err)
@@ -812,19 +779,16 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 
 // renameSharded renames across nodes in three round trips: read the old
 // session, copy it to the new key, then take the old key (delete it, and
-// get its fields back if an Update changed them since the read). A fourth
-// brings the copy up to date in that case.
-func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey string, deadline int64) error {
-	reply, err := p.getRaw(ctx, oldKey)
+// get its values back if a write changed them since the read). A fourth
+// brings the copy up to date in that case. dl is the new deadline as a
+// script argument.
+func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey, dl string) error {
+	r, oldTok, err := p.read(ctx, oldKey)
 	if err != nil {
 		return err
 	}
-	_, oldTok, err := decode(reply)
-	if err != nil {
-		return err
-	}
-	tok := token()
-	code, err := putScript.Run(ctx, p.client, []string{newKey}, putArgs(deadline, tok, "c", reply)...).Int64()
+	tok := tokenArg(token())
+	code, err := putScript.Run(ctx, p.client, []string{newKey}, dl, tok, "c", string(r.Packed)).Int64()
 	if err != nil {
 		p.undoCopy(ctx, newKey, tok)
 		return p.fail(ctx, "rename", err)
@@ -852,12 +816,13 @@ func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey string, dea
 			return result("rename", v)
 		}
 		return nil
-	case []any:
-		if _, _, err := decode(v); err != nil {
+	case string:
+		fresh, _, err := parseValue(v)
+		if err != nil {
 			p.undoCopy(ctx, newKey, tok)
 			return err
 		}
-		code, err := putScript.Run(ctx, p.client, []string{newKey}, putArgs(deadline, tok, "r", v)...).Int64()
+		code, err := putScript.Run(ctx, p.client, []string{newKey}, dl, tok, "r", string(fresh.Packed)).Int64()
 		if err == nil && code != codeOK {
 			err = errors.New("the copy was changed by another client")
 		}
@@ -871,24 +836,10 @@ func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey string, dea
 	return fmt.Errorf("redis: rename: unexpected reply %T", taken)
 }
 
-// putArgs builds putScript's arguments from a getScript reply whose
-// fields decode has checked: the fields pass through unchanged, except the
-// marker and the deadline, which the script writes itself.
-func putArgs(deadline int64, tok uint64, mode string, reply []any) []any {
-	args := make([]any, 0, len(reply)+2)
-	args = append(args, deadline, tok, mode)
-	for i := 0; i+1 < len(reply); i += 2 {
-		if f := reply[i]; f != "" && f != deadlineField {
-			args = append(args, f, reply[i+1])
-		}
-	}
-	return args
-}
-
 // undoCopy removes a rename's copy if it is still unchanged. It runs even
 // when ctx is done, since leaving the copy would leave the session under
 // two IDs, but within a bound of its own.
-func (p *Provider) undoCopy(ctx context.Context, newKey string, tok uint64) {
+func (p *Provider) undoCopy(ctx context.Context, newKey, tok string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupLimit)
 	defer cancel()
 	_ = dropScript.Run(ctx, p.client, []string{newKey}, tok).Err()
@@ -921,7 +872,7 @@ func (p *Provider) shards(ctx context.Context) ([]scanner, error) {
 
 // scanner is the part of a go-redis client that SCAN needs.
 type scanner interface {
-	ScanType(ctx context.Context, cursor uint64, match string, count int64, keyType string) *goredis.ScanCmd
+	Scan(ctx context.Context, cursor uint64, match string, count int64) *goredis.ScanCmd
 }
 
 // scan calls fn with the IDs of the session keys on one shard. SCAN skips
@@ -930,7 +881,9 @@ type scanner interface {
 func (p *Provider) scan(ctx context.Context, s scanner, fn func(id string) bool) error {
 	var cursor uint64
 	for {
-		keys, next, err := s.ScanType(ctx, cursor, p.match, p.scanCount, "hash").Result()
+		// No TYPE filter: sessions are strings, or hashes until an
+		// earlier version's are next written.
+		keys, next, err := s.Scan(ctx, cursor, p.match, p.scanCount).Result()
 		if err != nil {
 			return err
 		}

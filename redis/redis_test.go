@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -383,11 +384,11 @@ func TestStorageEdges(t *testing.T) {
 	}
 }
 
-// TestDeadlineField checks that every write of the key's expiry writes
-// the deadline field with it, so that Get's plain HGETALL reports the
-// deadline Redis enforces: atomic and stepwise Rename, Update with and
-// without a deadline, Clear keeping the deadline, Touch.
-func TestDeadlineField(t *testing.T) {
+// TestHeaderDeadline checks that every write of the key's expiry writes
+// the same deadline into the session's header, so that Get's plain GET
+// reports the deadline Redis enforces: atomic and stepwise Rename, Update
+// with and without a deadline, Clear keeping the deadline, Touch.
+func TestHeaderDeadline(t *testing.T) {
 	addr := singleAddr()
 	adm := admin(t, "redis", addr)
 	for _, atomicRename := range []bool{true, false} {
@@ -398,16 +399,17 @@ func TestDeadlineField(t *testing.T) {
 		agree := func(step, id string, want time.Time) {
 			t.Helper()
 			key := p.key(id)
-			field, err := adm.HGet(bg, key, deadlineField).Result()
-			if err != nil {
-				t.Fatalf("atomic rename %v, %s: HGET of the deadline field: %v", atomicRename, step, err)
+			v, err := adm.Get(bg, key).Result()
+			if err != nil || len(v) < headerLen {
+				t.Fatalf("atomic rename %v, %s: GET = %q, %v", atomicRename, step, v, err)
 			}
 			ttl, err := adm.Do(bg, "PEXPIRETIME", key).Int64()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if field != strconv.FormatInt(ttl, 10) || ttl != want.UnixMilli() {
-				t.Errorf("atomic rename %v, %s: deadline field %s, key expiry %d, want %d", atomicRename, step, field, ttl, want.UnixMilli())
+			header := v[1 : 1+deadlineLen]
+			if header != fmt.Sprintf("%015d", ttl) || ttl != want.UnixMilli() {
+				t.Errorf("atomic rename %v, %s: header deadline %s, key expiry %d, want %d", atomicRename, step, header, ttl, want.UnixMilli())
 			}
 			if got := mustGet(t, p, id).Expires; !got.Equal(want) {
 				t.Errorf("atomic rename %v, %s: Get reports %v, want %v", atomicRename, step, got, want)
@@ -447,91 +449,287 @@ func TestDeadlineField(t *testing.T) {
 	}
 }
 
-// TestHashWithoutDeadlineField reads a session written before the deadline
-// field existed: Get takes its deadline from the key's expiry (a second
-// command), and the next write adds the field, after which Get is one
-// command again. A malformed field reads as corrupt.
-func TestHashWithoutDeadlineField(t *testing.T) {
-	p, h, adm := openCounted(t)
-	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+// TestMergeMatchesApply drives one session through random updates and
+// checks after each that the script's merge, done in Lua on the packed
+// values, stored what sessionkit.Update.Apply computes: keys and values of
+// every length the varint lengths make special (0, 127, 128, 16383,
+// 16384), binary keys, the empty key, deletes of missing keys, Clear.
+func TestMergeMatchesApply(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	p := open(t, adm, Config{Addrs: []string{addr}})
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := []int{0, 1, 127, 128, 300, 16383, 16384}
+	keys := []string{"", "a", "\x00c", "name", "\xff\x00\x80", strings.Repeat("k", 127), strings.Repeat("k", 128), strings.Repeat("x", 300)}
+	value := func() []byte {
+		b := make([]byte, sizes[rng.IntN(len(sizes))])
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
 	id := providertest.ID()
-	key := p.key(id)
-	if err := adm.HSet(bg, key, "", "7", ".a", "1").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := adm.PExpireAt(bg, key, exp).Err(); err != nil {
-		t.Fatal(err)
-	}
-	roundTrips(t, h, "Get without the field", 2, true, func() error {
-		r, err := p.Get(bg, id)
-		if err == nil && (!r.Expires.Equal(exp) || string(r.Map()["a"]) != "1") {
-			err = fmt.Errorf("got %q until %v, want a=1 until %v", r.Map(), r.Expires, exp)
+	exp := time.Now().Add(time.Hour)
+	model := map[string][]byte{}
+	for step := range 200 {
+		u := sessionkit.Update{Create: step == 0, Expires: exp, Set: map[string][]byte{}}
+		if step > 0 {
+			u.Clear = rng.IntN(20) == 0
+			if rng.IntN(3) > 0 {
+				u.Expires = time.Time{}
+			}
+			for range rng.IntN(3) {
+				u.Delete = append(u.Delete, keys[rng.IntN(len(keys))])
+			}
 		}
-		return err
-	})
-	if err := p.Touch(bg, id, exp.Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	roundTrips(t, h, "Get after a touch", 1, true, func() error {
-		r, err := p.Get(bg, id)
-		if err == nil && !r.Expires.Equal(exp.Add(time.Minute)) {
-			err = fmt.Errorf("deadline %v, want %v", r.Expires, exp.Add(time.Minute))
+		for range rng.IntN(4) {
+			u.Set[keys[rng.IntN(len(keys))]] = value()
 		}
-		return err
-	})
-	h.mu.Lock()
-	names := strings.Join(h.names, ",")
-	h.mu.Unlock()
-	if names != "hgetall" {
-		t.Errorf("Get sent %s, want a plain hgetall", names)
-	}
-	for _, bad := range []string{"soon", "0", "-5", ""} {
-		if err := adm.HSet(bg, key, deadlineField, bad).Err(); err != nil {
-			t.Fatal(err)
+		if err := p.Update(bg, id, u); err != nil {
+			t.Fatalf("step %d: %v", step, err)
 		}
-		if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrCorruptValue) {
-			t.Errorf("deadline field %q: Get = %v, want ErrCorruptValue", bad, err)
+		model = u.Apply(model)
+		got := mustGet(t, p, id).Map()
+		if len(got) != len(model) {
+			t.Fatalf("step %d: %d values stored, want %d", step, len(got), len(model))
+		}
+		for k, v := range model {
+			if g, ok := got[k]; !ok || string(g) != string(v) {
+				t.Fatalf("step %d: key %q holds %d bytes (present %v), want %d bytes", step, k, len(g), ok, len(v))
+			}
 		}
 	}
 }
 
-// TestRetriedWriteIsIdempotent replays a write with the same token, as
-// go-redis does when a connection breaks after the server applied it: the
-// replay must report success and change nothing.
+// writeLegacy stores a session the way earlier versions of the provider
+// did: a hash with the marker "", the deadline field "e" (unless
+// deadline is zero, which leaves the key's expiry as the only deadline)
+// and a field "." + key per value.
+func writeLegacy(t *testing.T, adm goredis.UniversalClient, key string, deadline time.Time, withField bool, kv ...string) {
+	t.Helper()
+	fields := []any{"", "7"}
+	if withField {
+		fields = append(fields, "e", strconv.FormatInt(deadline.UnixMilli(), 10))
+	}
+	for i := 0; i < len(kv); i += 2 {
+		fields = append(fields, "."+kv[i], kv[i+1])
+	}
+	if err := adm.HSet(bg, key, fields...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.PExpireAt(bg, key, deadline).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLegacyHash reads sessions stored as hashes by earlier versions, with
+// and without the deadline field: Get answers with a second command (a
+// third without the field), every kind of write converts the session to
+// the string layout, keeping what the write did not change, and Get is
+// one GET after that. A malformed deadline field reads as corrupt; Count
+// and Range see both layouts.
+func TestLegacyHash(t *testing.T) {
+	p, h, adm := openCounted(t)
+	exp := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	later := exp.Add(time.Minute)
+	writes := []struct {
+		name string
+		op   func(id string) (string, error) // returns the ID the session ends under
+		want map[string]string
+		exp  time.Time
+		// cmds is how many commands op sends: 1, but for the stepwise
+		// rename, which reads the session first (a GET, then the
+		// legacy read) and must then find it unchanged when it takes
+		// it (a put and a take, and no second put).
+		cmds int
+	}{
+		{"update", func(id string) (string, error) {
+			return id, p.Update(bg, id, sessionkit.Update{Delete: []string{"a"}, Set: vals("c", "3")})
+		}, map[string]string{"b": "2", "c": "3"}, exp, 1},
+		{"update with a deadline", func(id string) (string, error) {
+			return id, p.Update(bg, id, sessionkit.Update{Set: vals("a", "9"), Expires: later})
+		}, map[string]string{"a": "9", "b": "2"}, later, 1},
+		{"clear", func(id string) (string, error) {
+			return id, p.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("c", "3")})
+		}, map[string]string{"c": "3"}, exp, 1},
+		{"touch", func(id string) (string, error) { return id, p.Touch(bg, id, later) },
+			map[string]string{"a": "1", "b": "2"}, later, 1},
+		{"rename", func(id string) (string, error) {
+			id2 := providertest.ID()
+			return id2, p.Rename(bg, id, id2, later)
+		}, map[string]string{"a": "1", "b": "2"}, later, 1},
+		{"stepwise rename", func(id string) (string, error) {
+			id2 := providertest.ID()
+			p.atomicRename = false
+			defer func() { p.atomicRename = true }()
+			return id2, p.Rename(bg, id, id2, later)
+		}, map[string]string{"a": "1", "b": "2"}, later, 4},
+	}
+	for _, withField := range []bool{true, false} {
+		for _, w := range writes {
+			name := fmt.Sprintf("%s, deadline field %v", w.name, withField)
+			id := providertest.ID()
+			writeLegacy(t, adm, p.key(id), exp, withField, "a", "1", "b", "2")
+			cmds := 2
+			if !withField {
+				cmds = 3
+			}
+			roundTrips(t, h, name+": Get before", cmds, true, func() error {
+				r, err := p.Get(bg, id)
+				if err == nil && (!r.Expires.Equal(exp) || r.Len() != 2 || string(r.Map()["a"]) != "1") {
+					err = fmt.Errorf("got %q until %v, want a=1 b=2 until %v", r.Map(), r.Expires, exp)
+				}
+				return err
+			})
+			if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("x", "1"), Expires: exp}); !errors.Is(err, sessionkit.ErrExists) {
+				t.Fatalf("%s: Create over a live legacy session = %v, want ErrExists", name, err)
+			}
+			cmds = w.cmds
+			if !withField && w.cmds > 1 {
+				cmds++ // the legacy read's PEXPIRETIME
+			}
+			var got string
+			roundTrips(t, h, name, cmds, true, func() (err error) {
+				got, err = w.op(id)
+				return err
+			})
+			if typ := adm.Type(bg, p.key(got)).Val(); typ != "string" {
+				t.Fatalf("%s: the session is a %s after the write, want a string", name, typ)
+			}
+			roundTrips(t, h, name+": Get after", 1, true, func() error {
+				r, err := p.Get(bg, got)
+				if err != nil {
+					return err
+				}
+				m := r.Map()
+				if !r.Expires.Equal(w.exp) || len(m) != len(w.want) {
+					return fmt.Errorf("got %q until %v, want %q until %v", m, r.Expires, w.want, w.exp)
+				}
+				for k, v := range w.want {
+					if string(m[k]) != v {
+						return fmt.Errorf("got %q, want %q", m, w.want)
+					}
+				}
+				return nil
+			})
+		}
+	}
+
+	// Both layouts side by side.
+	legacyID, newID := providertest.ID(), providertest.ID()
+	writeLegacy(t, adm, p.key(legacyID), exp, true, "a", "1")
+	if err := p.Update(bg, newID, sessionkit.Update{Create: true, Set: vals("a", "2"), Expires: exp}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	if err := p.Range(bg, func(id string, r sessionkit.Record) bool {
+		v, _ := r.Lookup("a")
+		seen[id] = string(v)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen[legacyID] != "1" || seen[newID] != "2" {
+		t.Errorf("Range saw %q, want %s=1 and %s=2 among them", seen, legacyID, newID)
+	}
+	if n, err := p.Count(bg); err != nil || n != len(seen) {
+		t.Errorf("Count = %d, %v; Range saw %d", n, err, len(seen))
+	}
+
+	key := p.key(legacyID)
+	for _, bad := range []string{"soon", "0", "-5", ""} {
+		if err := adm.HSet(bg, key, legacyDeadlineField, bad).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Get(bg, legacyID); !errors.Is(err, sessionkit.ErrCorruptValue) {
+			t.Errorf("deadline field %q: Get = %v, want ErrCorruptValue", bad, err)
+		}
+		if err := p.Update(bg, legacyID, sessionkit.Update{Set: vals("a", "3")}); !errors.Is(err, sessionkit.ErrCorruptValue) {
+			t.Errorf("deadline field %q: Update = %v, want ErrCorruptValue", bad, err)
+		}
+	}
+}
+
+// resendingHook sends every write twice, as go-redis does when a
+// connection breaks after the server applied a command, and runs between
+// before the second time. The caller sees the second reply.
+type resendingHook struct{ between func() }
+
+func (resendingHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h resendingHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if name := cmd.Name(); name != "set" && name != "evalsha" {
+			return next(ctx, cmd)
+		}
+		if err := next(ctx, cmd); err != nil {
+			return err
+		}
+		if h.between != nil {
+			h.between()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (resendingHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+// TestRetriedWriteIsIdempotent resends every write after it applied, as
+// go-redis does when a connection breaks at the wrong moment: the resent
+// write must report success and change nothing, even when another write
+// that kept the token (the one thing that could tell the resend apart)
+// landed in between.
 func TestRetriedWriteIsIdempotent(t *testing.T) {
 	addr := singleAddr()
 	adm := admin(t, "redis", addr)
-	p := open(t, adm, Config{Addrs: []string{addr}})
-	key := p.key(providertest.ID())
-	dl := unixMilli(time.Now().Add(time.Hour))
-	create := []any{"1", "0", dl, uint64(42), 0, ".a", "1"}
-	for i := range 2 {
-		code, err := updateScript.Run(bg, p.client, []string{key}, create...).Int64()
-		if err != nil || code != codeOK {
-			t.Fatalf("create attempt %d = %d, %v; want %d", i, code, err, codeOK)
+	var slip func()
+	hook := &resendingHook{between: func() {
+		if slip != nil {
+			slip()
 		}
-	}
-	clear := []any{"0", "1", 0, uint64(43), 0, "b", "2"}
-	if code, err := updateScript.Run(bg, p.client, []string{key}, clear...).Int64(); err != nil || code != codeOK {
-		t.Fatalf("clear = %d, %v", code, err)
-	}
-	if err := p.client.HSet(bg, key, ".late", "x").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if code, err := updateScript.Run(bg, p.client, []string{key}, clear...).Int64(); err != nil || code != codeOK {
-		t.Fatalf("replayed clear = %d, %v", code, err)
-	}
-	// The marker, the deadline field, .b and .late.
-	if n, err := p.client.HLen(bg, key).Result(); err != nil || n != 4 {
-		t.Fatalf("the replayed Clear ran again: %d fields, %v", n, err)
-	}
+	}}
+	client := goredis.NewClient(&goredis.Options{Addr: addr})
+	client.AddHook(hook)
+	t.Cleanup(func() { _ = client.Close() })
+	p := open(t, adm, Config{Client: client})
+	exp := time.Now().Add(time.Hour)
+	id := providertest.ID()
+	key := p.key(id)
 
-	newKey := p.key(providertest.ID())
-	for i := range 2 {
-		code, err := renameScript.Run(bg, p.client, []string{key, newKey}, dl, uint64(44)).Int64()
-		if err != nil || code != codeOK {
-			t.Fatalf("rename attempt %d = %d, %v; want %d", i, code, err, codeOK)
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: exp}); err != nil {
+		t.Fatalf("resent Create: %v", err)
+	}
+	// "late" is added behind the provider's back, under the same token: a
+	// Clear that ran twice would remove it.
+	slip = func() {
+		v := adm.Get(bg, key).Val()
+		late := sessionkit.Update{Set: vals("late", "x")}.AppendPacked([]byte(v[:headerLen]), sessionkit.Packed(v[headerLen:]))
+		if err := adm.Set(bg, key, late, goredis.KeepTTL).Err(); err != nil {
+			t.Error(err)
 		}
+	}
+	if err := p.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("b", "2")}); err != nil {
+		t.Fatalf("resent Clear: %v", err)
+	}
+	slip = nil
+	if got := mustGet(t, p, id).Map(); len(got) != 2 || string(got["b"]) != "2" || string(got["late"]) != "x" {
+		t.Fatalf("after a resent Clear: %q, want b and late (the Clear ran twice if late is gone)", got)
+	}
+	id2 := providertest.ID()
+	if err := p.Rename(bg, id, id2, exp); err != nil {
+		t.Fatalf("resent Rename: %v", err)
+	}
+	if got := mustGet(t, p, id2).Map(); len(got) != 2 {
+		t.Fatalf("after a resent Rename: %q", got)
+	}
+	if err := p.Touch(bg, id2, exp.Add(time.Minute)); err != nil {
+		t.Fatalf("resent Touch: %v", err)
+	}
+	// A second Create of a live session is not a resend: it is refused.
+	if err := p.Update(bg, id2, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: exp}); !errors.Is(err, sessionkit.ErrExists) {
+		t.Fatalf("Create of a live session = %v, want ErrExists", err)
 	}
 }
 

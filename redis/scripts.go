@@ -2,26 +2,38 @@ package redis
 
 import goredis "github.com/redis/go-redis/v9"
 
-// Storage layout, shared by every script below.
+// Storage layout, shared by every script below and by layout.go.
 //
-// A session is one hash. Each value is the field "." + key, so no key a
-// caller picks, the empty one included, can collide with the marker: the
-// field "" whose value is a write token. The marker keeps a session whose
-// values were all deleted alive (Redis drops an empty hash) and changes on
-// every Update, which lets a write detect that go-redis retried it after
-// it had already applied and lets the cluster Rename detect a concurrent
-// write. A hash without the marker was not written by this provider and
-// reads as corrupt.
+// A session is one string under Prefix+ID:
 //
-// The field "e" holds the deadline, in Unix milliseconds, and every script
-// that sets the key's expiry (PEXPIREAT) writes it in the same step. It
-// lets Get read a session with one plain HGETALL, which costs the server
-// less than a script; Redis still deletes the key by its expiry. Hashes
-// written before the field existed lack it, and Get then asks for
-// PEXPIRETIME as well; their next write adds it.
+//	"S" | deadline: Unix ms, 15 decimal digits | token: 16 hex digits | values
 //
-// Scripts return 0 for success or one of the codes below; deadlines travel
-// as Unix milliseconds, "0" meaning "keep the current one".
+// where values are packed as sessionkit.Packed (a version byte, the entry
+// count, then each key and value with its length). Get is then one plain
+// GET, the cheapest read Redis has, and its reply is the session as
+// sessionkit reads it: the values are used in place, with no map and no
+// copy. Redis expires the key itself (SET ... PXAT the same deadline).
+//
+// The token changes on every write. It lets a write detect that go-redis
+// resent it after it had already applied (it then reports the success it
+// was, instead of ErrExists or ErrNotFound, and does not apply twice), and
+// lets the Cluster Rename detect a write that came between its steps.
+//
+// Writes that depend on what is stored are Lua scripts: each reads the
+// session, merges, and writes the whole string back, atomically. The
+// merge (keys the Update does not mention keep their stored values) is
+// what keeps two concurrent requests that set different keys from losing
+// each other's writes.
+//
+// Sessions written by earlier versions of this provider are hashes: one
+// field per value named "." + key, a marker field "" holding the token,
+// and a field "e" holding the deadline (older ones lack it; the key's
+// expiry is then the deadline). Get reads them with a second command
+// (HGETALL after GET's WRONGTYPE), and every script below reads them too
+// (load) and writes them back in the string layout, so each such session
+// is converted by its next write.
+//
+// Scripts return 0 for success or one of the codes below.
 const (
 	codeOK       = 0
 	codeExists   = 1
@@ -29,168 +41,228 @@ const (
 	codeCorrupt  = 3
 )
 
-// luaChunk defines flush, which the scripts below call every 1000 values
-// so that no single HSET or HDEL gets more: Lua's unpack fails beyond about
-// 8000.
-const luaChunk = `
-local function flush(cmd, k, t)
-	if #t > 0 then redis.call(cmd, k, unpack(t)) end
-	return {}
+// luaLib defines what the scripts share:
+//
+//   - load(k) returns the session at k in the string layout, nil if k is
+//     missing, or false if k holds something this provider did not write.
+//     Only the header is checked; the values are checked by whoever reads
+//     them. A legacy hash comes back converted, its marker as the token
+//     (zero-padded or cut to 16 characters, as the Go side does).
+//   - store(k, d, tok, values) writes a session: deadline d (15 digits),
+//     token tok, packed values. PXAT refuses the leading zeros, so they
+//     are cut.
+//
+// Lua 5.1 numbers are doubles: exact up to 2^53, far beyond any length or
+// deadline here.
+const luaLib = `
+local function varint(s, i)
+	local x, m = 0, 1
+	while m < 562949953421312 do
+		local b = string.byte(s, i)
+		if not b then return nil end
+		i = i + 1
+		if b < 128 then return x + b * m, i end
+		x = x + (b - 128) * m
+		m = m * 128
+	end
+	return nil
+end
+
+local function putvarint(t, n)
+	while n >= 128 do
+		t[#t + 1] = string.char(128 + n % 128)
+		n = math.floor(n / 128)
+	end
+	t[#t + 1] = string.char(n)
+end
+
+local function legacy(k)
+	local f = redis.call('HGETALL', k)
+	local tok, dl, n, t = nil, nil, 0, {}
+	for i = 1, #f, 2 do
+		local name, v = f[i], f[i + 1]
+		if name == '' then
+			tok = v
+		elseif name == 'e' then
+			dl = v
+		elseif string.sub(name, 1, 1) == '.' then
+			local key = string.sub(name, 2)
+			putvarint(t, #key)
+			t[#t + 1] = key
+			putvarint(t, #v)
+			t[#t + 1] = v
+			n = n + 1
+		else
+			return false
+		end
+	end
+	if not tok then return false end
+	if not dl then
+		local e = redis.call('PEXPIRETIME', k)
+		if e <= 0 then return false end
+		dl = string.format('%d', e)
+	end
+	if #dl > 15 or not string.find(dl, '^%d+$') or tonumber(dl) <= 0 then return false end
+	tok = string.sub(string.rep('0', 16) .. tok, -16)
+	local h = {'S', string.rep('0', 15 - #dl), dl, tok, '\1'}
+	putvarint(h, n)
+	return table.concat(h) .. table.concat(t)
+end
+
+local function load(k)
+	local v = redis.pcall('GET', k)
+	if not v then return nil end
+	if type(v) == 'table' then
+		if redis.call('TYPE', k).ok == 'hash' then return legacy(k) end
+		return false
+	end
+	if #v < 34 or string.byte(v, 1) ~= 83 or not string.find(string.sub(v, 2, 16), '^%d+$') then
+		return false
+	end
+	return v
+end
+
+local function store(k, d, tok, values)
+	redis.call('SET', k, 'S' .. d .. tok .. values, 'PXAT', (string.gsub(d, '^0+', '')))
 end
 `
 
-// deadlineField is the field that holds the deadline (see above).
-const deadlineField = "e"
-
-// getScript returns nil for a missing session, otherwise HGETALL's flat
-// field/value list followed by the PEXPIRETIME deadline. The Cluster
-// Rename reads with it, as it needs the key's real expiry whatever the
-// fields say. PEXPIRETIME comes first because it doubles as the existence
-// check and fails loudly on a server older than Redis 7; HGETALL raises
-// WRONGTYPE on a non-hash key.
-var getScript = goredis.NewScript(`
-local e = redis.call('PEXPIRETIME', KEYS[1])
-if e == -2 then return false end
-local r = redis.call('HGETALL', KEYS[1])
-r[#r + 1] = e
-return r
-`)
-
-// updateScript applies a sessionkit.Update.
+// updateScript applies a sessionkit.Update to a live session (Create goes
+// through SET NX instead; see Provider.create).
 //
-// ARGV: create ("1"/"0"), clear ("1"/"0"), deadline ("0" keeps), token,
-// number of deleted keys, the deleted keys, then key/value pairs to set.
+// ARGV: clear ("1"/"0"), deadline (15 digits, "0" keeps the stored one),
+// token, the number of Set entries, the Set entries encoded as in packed
+// values (without the version byte and count), then the stored keys to
+// drop: Set's keys and Delete's (none with clear).
 //
-// HGET of the marker is the first command so that a non-hash key raises
-// WRONGTYPE before anything is written (scripts do not roll back).
-var updateScript = goredis.NewScript(luaChunk + `
+// The merge copies the stored entries that are kept as they are, run by
+// run, and puts the Set entries after them, as Update.AppendPacked does.
+// It finds the keys to drop by length first, so an entry whose key cannot
+// match costs no string.
+var updateScript = goredis.NewScript(luaLib + `
 local k = KEYS[1]
-local tok = redis.call('HGET', k, '')
-if tok == ARGV[4] then return 0 end
-local live = tok ~= false
-if not live and redis.call('HLEN', k) > 0 then return 3 end
-if ARGV[1] == '1' then
-	if live then return 1 end
-elseif not live then
-	return 2
-end
-local dl = ARGV[3]
-local nd = tonumber(ARGV[5])
-if ARGV[2] == '1' then
-	if live then
-		if dl == '0' then
-			local e = redis.call('PEXPIRETIME', k)
-			if e > 0 then dl = string.format('%d', e) end
+local v = load(k)
+if v == nil then return 2 end
+if v == false then return 3 end
+if string.sub(v, 17, 32) == ARGV[3] then return 0 end
+local dl = ARGV[2]
+if dl == '0' then dl = string.sub(v, 2, 16) end
+local n = tonumber(ARGV[4])
+local values = ARGV[5]
+if ARGV[1] ~= '1' then
+	local byte, sub = string.byte, string.sub
+	local lens = {}
+	for j = 6, #ARGV do lens[#ARGV[j]] = true end
+	if byte(v, 33) ~= 1 then return 3 end
+	local c, i = varint(v, 34)
+	if not c then return 3 end
+	local t, run = {}, i
+	for e = 1, c do
+		local s, l = i, byte(v, i)
+		if l and l < 128 then i = i + 1 else l, i = varint(v, i) end
+		if not l then return 3 end
+		local ks = i
+		i = i + l
+		local vl = byte(v, i)
+		if vl and vl < 128 then i = i + 1 else vl, i = varint(v, i) end
+		if not vl then return 3 end
+		i = i + vl
+		if i > #v + 1 then return 3 end
+		local hit = false
+		if lens[l] then
+			local key = sub(v, ks, ks + l - 1)
+			for j = 6, #ARGV do
+				if ARGV[j] == key then
+					hit = true
+					break
+				end
+			end
 		end
-		redis.call('DEL', k)
+		if hit then
+			if s > run then t[#t + 1] = sub(v, run, s - 1) end
+			run = i
+		else
+			n = n + 1
+		end
 	end
-else
-	local t = {}
-	for i = 6, 5 + nd do
-		t[#t + 1] = '.' .. ARGV[i]
-		if #t >= 1000 then t = flush('HDEL', k, t) end
-	end
-	flush('HDEL', k, t)
+	if i ~= #v + 1 then return 3 end
+	if i > run then t[#t + 1] = sub(v, run, i - 1) end
+	t[#t + 1] = values
+	values = table.concat(t)
 end
-local t = {'', ARGV[4]}
-if dl ~= '0' then
-	t[3] = 'e'
-	t[4] = dl
-end
-for i = 6 + nd, #ARGV, 2 do
-	t[#t + 1] = '.' .. ARGV[i]
-	t[#t + 1] = ARGV[i + 1]
-	if #t >= 1000 then t = flush('HSET', k, t) end
-end
-flush('HSET', k, t)
-if dl ~= '0' then redis.call('PEXPIREAT', k, dl) end
+local h = {'\1'}
+putvarint(h, n)
+store(k, dl, ARGV[3], table.concat(h) .. values)
 return 0
 `)
 
-// touchScript sets a live session's deadline. ARGV: deadline.
-var touchScript = goredis.NewScript(`
-if not redis.call('HGET', KEYS[1], '') then
-	if redis.call('HLEN', KEYS[1]) > 0 then return 3 end
-	return 2
-end
-redis.call('HSET', KEYS[1], 'e', ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+// touchScript sets a live session's deadline. ARGV: deadline, token.
+var touchScript = goredis.NewScript(luaLib + `
+local v = load(KEYS[1])
+if v == nil then return 2 end
+if v == false then return 3 end
+store(KEYS[1], ARGV[1], ARGV[2], string.sub(v, 33))
 return 0
 `)
 
 // renameScript moves KEYS[1] to KEYS[2] atomically, for servers where both
 // keys live on one node. ARGV: deadline, token. The token check comes
 // first so that a retried, already applied rename reports success.
-var renameScript = goredis.NewScript(`
+var renameScript = goredis.NewScript(luaLib + `
 local o, n = KEYS[1], KEYS[2]
-local nt = redis.call('HGET', n, '')
-if nt == ARGV[2] then return 0 end
-if not redis.call('HGET', o, '') then
-	if redis.call('HLEN', o) > 0 then return 3 end
-	return 2
-end
-if nt or redis.call('HLEN', n) > 0 then return 1 end
-redis.call('RENAME', o, n)
-redis.call('HSET', n, '', ARGV[2], 'e', ARGV[1])
-redis.call('PEXPIREAT', n, ARGV[1])
+local nv = load(n)
+if nv and string.sub(nv, 17, 32) == ARGV[2] then return 0 end
+local v = load(o)
+if v == nil then return 2 end
+if v == false then return 3 end
+if nv ~= nil then return 1 end
+store(n, ARGV[1], ARGV[2], string.sub(v, 33))
+redis.call('DEL', o)
 return 0
 `)
 
-// putScript writes a Cluster Rename's copy to KEYS[1] from raw fields read
-// from the old key. ARGV: deadline, token, mode, then raw field/value
-// pairs (marker and deadline field excluded). Mode "c" creates the copy, refusing a live
-// target; mode "r" replaces a copy this rename made (same token) with
-// fresher fields.
-var putScript = goredis.NewScript(luaChunk + `
+// putScript writes a Cluster Rename's copy to KEYS[1]. ARGV: deadline,
+// token, mode, packed values. Mode "c" creates the copy, refusing any
+// existing key; mode "r" replaces a copy this rename made (same token)
+// with fresher values.
+var putScript = goredis.NewScript(luaLib + `
 local k = KEYS[1]
-local nt = redis.call('HGET', k, '')
+local nv = load(k)
+local mine = nv and string.sub(nv, 17, 32) == ARGV[2]
 if ARGV[3] == 'c' then
-	if nt == ARGV[2] then return 0 end
-	if nt or redis.call('HLEN', k) > 0 then return 1 end
-else
-	if nt ~= ARGV[2] then return 1 end
-	redis.call('DEL', k)
+	if mine then return 0 end
+	if nv ~= nil then return 1 end
+elseif not mine then
+	return 1
 end
-local t = {'', ARGV[2], 'e', ARGV[1]}
-for i = 4, #ARGV do
-	t[#t + 1] = ARGV[i]
-	if #t >= 1000 then t = flush('HSET', k, t) end
-end
-flush('HSET', k, t)
-redis.call('PEXPIREAT', k, ARGV[1])
+store(k, ARGV[1], ARGV[2], ARGV[4])
 return 0
 `)
 
 // takeScript is a Cluster Rename's last step on the old key: it deletes
-// KEYS[1] and returns 0 if the marker still holds the token ARGV[1] read
-// before the copy. If an Update changed the session since, it returns
-// what getScript would and deletes the key all the same, so the caller
-// can bring the copy up to date: no write is lost and no retry loop can
-// starve.
-var takeScript = goredis.NewScript(`
-local t = redis.call('HGET', KEYS[1], '')
-if t == ARGV[1] then
-	redis.call('DEL', KEYS[1])
-	return 0
-end
-if not t then
-	if redis.call('HLEN', KEYS[1]) > 0 then return 3 end
-	return 2
-end
-local r = redis.call('HGETALL', KEYS[1])
-r[#r + 1] = redis.call('PEXPIRETIME', KEYS[1])
+// KEYS[1] and returns 0 if its token is still ARGV[1], the one read before
+// the copy. If a write changed the session since, it returns the session
+// in the string layout and deletes the key all the same,
+// so the caller can bring the copy up to date: no write is lost and no
+// retry loop can starve.
+var takeScript = goredis.NewScript(luaLib + `
+local v = load(KEYS[1])
+if v == nil then return 2 end
+if v == false then return 3 end
 redis.call('DEL', KEYS[1])
-return r
+if string.sub(v, 17, 32) == ARGV[1] then return 0 end
+return v
 `)
 
-// dropScript deletes KEYS[1] only if its marker holds the token ARGV[1]:
-// it removes a Cluster Rename's copy when the rename fails.
-var dropScript = goredis.NewScript(`
-if redis.call('HGET', KEYS[1], '') == ARGV[1] then
+// dropScript deletes KEYS[1] only if its token is ARGV[1]: it removes a
+// Cluster Rename's copy when the rename fails.
+var dropScript = goredis.NewScript(luaLib + `
+local v = load(KEYS[1])
+if v and string.sub(v, 17, 32) == ARGV[1] then
 	redis.call('DEL', KEYS[1])
 	return 0
 end
 return 1
 `)
 
-var allScripts = []*goredis.Script{getScript, updateScript, touchScript, renameScript, putScript, takeScript, dropScript}
+var allScripts = []*goredis.Script{updateScript, touchScript, renameScript, putScript, takeScript, dropScript}

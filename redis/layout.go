@@ -1,0 +1,173 @@
+package redis
+
+import (
+	"encoding/binary"
+	"fmt"
+	"iter"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessionkit/sessionkit"
+)
+
+// The Go side of the storage layout described in scripts.go.
+const (
+	layoutByte  = 'S'
+	deadlineLen = 15 // decimal digits of the deadline in Unix ms
+	tokenLen    = 16 // hex digits of the write token
+	headerLen   = 1 + deadlineLen + tokenLen
+	// maxDeadline is the latest deadline the header holds (the year
+	// 33658); later ones are stored as it.
+	maxDeadline = 999_999_999_999_999
+)
+
+// deadline is a deadline as the layout stores it: Unix milliseconds, at
+// least 1 (so that a deadline in the distant past is not read as 0,
+// "keep") and at most maxDeadline.
+func deadline(t time.Time) int64 { return min(max(t.UnixMilli(), 1), maxDeadline) }
+
+// appendDeadline appends d as deadlineLen zero-padded digits.
+func appendDeadline(dst []byte, d int64) []byte {
+	var buf [deadlineLen]byte
+	for i := deadlineLen - 1; i >= 0; i-- {
+		buf[i] = byte('0' + d%10)
+		d /= 10
+	}
+	return append(dst, buf[:]...)
+}
+
+// appendToken appends tok as tokenLen hex digits.
+func appendToken(dst []byte, tok uint64) []byte {
+	const hex = "0123456789abcdef"
+	var buf [tokenLen]byte
+	for i := tokenLen - 1; i >= 0; i-- {
+		buf[i] = hex[tok&0xf]
+		tok >>= 4
+	}
+	return append(dst, buf[:]...)
+}
+
+// appendHeader appends a session's header.
+func appendHeader(dst []byte, d int64, tok uint64) []byte {
+	dst = append(dst, layoutByte)
+	return appendToken(appendDeadline(dst, d), tok)
+}
+
+// deadlineArg and tokenArg are a deadline and a token as script
+// arguments, in the form the header holds them.
+func deadlineArg(d int64) string {
+	var buf [deadlineLen]byte
+	return string(appendDeadline(buf[:0], d))
+}
+
+func tokenArg(tok uint64) string {
+	var buf [tokenLen]byte
+	return string(appendToken(buf[:0], tok))
+}
+
+// parseValue reads a session stored in the string layout, returning its
+// token too. The values are checked and used in place: the Record's
+// Packed shares v's memory.
+func parseValue(v string) (sessionkit.Record, string, error) {
+	if len(v) < headerLen || v[0] != layoutByte {
+		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: the key holds a value this provider did not write", sessionkit.ErrCorruptValue)
+	}
+	ms, err := parseDeadline(v[1 : 1+deadlineLen])
+	if err != nil {
+		return sessionkit.Record{}, "", err
+	}
+	packed, err := sessionkit.ParsePackedString(v[headerLen:])
+	if err != nil {
+		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w", err)
+	}
+	return sessionkit.Record{Packed: packed, Expires: time.UnixMilli(ms)}, v[1+deadlineLen : headerLen], nil
+}
+
+// parseDeadline reads a deadline of deadlineLen digits, as the header and
+// the scripts' replies hold it.
+func parseDeadline(s string) (int64, error) {
+	var ms int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			ms = 0
+			break
+		}
+		ms = ms*10 + int64(c-'0')
+	}
+	if len(s) != deadlineLen || ms <= 0 {
+		return 0, fmt.Errorf("redis: get: %w: bad deadline %q", sessionkit.ErrCorruptValue, s)
+	}
+	return ms, nil
+}
+
+// setEntries returns u's Set entries encoded as in packed values, without
+// the version byte and count that start them there, and their number: the
+// form the update script appends them in.
+func setEntries(u sessionkit.Update) ([]byte, int) {
+	p := u.AppendPacked(nil, "")
+	n, k := binary.Uvarint(p[1:])
+	return p[1+k:], int(n)
+}
+
+// Sessions in the hash layout of earlier versions (see scripts.go).
+const (
+	legacyDeadlineField = "e"
+)
+
+// legacyToken is a hash's marker as the token the scripts compare it
+// with (load in scripts.go): zero-padded or cut to its last tokenLen
+// characters.
+func legacyToken(marker string) string {
+	if len(marker) >= tokenLen {
+		return marker[len(marker)-tokenLen:]
+	}
+	return strings.Repeat("0", tokenLen-len(marker)) + marker
+}
+
+// legacyHash is a session hash as read.
+type legacyHash struct {
+	rec         sessionkit.Record // Expires set only if hasDeadline
+	tok         string            // the marker, as legacyToken gives it
+	hasDeadline bool              // the hash holds the deadline field
+}
+
+// decodeLegacy builds a session from its hash's fields, which fields
+// yields twice: once to check and size them, once to copy the values.
+func decodeLegacy(fields iter.Seq2[string, string]) (legacyHash, error) {
+	// The values are packed into one string (sessionkit.Packed): one
+	// allocation instead of a map and a copy of every value. The first
+	// pass checks the fields and sizes the buffer.
+	var h legacyHash
+	marked, size, values := false, 0, 0
+	for f, v := range fields {
+		switch {
+		case f == "":
+			h.tok, marked = v, true
+		case f[0] == '.':
+			size += len(f) - 1 + len(v)
+			values++
+		case f == legacyDeadlineField:
+			ms, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ms <= 0 {
+				return legacyHash{}, fmt.Errorf("redis: get: %w: bad deadline field %q", sessionkit.ErrCorruptValue, v)
+			}
+			h.rec.Expires, h.hasDeadline = time.UnixMilli(ms), true
+		default:
+			return legacyHash{}, fmt.Errorf("redis: get: %w: field %q was not written by this provider", sessionkit.ErrCorruptValue, f)
+		}
+	}
+	if !marked {
+		return legacyHash{}, fmt.Errorf("redis: get: %w: the hash has no marker field, so this provider did not write it", sessionkit.ErrCorruptValue)
+	}
+	pb := sessionkit.NewPackedBuilder(values, size)
+	for f, v := range fields {
+		if f != "" && f[0] == '.' {
+			pb.Add(f[1:], v)
+		}
+	}
+	h.rec.Packed = pb.Packed()
+	h.tok = legacyToken(h.tok)
+	return h, nil
+}
