@@ -546,10 +546,9 @@ func (p *Provider) check(ctx context.Context, op string) error {
 }
 
 // fail wraps an error from go-redis. WRONGTYPE means the key is not a
-// session; a client closed under a running call is
-// reported as ErrClosed; and an error caused by the context's deadline
-// (a socket timeout, to go-redis) also wraps ctx.Err(), so callers can
-// test for it.
+// session; a client closed under a running call is reported as
+// ErrClosed; and an error caused by the context's deadline (a socket
+// timeout, to go-redis) also wraps ctx.Err(), so callers can test for it.
 func (p *Provider) fail(ctx context.Context, op string, err error) error {
 	switch {
 	case goredis.HasErrorPrefix(err, "WRONGTYPE"):
