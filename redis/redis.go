@@ -903,8 +903,10 @@ func (p *Provider) scan(ctx context.Context, s scanner, fn func(id string) bool)
 // Count implements sessionkit.Counter. It SCANs every master (in
 // parallel in a Cluster), so it costs time in proportion to the number of
 // keys in the database, not just sessions, and never blocks Redis for
-// long. Counting keys while they are created or expire, or while Redis
-// resizes its table, can be off by those keys.
+// long. It counts every key under Prefix whose remainder is a valid ID,
+// whatever it holds (Range skips those that are not sessions). Counting
+// keys while they are created or expire, or while Redis resizes its table,
+// can be off by those keys.
 func (p *Provider) Count(ctx context.Context) (int, error) {
 	if err := p.check(ctx, "count"); err != nil {
 		return 0, err
