@@ -2,6 +2,7 @@ package sessionkit_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ import (
 type countingProvider struct {
 	*memory.Provider
 	gets, updates, touches, deletes, renames atomic.Int64
+
+	mu    sync.Mutex
+	bases []sessionkit.Record // Update.Base of every Update, in order
 }
 
 func (c *countingProvider) Get(ctx context.Context, id string) (sessionkit.Record, error) {
@@ -25,6 +29,9 @@ func (c *countingProvider) Get(ctx context.Context, id string) (sessionkit.Recor
 
 func (c *countingProvider) Update(ctx context.Context, id string, u sessionkit.Update) error {
 	c.updates.Add(1)
+	c.mu.Lock()
+	c.bases = append(c.bases, u.Base)
+	c.mu.Unlock()
 	return c.Provider.Update(ctx, id, u)
 }
 

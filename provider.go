@@ -49,6 +49,11 @@ type Record struct {
 	// Expires is the deadline set by the last Update or Touch. Providers
 	// may round it to their storage's precision (at worst a second).
 	Expires time.Time
+	// Rev is the provider's revision of the stored session, for a provider
+	// that keeps one (a compare-and-swap ID, a write token): a number that
+	// every write of the session changes. 0 means none. The manager only
+	// hands it back, in Update.Base.
+	Rev uint64
 }
 
 // Lookup returns the encoded value stored under key.
@@ -109,6 +114,17 @@ func (r Record) Map() map[string][]byte {
 // never modifies, but must neither change nor keep the Set map or the
 // Delete slice themselves: the manager reuses them once Update has
 // returned.
+//
+// Base lets a provider skip the read of that read-modify-write. It is the
+// Record this provider's Get returned earlier in the same request, which
+// the changes were made against, and what is stored is often still exactly
+// that: the provider may then write u applied to Base (AppendPacked(dst,
+// Base.Pack()), say) in one conditional write, "if the stored session is
+// still Base", and read and merge only when the condition fails. The
+// condition is the provider's to check, by Base.Rev or by comparing the
+// stored bytes with Base's; Base is a hint, and an Update with a stale,
+// zero or made-up Base must store exactly what it would store without one.
+// A provider that has no conditional write ignores it.
 type Update struct {
 	// Create allows the session to be created. Without it, an Update of a
 	// missing or expired session fails with ErrNotFound and writes nothing,
@@ -124,6 +140,10 @@ type Update struct {
 	// Expires is the new deadline. The zero time keeps the stored one
 	// (never the case for Create, which always carries a deadline).
 	Expires time.Time
+	// Base is the session as this request read it, when nothing was
+	// written to it since in this request; otherwise, and for Create, the
+	// zero Record (Base.Expires is zero only then). See above.
+	Base Record
 
 	// set lists Set's entries when the manager built the Update, so that
 	// AppendPacked need not iterate the map (which costs more than the

@@ -59,6 +59,7 @@ type storeData struct {
 	id      string // "" until a new session needs one
 	isNew   bool   // nothing stored under id yet
 	base    Record // the session as loaded (or as saved, for client-side ones)
+	written bool   // this request wrote the session (so base is not what is stored)
 	created time.Time
 	now     time.Time     // when the request started using the session
 	clk     clockCtx      // the context handed to provider calls (see Now)
@@ -618,6 +619,8 @@ func (s *storeState) pendingUpdate(now time.Time, reuse bool) (Update, error) {
 	if s.isNew {
 		s.created = now
 		u.put(keyMeta, encodeMeta(now, s.idle))
+	} else if !s.written {
+		u.Base = s.base
 	}
 	u.Expires = s.deadline(now)
 	return u, nil
@@ -729,6 +732,7 @@ func (s *storeState) markSaved(u Update) {
 		s.pending.put(keyMeta, entry{raw: u.Set[keyMeta], saved: true})
 	}
 	s.cleared, s.isNew, s.shift, s.base.Expires = false, false, false, u.Expires
+	s.written = true
 }
 
 // sealLocked saves a client-side session: the whole session, changes
@@ -807,7 +811,7 @@ func (s *storeState) touchLocked(ctx context.Context, st *providerState, now tim
 	if err != nil {
 		return fmt.Errorf("sessionkit: touch: %w", err)
 	}
-	s.base.Expires, s.shift = next, false
+	s.base.Expires, s.shift, s.written = next, false, true
 	if s.m.cfg.Expires > 0 {
 		return s.m.writeID(s.t, s.id)
 	}
@@ -875,7 +879,7 @@ func (h *Store) Regenerate(ctx context.Context) error {
 		err := st.p.Rename(ctx, s.m.storageKey(s.id), s.m.storageKey(newID), next)
 		switch {
 		case err == nil:
-			s.id, s.base.Expires = newID, next
+			s.id, s.base.Expires, s.written = newID, next, true
 			return s.m.writeID(s.t, s.id)
 		case errors.Is(err, ErrExists) && tries < 3:
 			continue

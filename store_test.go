@@ -1,6 +1,7 @@
 package sessionkit_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -144,4 +145,47 @@ func TestIDStringsNeverChange(t *testing.T) {
 			t.Fatalf("a generated ID changed to %q (was %q)", first, want)
 		}
 	})
+}
+
+// TestUpdateBase checks what the manager hands providers as Update.Base:
+// the Record Get returned, for the first write of a loaded session only.
+// A new session, a second save in the same request, and a save after
+// Regenerate get none, since what is stored is no longer what was read.
+func TestUpdateBase(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }).cookieVal
+	stored, err := p.Provider.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		s.Set("b", 2)
+		if err := s.Save(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.Set("c", 3)
+	})
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if err := s.Regenerate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.Set("d", 4)
+	})
+	p.mu.Lock()
+	bases := p.bases
+	p.mu.Unlock()
+	if len(bases) != 4 {
+		t.Fatalf("%d updates, want 4", len(bases))
+	}
+	if !bases[0].Expires.IsZero() {
+		t.Errorf("Create got a Base: %+v", bases[0])
+	}
+	if b := bases[1]; b.Packed != stored.Packed || !b.Expires.Equal(stored.Expires) || b.Rev != stored.Rev {
+		t.Errorf("first save of a loaded session: Base = %+v, want what Get returned, %+v", b, stored)
+	}
+	for i, what := range map[int]string{2: "second save in one request", 3: "save after Regenerate"} {
+		if !bases[i].Expires.IsZero() || bases[i].Packed != "" {
+			t.Errorf("%s got a Base: %+v", what, bases[i])
+		}
+	}
 }

@@ -26,8 +26,10 @@
 // resurrection after Delete, Rename or expiry); expiry is honoured on read
 // even before GC; Touch (or an Update with only Expires) extends a session;
 // Rename moves the data and kills the old ID; Count, Range and GC if the
-// provider has them (GC removes expired sessions only); concurrent Updates
-// of different keys all persist; a canceled context makes every method
+// provider has them (GC removes expired sessions only); Update.Base is a
+// hint only (a stale, empty or made-up Base gives what no Base gives,
+// with and without a new deadline); concurrent Updates of different keys
+// all persist; a canceled context makes every method
 // fail with an error wrapping context.Canceled; and Close makes later calls
 // fail without panicking.
 //
@@ -126,6 +128,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"RenameOntoLive", testRenameOntoLive},
 		{"RenameUnderConcurrentUpdates", testRenameUnderConcurrentUpdates},
 		{"RenameNeverNeither", testRenameNeverNeither},
+		{"BaseIsAHint", testBaseIsAHint},
 		{"ConcurrentMerge", testConcurrentMerge},
 		{"ConcurrentSameKey", testConcurrentSameKey},
 		{"ConcurrentDeleteAndUpdate", testConcurrentDeleteAndUpdate},
@@ -458,6 +461,96 @@ func testExpiredRecreate(t *testing.T, p sessionkit.Provider) {
 	// must not bring the old values back.
 	Create(t, p, id, Values("new", "2"), Later())
 	wantValues(t, mustGet(t, p, id), Values("new", "2"))
+}
+
+// testBaseIsAHint: Update.Base may let a provider skip its read, but only
+// while the stored session is still Base. A Base that is stale (another
+// write, a touch, a delete came in between), empty or made up must give
+// exactly what the Update gives without one; the Base that is current
+// must give the same too. Every step runs with and without a new
+// deadline in the Update (the manager always sends one).
+func testBaseIsAHint(t *testing.T, p sessionkit.Provider) {
+	for _, withDeadline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deadline=%v", withDeadline), func(t *testing.T) {
+			baseIsAHint(t, p, withDeadline)
+		})
+	}
+}
+
+func baseIsAHint(t *testing.T, p sessionkit.Provider, withDeadline bool) {
+	deadline := Later().Add(30 * time.Minute).Truncate(time.Second)
+	update := func(id string, u sessionkit.Update) error {
+		if withDeadline {
+			u.Expires = deadline
+		}
+		return p.Update(bg, id, u)
+	}
+	id := ID()
+	Create(t, p, id, Values("a", "1", "b", "2"), Later())
+	read := mustGet(t, p, id)
+	// Another request writes b after this one read the session: a write
+	// made against the stale read must keep it.
+	if err := p.Update(bg, id, sessionkit.Update{Set: Values("b", "3")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := update(id, sessionkit.Update{Set: Values("a", "9"), Base: read}); err != nil {
+		t.Fatal(err)
+	}
+	wantValues(t, mustGet(t, p, id), Values("a", "9", "b", "3"))
+
+	// The current Base, with a delete.
+	if err := update(id, sessionkit.Update{Delete: []string{"a"}, Set: Values("c", "4"), Base: mustGet(t, p, id)}); err != nil {
+		t.Fatal(err)
+	}
+	wantValues(t, mustGet(t, p, id), Values("b", "3", "c", "4"))
+
+	// A made-up Base, whatever its revision, adds nothing of its own.
+	for _, rev := range []uint64{0, 1, read.Rev, mustGet(t, p, id).Rev} {
+		forged := sessionkit.Record{Packed: sessionkit.Pack(Values("x", "forged", "b", "3")), Expires: Later(), Rev: rev}
+		if err := update(id, sessionkit.Update{Set: Values("d", "5"), Base: forged}); err != nil {
+			t.Fatal(err)
+		}
+		wantValues(t, mustGet(t, p, id), Values("b", "3", "c", "4", "d", "5"))
+	}
+
+	// A touch after the read: an Update that keeps the deadline keeps the
+	// touched one, not the one that was read.
+	read = mustGet(t, p, id)
+	touched := read.Expires.Add(time.Hour)
+	if err := extend(p, id, touched); err != nil {
+		t.Fatal(err)
+	}
+	if err := update(id, sessionkit.Update{Set: Values("e", "6"), Base: read}); err != nil {
+		t.Fatal(err)
+	}
+	r := mustGet(t, p, id)
+	wantValues(t, r, Values("b", "3", "c", "4", "d", "5", "e", "6"))
+	want := touched
+	if withDeadline {
+		want = deadline
+	}
+	if r.Expires.Sub(want).Abs() > time.Second {
+		t.Fatalf("an Update made against a read from before a touch: Expires %v, want %v", r.Expires, want)
+	}
+
+	// Clear against a stale Base.
+	if err := p.Update(bg, id, sessionkit.Update{Set: Values("f", "7")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := update(id, sessionkit.Update{Clear: true, Set: Values("g", "8"), Base: read}); err != nil {
+		t.Fatal(err)
+	}
+	wantValues(t, mustGet(t, p, id), Values("g", "8"))
+
+	// A Base read before the session was deleted brings nothing back.
+	read = mustGet(t, p, id)
+	if err := p.Delete(bg, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := update(id, sessionkit.Update{Set: Values("h", "9"), Base: read}); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("Update of a deleted session with a Base read before the delete = %v, want ErrNotFound", err)
+	}
+	wantMissing(t, p, id, "after an Update with a stale Base of a deleted session")
 }
 
 // extend moves a session's deadline the way the manager does: with Touch
