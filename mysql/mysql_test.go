@@ -212,7 +212,9 @@ func TestCaseSensitiveIDs(t *testing.T) {
 }
 
 // TestStatementCounts measures, on a one-connection pool, how many
-// statements the server executes for a Get and a Create: one each, and no
+// statements the server executes for a Get, a Create, a Touch and a write
+// made against the session as read (Update.Base): one each, and no
+// transaction; a write whose Base is stale falls back to the locking
 // transaction. Get's code is shared by every SQL provider, so this covers
 // them all; MySQL is the database whose per-session counters make it
 // cheap to see.
@@ -285,6 +287,29 @@ func TestStatementCounts(t *testing.T) {
 		}
 	}); n != 1 || b != 0 {
 		t.Errorf("Touch ran %d statements and %d transactions, want 1 and 0", n, b)
+	}
+	read, err := p.Get(bg, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, b := count(func() {
+		if err := p.Update(bg, id, sessionkit.Update{Set: map[string][]byte{"n": []byte("1")}, Expires: exp, Base: read}); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 1 || b != 0 {
+		t.Errorf("Update against the current Base ran %d statements and %d transactions, want 1 and 0", n, b)
+	}
+	// read is stale now: one UPDATE that matches nothing, then the
+	// transaction.
+	if n, b := count(func() {
+		if err := p.Update(bg, id, sessionkit.Update{Set: map[string][]byte{"n": []byte("2")}, Expires: exp, Base: read}); err != nil {
+			t.Fatal(err)
+		}
+	}); b != 1 || n < 3 {
+		t.Errorf("Update against a stale Base ran %d statements and %d transactions, want the swap, then a transaction", n, b)
+	}
+	if r, err := p.Get(bg, id); err != nil || string(r.Map()["n"]) != "2" || string(r.Map()["a"]) != "1" {
+		t.Fatalf("after the writes: %q, %v", r.Map(), err)
 	}
 }
 

@@ -102,6 +102,10 @@ const (
 	getSQL    = "SELECT data, expires_at FROM {table} WHERE id = @id AND expires_at > @now"
 	existsSQL = "SELECT 1 FROM {table} WHERE id = @id AND expires_at > @now"
 	saveSQL   = "UPDATE {table} SET data = @data, expires_at = @exp WHERE id = @id"
+	// swapSQL writes a session only if it still holds the values a
+	// request read (Update.Base): the whole read-modify-write in one
+	// statement, for the commonest write.
+	swapSQL   = "UPDATE {table} SET data = @data, expires_at = @exp WHERE id = @id AND data = @old AND expires_at > @now"
 	touchSQL  = "UPDATE {table} SET expires_at = @exp WHERE id = @id AND expires_at > @now"
 	deleteSQL = "DELETE FROM {table} WHERE id = @id"
 	countSQL  = "SELECT COUNT(*) FROM {table} WHERE expires_at > @now"
@@ -236,14 +240,15 @@ const (
 	pExp                // @exp: the new deadline, Unix milliseconds
 	pNow                // @now: the current time, Unix milliseconds
 	pLimit              // @limit: the GC batch size
+	pOld                // @old: the encoded values a write expects to replace
 )
 
-var paramNames = map[string]param{"id": pID, "new": pNew, "data": pData, "exp": pExp, "now": pNow, "limit": pLimit}
+var paramNames = map[string]param{"id": pID, "new": pNew, "data": pData, "exp": pExp, "now": pNow, "limit": pLimit, "old": pOld}
 
 // args holds the values a statement's parameters are bound from.
 type args struct {
 	id, newID       string
-	data            []byte
+	data, old       []byte
 	exp, now, limit int64
 }
 
@@ -259,6 +264,8 @@ func (a *args) get(p param) any {
 		return a.exp
 	case pNow:
 		return a.now
+	case pOld:
+		return a.old
 	default:
 		return a.limit
 	}
@@ -334,8 +341,8 @@ type Store struct {
 	gate        gate
 	releaseGate func()
 
-	get, exists, create, lock, save, touch, del  *stmt
-	count, rangeAll, renameClear, renameMove, gc *stmt
+	get, exists, create, lock, save, swap, touch, del *stmt
+	count, rangeAll, renameClear, renameMove, gc      *stmt
 }
 
 // Open connects, creates the table and index if missing, and prepares
@@ -438,7 +445,7 @@ func (s *Store) setup(ctx context.Context, table string) error {
 		tmpl string
 	}{
 		{&s.get, getSQL}, {&s.exists, existsSQL}, {&s.create, s.d.Create},
-		{&s.lock, s.d.Lock}, {&s.save, saveSQL}, {&s.touch, touchSQL},
+		{&s.lock, s.d.Lock}, {&s.save, saveSQL}, {&s.swap, swapSQL}, {&s.touch, touchSQL},
 		{&s.del, deleteSQL}, {&s.count, countSQL}, {&s.rangeAll, rangeSQL},
 		{&s.renameClear, renameClearSQL}, {&s.renameMove, renameMoveSQL},
 		{&s.gc, s.d.GC},
@@ -620,10 +627,13 @@ func (s *Store) scanRecord(ctx context.Context, op string, rows *sql.Rows, decod
 // Update implements sessionkit.Provider.
 //
 // With Create it is one upsert that replaces only an expired row. A
-// deadline-only Update is one guarded UPDATE, like Touch. Otherwise it is
-// a transaction: lock the live row, merge in Go with Update.Apply, write
-// it back; the row lock is what keeps concurrent merges from losing
-// each other's keys.
+// deadline-only Update is one guarded UPDATE, like Touch. An Update with a
+// Base (the session as the request read it) and a deadline first tries
+// one UPDATE that applies only if the row still holds Base's values,
+// which is the case unless another write came in between. Otherwise, or
+// if that UPDATE matched no row, it is a transaction: lock the live row,
+// merge in Go, write it back; the row lock is what keeps concurrent
+// merges from losing each other's keys.
 func (s *Store) Update(ctx context.Context, id string, u sessionkit.Update) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -637,6 +647,12 @@ func (s *Store) Update(ctx context.Context, id string, u sessionkit.Update) erro
 			return s.live(ctx, "update", id, now)
 		}
 		return s.touchAt(ctx, "update", id, u.Expires.UnixMilli(), now)
+	}
+	if !u.Base.Expires.IsZero() && !u.Expires.IsZero() && !u.Clear {
+		swapped, err := s.swapFrom(ctx, id, u, now)
+		if swapped || err != nil {
+			return err
+		}
 	}
 	return s.write(ctx, "update", func() error {
 		return s.inTx(ctx, "update", func(tx *sql.Tx) error {
@@ -663,6 +679,29 @@ func (s *Store) Update(ctx context.Context, id string, u sessionkit.Update) erro
 			return nil
 		})
 	})
+}
+
+// swapFrom writes u applied to u.Base if the row still holds Base's
+// values, and reports whether it did. It needs u.Expires: with a zero one
+// the stored deadline, which a Touch may have moved since the read, would
+// have to be read first.
+func (s *Store) swapFrom(ctx context.Context, id string, u sessionkit.Update, now int64) (bool, error) {
+	base := u.Base.Pack()
+	a := args{id: id, data: u.AppendPacked(nil, base), old: []byte(base), exp: u.Expires.UnixMilli(), now: now}
+	var n int64
+	err := s.write(ctx, "update", func() error {
+		res, err := s.swap.s.ExecContext(ctx, s.swap.bind(a)...)
+		if err != nil {
+			return s.fail(ctx, "update", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return s.fail(ctx, "update", err)
+		}
+		return nil
+	})
+	// No row: changed, gone, or (UnchangedNotCounted) already holding
+	// the result. The transaction tells which, and does the right thing.
+	return err == nil && n > 0, err
 }
 
 func (s *Store) createSession(ctx context.Context, id string, u sessionkit.Update, now int64) error {
