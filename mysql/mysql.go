@@ -50,8 +50,12 @@
 // Get is one SELECT that checks expiry. Update with Create is one INSERT
 // ... ON DUPLICATE KEY UPDATE whose assignments replace only an expired
 // row (it uses the VALUES() function, which MySQL 8 deprecates but still
-// runs, and which MariaDB needs); other Updates lock the row with SELECT
-// ... FOR UPDATE, merge, and UPDATE in one transaction. Touch is one
+// runs, and which MariaDB needs). An Update made against the session as
+// the request read it (Update.Base, which the manager sends with a
+// session's first write) is one UPDATE ... WHERE data = the values read;
+// other Updates, and that one when another write came in between, lock
+// the row with SELECT ... FOR UPDATE, merge, and UPDATE in one
+// transaction. Touch is one
 // guarded UPDATE. GC runs DELETE ... WHERE expires_at <= ? LIMIT n until a
 // batch comes back short. A transaction InnoDB picks as a deadlock victim
 // is retried.

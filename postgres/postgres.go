@@ -41,9 +41,12 @@
 // # Statements
 //
 // Get is one SELECT that checks expiry. Update with Create is one INSERT
-// ... ON CONFLICT DO UPDATE that replaces only an expired row; other
-// Updates lock the row with SELECT ... FOR UPDATE, merge, and UPDATE in
-// one transaction. Touch is one guarded UPDATE. GC deletes expired rows in
+// ... ON CONFLICT DO UPDATE that replaces only an expired row. An Update
+// made against the session as the request read it (Update.Base, which the
+// manager sends with a session's first write) is one UPDATE ... WHERE
+// data = the values read; other Updates, and that one when another write
+// came in between, lock the row with SELECT ... FOR UPDATE, merge, and
+// UPDATE in one transaction. Touch is one guarded UPDATE. GC deletes expired rows in
 // batches through the expiry index, skipping rows other transactions hold
 // (FOR UPDATE SKIP LOCKED), so several instances can collect at once.
 // Statements are prepared once per connection, which rules out PgBouncer

@@ -245,7 +245,11 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 	return p.s.Get(ctx, id)
 }
 
-// Update implements sessionkit.Provider.
+// Update implements sessionkit.Provider. One made against the session as
+// the request read it (Update.Base, which the manager sends with a
+// session's first write) is one UPDATE ... WHERE data = the values read;
+// the transaction that locks, merges and writes runs only for the others,
+// and for that one when another write came in between.
 func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) error {
 	return p.s.Update(ctx, id, u)
 }
