@@ -54,7 +54,8 @@ func wallNow() time.Time {
 
 // clockCtx is the context the manager hands to providers: the request's
 // own context plus the time the manager read for it (see Now). It lives
-// inside the Store, so wrapping costs no allocation.
+// in the Store's handle, so wrapping costs no allocation, and, like the
+// handle, is never reused: a provider that keeps it sees it unchanged.
 type clockCtx struct {
 	context.Context
 	now time.Time

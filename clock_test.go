@@ -102,3 +102,90 @@ func TestWallNowTracksTheClock(t *testing.T) {
 		}
 	}
 }
+
+// keepingProvider keeps the context of every call, as database/sql's Rows
+// do (a goroutine waits on the query's context until the rows close, and
+// may first look at it after the call has returned).
+type keepingProvider struct {
+	*memory.Provider
+	mu   sync.Mutex
+	ctxs []context.Context
+}
+
+func (k *keepingProvider) keep(ctx context.Context) {
+	k.mu.Lock()
+	k.ctxs = append(k.ctxs, ctx)
+	k.mu.Unlock()
+}
+
+func (k *keepingProvider) Get(ctx context.Context, id string) (sessionkit.Record, error) {
+	k.keep(ctx)
+	return k.Provider.Get(ctx, id)
+}
+
+func (k *keepingProvider) Update(ctx context.Context, id string, u sessionkit.Update) error {
+	k.keep(ctx)
+	return k.Provider.Update(ctx, id, u)
+}
+
+type requestKey struct{}
+
+// A context a provider call got stays what it was after the request
+// ends: later requests, which reuse the Store's recycled state, must not
+// change what it answers (nor make it panic, as a context left empty by
+// the recycling did inside database/sql).
+func TestProviderContextOutlivesTheRequest(t *testing.T) {
+	m := sessionkit.New(sessionkit.Config{})
+	p := &keepingProvider{Provider: memory.New(memory.Config{})}
+	if err := m.UseProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	handle := func(i int, cookie string, work func(s *sessionkit.Store)) string {
+		ctx := context.WithValue(context.Background(), requestKey{}, i)
+		r := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+		if cookie != "" {
+			r.AddCookie(&http.Cookie{Name: m.Config().CookieName, Value: cookie})
+		}
+		w := httptest.NewRecorder()
+		s, err := m.StartHTTP(w, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		work(s)
+		if err := s.Save(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Close()
+		for _, c := range w.Result().Cookies() {
+			if c.Name == m.Config().CookieName {
+				return c.Value
+			}
+		}
+		return cookie
+	}
+	id := handle(0, "", func(s *sessionkit.Store) { s.Set("n", 0) })
+	for i := 1; i <= 20; i++ {
+		handle(i, id, func(s *sessionkit.Store) {
+			n, _ := s.GetInt("n")
+			s.Set("n", n+1)
+		})
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Each request made two calls, a Get and an Update (the first request
+	// an Update only), in order.
+	if len(p.ctxs) != 41 {
+		t.Fatalf("%d provider calls, want 41", len(p.ctxs))
+	}
+	for j, ctx := range p.ctxs {
+		want := (j + 1) / 2
+		if got, _ := ctx.Value(requestKey{}).(int); got != want || ctx.Err() != nil {
+			t.Fatalf("call %d: the context now says it belongs to request %d (err %v), want request %d", j, got, ctx.Err(), want)
+		}
+		_ = ctx.Done()
+		if sessionkit.Now(ctx).IsZero() {
+			t.Fatalf("call %d: Now of a kept context is zero", j)
+		}
+	}
+}

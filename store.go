@@ -36,6 +36,11 @@ type Store struct {
 	// allocation of its own on the commonest, read-only path. The handle
 	// is never reused, so a string handed out over idBuf never changes.
 	idBuf [DefaultIDLength]byte
+	// clk holds the contexts of the request's first provider calls (see
+	// withClock), here for the same reason: a provider may keep a
+	// context past the call (database/sql's Rows watch it from a
+	// goroutine of their own), and what it answers must not change.
+	clk [2]clockCtx
 }
 
 // storeState is the state behind a Store, recycled through statePool.
@@ -62,7 +67,8 @@ type storeData struct {
 	written bool   // this request wrote the session (so base is not what is stored)
 	created time.Time
 	now     time.Time     // when the request started using the session
-	clk     clockCtx      // the context handed to provider calls (see Now)
+	clk     *[2]clockCtx  // the handle's contexts for provider calls (see withClock)
+	clkUsed int           // how many of clk are taken
 	idle    time.Duration // per-session idle timeout; 0 = Config.IdleTimeout
 	// cache holds values of base decoded by the codec, filled on first
 	// read. Scalars are decoded on every read instead: that costs less
@@ -93,7 +99,7 @@ var ErrStoreReleased = errors.New("sessionkit: the Store's request is over; a St
 func newStore(m *Session, t transport) *Store {
 	s := statePool.Get().(*storeState)
 	h := &Store{s: s, gen: s.gen}
-	s.m, s.t, s.isNew, s.idBuf = m, t, true, &h.idBuf
+	s.m, s.t, s.isNew, s.idBuf, s.clk = m, t, true, &h.idBuf, &h.clk
 	return h
 }
 
@@ -643,9 +649,19 @@ func (s *storeState) clock(ctx context.Context) time.Time {
 
 // withClock returns the context for a provider call made at now: ctx
 // carrying now, so the provider does not read the clock again.
+//
+// Each call gets a context of its own that never changes afterwards, since
+// a provider may keep it: the first two lie in the handle, which is never
+// reused (a load and a save, the usual request, cost nothing), and later
+// ones are allocated.
 func (s *storeState) withClock(ctx context.Context, now time.Time) context.Context {
-	s.clk = clockCtx{Context: ctx, now: now}
-	return &s.clk
+	if s.clkUsed < len(s.clk) {
+		c := &s.clk[s.clkUsed]
+		s.clkUsed++
+		*c = clockCtx{Context: ctx, now: now}
+		return c
+	}
+	return &clockCtx{Context: ctx, now: now}
 }
 
 // takeSetMap returns an empty map for an Update's Set. Providers do not
