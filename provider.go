@@ -122,9 +122,11 @@ func (r Record) Map() map[string][]byte {
 // Base.Pack()), say) in one conditional write, "if the stored session is
 // still Base", and read and merge only when the condition fails. The
 // condition is the provider's to check, by Base.Rev or by comparing the
-// stored bytes with Base's; Base is a hint, and an Update with a stale,
-// zero or made-up Base must store exactly what it would store without one.
-// A provider that has no conditional write ignores it.
+// stored bytes with Base's. Base is a hint: an Update with a stale or zero
+// Base must store exactly what it would store without one. The manager
+// passes Base as Get returned it, so a provider may trust that Base's
+// values are those of Base.Rev. A provider that has no conditional write
+// ignores Base.
 type Update struct {
 	// Create allows the session to be created. Without it, an Update of a
 	// missing or expired session fails with ErrNotFound and writes nothing,

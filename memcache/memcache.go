@@ -43,7 +43,10 @@
 //
 // Update is an atomic read-modify-write: a compare-and-swap loop (gets,
 // then cas) that retries when another writer got in between, up to
-// MaxRetries times, then fails with an error wrapping ErrContention.
+// MaxRetries times, then fails with an error wrapping ErrContention. Get
+// returns the item's CAS ID as the Record's Rev, so the first write of a
+// request, which the manager sends with the session as read
+// (Update.Base), is usually a single cas; a new session is a single add.
 //
 // Rename is not atomic, because memcached has no operation on two keys. It
 // adds the new item, then turns the old one into a tombstone with a
@@ -389,7 +392,7 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 	if time.Now().UnixNano() >= deadline {
 		return sessionkit.Record{}, sessionkit.ErrNotFound
 	}
-	return sessionkit.Record{Packed: values, Expires: time.Unix(0, deadline)}, nil
+	return sessionkit.Record{Packed: values, Expires: time.Unix(0, deadline), Rev: it.CasID}, nil
 }
 
 // backoff waits a little, more after each lost race, so that writers of
@@ -413,10 +416,18 @@ func lostRace(err error) bool {
 		errors.Is(err, memcache.ErrCacheMiss)
 }
 
-// Update implements sessionkit.Provider.
+// Update implements sessionkit.Provider: a compare-and-swap loop that
+// reads the item (gets), merges, and writes it back only if nobody wrote
+// it since (cas). Two cases skip the read: a Create first tries add, and
+// an Update made against the session as the request read it
+// (Update.Base, with the item's CAS ID as its Rev) first tries cas with
+// that ID. Either falls back to the loop when memcached refuses it.
 func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) error {
 	key, err := p.key(id)
 	if err != nil {
+		return err
+	}
+	if done, err := p.writeBlind(ctx, key, u); done || err != nil {
 		return err
 	}
 	changes := u.Clear || len(u.Delete) > 0 || len(u.Set) > 0
@@ -493,6 +504,49 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		return nil
 	}
 	return fmt.Errorf("memcache: update: gave up after %d attempts: %w", p.maxRetries, ErrContention)
+}
+
+// writeBlind makes the writes of Update that need no read first, and
+// reports whether one applied: add for a Create, cas from u.Base when it
+// carries a CAS ID and the session it holds is still live. A refusal
+// (the ID is taken, the item changed or is gone) is not an error: the
+// read-merge-write loop then decides.
+func (p *Provider) writeBlind(ctx context.Context, key string, u sessionkit.Update) (bool, error) {
+	now := time.Now().UnixNano()
+	var it *memcache.Item
+	switch {
+	case u.Create:
+		if u.Expires.IsZero() {
+			return false, nil // the loop reports it
+		}
+		deadline := sessionkit.UnixNano(u.Expires)
+		it = &memcache.Item{Key: key, Value: encode(deadline, "", u), Flags: itemFlags, Expiration: expiration(deadline, now)}
+	case u.Base.Rev != 0 && now < sessionkit.UnixNano(u.Base.Expires):
+		deadline := sessionkit.UnixNano(u.Base.Expires)
+		if !u.Expires.IsZero() {
+			deadline = sessionkit.UnixNano(u.Expires)
+		}
+		it = &memcache.Item{Key: key, Value: encode(deadline, u.Base.Pack(), u), Flags: itemFlags,
+			Expiration: expiration(deadline, now), CasID: u.Base.Rev}
+	default:
+		return false, nil
+	}
+	if err := p.check(ctx, "update"); err != nil {
+		return false, err
+	}
+	var err error
+	if u.Create {
+		err = p.c.Add(it)
+	} else {
+		err = p.c.CompareAndSwap(it)
+	}
+	switch {
+	case err == nil:
+		return true, nil
+	case lostRace(err):
+		return false, nil
+	}
+	return false, p.netErr("update", err)
 }
 
 // Touch implements sessionkit.Toucher: it rewrites only the deadline,

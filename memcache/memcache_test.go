@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,3 +251,76 @@ func benchProvider(b *testing.B) *memcache.Provider {
 func BenchmarkProvider(b *testing.B) { providertest.BenchProvider(b, benchProvider(b)) }
 
 func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, benchProvider(b)) }
+
+// countingConn counts the writes of a connection: gomemcache sends each
+// command with one flush, so a write is a round trip.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestRoundTrips counts what reaches memcached: a Create is one add, a Get
+// one gets, an Update made against the session as read (Update.Base) one
+// cas; without a Base, or with a stale one, the Update reads first.
+func TestRoundTrips(t *testing.T) {
+	requireServers(t)
+	var writes atomic.Int64
+	c := gomemcache.New(servers()...)
+	c.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{Conn: conn, writes: &writes}, nil
+	}
+	p, err := memcache.New(memcache.Config{Client: c, Prefix: providertest.UniquePrefix(t) + ":"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	count := func(what string, want int, op func() error) {
+		t.Helper()
+		writes.Store(0)
+		if err := op(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if n := writes.Load(); n != int64(want) {
+			t.Errorf("%s: %d round trips, want %d", what, n, want)
+		}
+	}
+	id := providertest.ID()
+	exp := providertest.Later()
+	count("Create", 1, func() error {
+		return p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: exp})
+	})
+	var read sessionkit.Record
+	count("Get", 1, func() (err error) { read, err = p.Get(bg, id); return err })
+	count("Update against the current Base", 1, func() error {
+		return p.Update(bg, id, sessionkit.Update{Set: vals("n", "1"), Expires: exp, Base: read})
+	})
+	count("Update against a stale Base", 3, func() error {
+		return p.Update(bg, id, sessionkit.Update{Set: vals("n", "2"), Expires: exp, Base: read})
+	})
+	count("Update without a Base", 2, func() error {
+		return p.Update(bg, id, sessionkit.Update{Set: vals("m", "3")})
+	})
+	count("Create of a live ID", 2, func() error {
+		if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: exp}); !errors.Is(err, sessionkit.ErrExists) {
+			return fmt.Errorf("got %v, want ErrExists", err)
+		}
+		return nil
+	})
+	r, err := p.Get(bg, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := r.Map(); len(m) != 3 || string(m["a"]) != "1" || string(m["n"]) != "2" || string(m["m"]) != "3" {
+		t.Fatalf("after the updates: %q", m)
+	}
+}
