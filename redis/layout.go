@@ -81,7 +81,30 @@ func parseValue(v string) (sessionkit.Record, string, error) {
 	if err != nil {
 		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w", err)
 	}
-	return sessionkit.Record{Packed: packed, Expires: time.UnixMilli(ms)}, v[1+deadlineLen : headerLen], nil
+	tok := v[1+deadlineLen : headerLen]
+	return sessionkit.Record{Packed: packed, Expires: time.UnixMilli(ms), Rev: tokenRev(tok)}, tok, nil
+}
+
+// tokenRev is a token as the Record's Rev: the number its hex digits
+// spell, or 0 (no revision) if they do not.
+func tokenRev(tok string) uint64 {
+	var n uint64
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			return 0
+		}
+		n = n<<4 | uint64(c)
+	}
+	if len(tok) != tokenLen {
+		return 0
+	}
+	return n
 }
 
 // parseDeadline reads a deadline of deadlineLen digits, as the header and
@@ -169,5 +192,6 @@ func decodeLegacy(fields iter.Seq2[string, string]) (legacyHash, error) {
 	}
 	h.rec.Packed = pb.Packed()
 	h.tok = legacyToken(h.tok)
+	h.rec.Rev = tokenRev(h.tok)
 	return h, nil
 }

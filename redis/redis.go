@@ -50,7 +50,10 @@
 // forgot them, for example after a restart, costs one extra EVAL): an
 // Update checks that the session exists and merges Clear, Delete and Set
 // into the stored values atomically, so two concurrent requests that set
-// different keys both keep their writes.
+// different keys both keep their writes. Get reports the session's write
+// token as the Record's Rev; when the stored token is still the one of
+// the session an Update was made against (Update.Base), the script stores
+// the values Go merged from it, without parsing the stored ones.
 //
 // Sessions stored by earlier versions of this provider, as one hash each,
 // are still read (with a second command) and are converted to the string
@@ -668,8 +671,16 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		dl = deadlineArg(deadline(u.Expires))
 	}
 	set, n := setEntries(u)
-	args := make([]any, 0, 5+len(u.Set)+len(u.Delete))
-	args = append(args, flag(u.Clear), dl, tokenArg(token()), n, set)
+	// With a Base, the script writes the session Go merged from it if
+	// the stored one is still Base (its token is Base.Rev's), without
+	// parsing anything.
+	var baseTok string
+	var full []byte
+	if u.Base.Rev != 0 && !u.Clear {
+		baseTok, full = tokenArg(u.Base.Rev), u.AppendPacked(nil, u.Base.Pack())
+	}
+	args := make([]any, 0, 7+len(u.Set)+len(u.Delete))
+	args = append(args, flag(u.Clear), dl, tokenArg(token()), n, set, baseTok, full)
 	if !u.Clear {
 		// The stored keys to drop: what Set replaces and what Delete
 		// removes (Clear removes everything anyway).

@@ -1260,3 +1260,32 @@ func benchProvider(b *testing.B) *Provider {
 func BenchmarkProvider(b *testing.B) { providertest.BenchProvider(b, benchProvider(b)) }
 
 func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, benchProvider(b)) }
+
+// TestBaseSkipsTheMerge checks that an Update made against the session as
+// read stores what Go merged from Update.Base without the script parsing
+// the stored values: given a Base whose values differ from the stored
+// ones under the stored token (which the manager never sends), what is
+// stored is Base's values merged, which only that path writes. Get
+// reports the token as Rev.
+func TestBaseSkipsTheMerge(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	p := open(t, adm, Config{Addrs: []string{addr}})
+	id := providertest.ID()
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	read := mustGet(t, p, id)
+	v := adm.Get(bg, p.key(id)).Val()
+	if read.Rev == 0 || tokenArg(read.Rev) != v[1+deadlineLen:headerLen] {
+		t.Fatalf("Rev %x, stored token %s", read.Rev, v[1+deadlineLen:headerLen])
+	}
+	base := read
+	base.Packed = sessionkit.Pack(vals("z", "9"))
+	if err := p.Update(bg, id, sessionkit.Update{Set: vals("b", "2"), Base: base}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, p, id).Map(); len(got) != 2 || string(got["z"]) != "9" || string(got["b"]) != "2" {
+		t.Fatalf("stored %q, want z and b: the script merged instead of storing what was merged from Base", got)
+	}
+}

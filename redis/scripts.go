@@ -132,13 +132,17 @@ end
 //
 // ARGV: clear ("1"/"0"), deadline (15 digits, "0" keeps the stored one),
 // token, the number of Set entries, the Set entries encoded as in packed
-// values (without the version byte and count), then the stored keys to
-// drop: Set's keys and Delete's (none with clear).
+// values (without the version byte and count), the token of the session
+// the request read (Update.Base; "" if none), the packed values merged
+// from that session, then the stored keys to drop: Set's keys and
+// Delete's (none with clear).
 //
-// The merge copies the stored entries that are kept as they are, run by
-// run, and puts the Set entries after them, as Update.AppendPacked does.
-// It finds the keys to drop by length first, so an entry whose key cannot
-// match costs no string.
+// If the stored token is the one the request read, nothing was written
+// since, and the values merged from the read are stored as they come.
+// Otherwise the merge copies the stored entries that are kept as they
+// are, run by run, and puts the Set entries after them, as
+// Update.AppendPacked does. It finds the keys to drop by length first, so
+// an entry whose key cannot match costs no string.
 var updateScript = goredis.NewScript(luaLib + `
 local k = KEYS[1]
 local v = load(k)
@@ -147,12 +151,16 @@ if v == false then return 3 end
 if string.sub(v, 17, 32) == ARGV[3] then return 0 end
 local dl = ARGV[2]
 if dl == '0' then dl = string.sub(v, 2, 16) end
+if ARGV[6] ~= '' and string.sub(v, 17, 32) == ARGV[6] then
+	store(k, dl, ARGV[3], ARGV[7])
+	return 0
+end
 local n = tonumber(ARGV[4])
 local values = ARGV[5]
 if ARGV[1] ~= '1' then
 	local byte, sub = string.byte, string.sub
 	local lens = {}
-	for j = 6, #ARGV do lens[#ARGV[j]] = true end
+	for j = 8, #ARGV do lens[#ARGV[j]] = true end
 	if byte(v, 33) ~= 1 then return 3 end
 	local c, i = varint(v, 34)
 	if not c then return 3 end
@@ -171,7 +179,7 @@ if ARGV[1] ~= '1' then
 		local hit = false
 		if lens[l] then
 			local key = sub(v, ks, ks + l - 1)
-			for j = 6, #ARGV do
+			for j = 8, #ARGV do
 				if ARGV[j] == key then
 					hit = true
 					break
