@@ -565,6 +565,23 @@ func (s *Store) writeOnce(ctx context.Context, op string, fn func() error) error
 	return fn()
 }
 
+// execWrite runs one writing statement outside any transaction, as a
+// write (see write), and returns the number of rows it affected.
+func (s *Store) execWrite(ctx context.Context, op string, st *stmt, a args) (int64, error) {
+	var n int64
+	err := s.write(ctx, op, func() error {
+		res, err := st.s.ExecContext(ctx, st.bind(a)...)
+		if err != nil {
+			return s.fail(ctx, op, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return s.fail(ctx, op, err)
+		}
+		return nil
+	})
+	return n, err
+}
+
 // inTx runs fn in a transaction, committing if it returns nil. fn's
 // errors are returned as they are; fn wraps its own database errors.
 func (s *Store) inTx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
@@ -688,17 +705,7 @@ func (s *Store) Update(ctx context.Context, id string, u sessionkit.Update) erro
 func (s *Store) swapFrom(ctx context.Context, id string, u sessionkit.Update, now int64) (bool, error) {
 	base := u.Base.Pack()
 	a := args{id: id, data: u.AppendPacked(nil, base), old: []byte(base), exp: u.Expires.UnixMilli(), now: now}
-	var n int64
-	err := s.write(ctx, "update", func() error {
-		res, err := s.swap.s.ExecContext(ctx, s.swap.bind(a)...)
-		if err != nil {
-			return s.fail(ctx, "update", err)
-		}
-		if n, err = res.RowsAffected(); err != nil {
-			return s.fail(ctx, "update", err)
-		}
-		return nil
-	})
+	n, err := s.execWrite(ctx, "update", s.swap, a)
 	// No row: changed, gone, or (UnchangedNotCounted) already holding
 	// the result. The transaction tells which, and does the right thing.
 	return err == nil && n > 0, err
@@ -755,17 +762,7 @@ func (s *Store) Touch(ctx context.Context, id string, expires time.Time) error {
 }
 
 func (s *Store) touchAt(ctx context.Context, op, id string, exp, now int64) error {
-	var n int64
-	err := s.write(ctx, op, func() error {
-		res, err := s.touch.s.ExecContext(ctx, s.touch.bind(args{id: id, exp: exp, now: now})...)
-		if err != nil {
-			return s.fail(ctx, op, err)
-		}
-		if n, err = res.RowsAffected(); err != nil {
-			return s.fail(ctx, op, err)
-		}
-		return nil
-	})
+	n, err := s.execWrite(ctx, op, s.touch, args{id: id, exp: exp, now: now})
 	switch {
 	case err != nil:
 		return err
@@ -885,17 +882,7 @@ func (s *Store) GC(ctx context.Context) error {
 		if err := s.check(ctx); err != nil {
 			return err
 		}
-		var n int64
-		err := s.write(ctx, "gc", func() error {
-			res, err := s.gc.s.ExecContext(ctx, s.gc.bind(a)...)
-			if err != nil {
-				return s.fail(ctx, "gc", err)
-			}
-			if n, err = res.RowsAffected(); err != nil {
-				return s.fail(ctx, "gc", err)
-			}
-			return nil
-		})
+		n, err := s.execWrite(ctx, "gc", s.gc, a)
 		if err != nil {
 			return err
 		}
