@@ -658,10 +658,10 @@ func (s *storeState) withClock(ctx context.Context, now time.Time) context.Conte
 	if s.clkUsed < len(s.clk) {
 		c := &s.clk[s.clkUsed]
 		s.clkUsed++
-		*c = clockCtx{Context: ctx, now: now}
+		*c = clockCtx{Context: ctx, now: now.UnixNano()}
 		return c
 	}
-	return &clockCtx{Context: ctx, now: now}
+	return &clockCtx{Context: ctx, now: now.UnixNano()}
 }
 
 // takeSetMap returns an empty map for an Update's Set. Providers do not
