@@ -24,7 +24,7 @@ import (
 func Now(ctx context.Context) time.Time {
 	switch c := ctx.(type) {
 	case *clockCtx:
-		return time.Unix(0, c.now)
+		return c.now
 	case *fasthttp.RequestCtx:
 		if t := c.Time(); !t.IsZero() {
 			return t
@@ -56,11 +56,7 @@ func wallNow() time.Time {
 // own context plus the time the manager read for it (see Now). It lives
 // in the Store's handle, so wrapping costs no allocation, and, like the
 // handle, is never reused: a provider that keeps it sees it unchanged.
-//
-// The time is kept as Unix nanoseconds, which is all a provider needs of
-// it (deadlines are compared and stored as instants), in a third of the
-// space of a time.Time: the handle is allocated for every request.
 type clockCtx struct {
 	context.Context
-	now int64
+	now time.Time
 }

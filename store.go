@@ -36,11 +36,11 @@ type Store struct {
 	// allocation of its own on the commonest, read-only path. The handle
 	// is never reused, so a string handed out over idBuf never changes.
 	idBuf [DefaultIDLength]byte
-	// clk holds the contexts of the request's first provider calls (see
+	// clk is the context of the request's provider calls (see
 	// withClock), here for the same reason: a provider may keep a
 	// context past the call (database/sql's Rows watch it from a
 	// goroutine of their own), and what it answers must not change.
-	clk [2]clockCtx
+	clk clockCtx
 }
 
 // storeState is the state behind a Store, recycled through statePool.
@@ -67,8 +67,7 @@ type storeData struct {
 	written bool   // this request wrote the session (so base is not what is stored)
 	created time.Time
 	now     time.Time     // when the request started using the session
-	clk     *[2]clockCtx  // the handle's contexts for provider calls (see withClock)
-	clkUsed int           // how many of clk are taken
+	clk     *clockCtx     // the handle's context for provider calls (see withClock)
 	idle    time.Duration // per-session idle timeout; 0 = Config.IdleTimeout
 	// cache holds values of base decoded by the codec, filled on first
 	// read. Scalars are decoded on every read instead: that costs less
@@ -601,11 +600,11 @@ func (h *Store) Save(ctx context.Context) error {
 		return err
 	}
 	defer s.releaseSetMap(u.Set)
-	if err := s.updateLocked(ctx, st, u); err != nil {
+	if err := s.updateLocked(ctx, st, &u); err != nil {
 		return err
 	}
 	wasNew := s.isNew
-	s.markSaved(u)
+	s.markSaved(&u)
 	if wasNew || s.m.cfg.Expires > 0 {
 		return s.m.writeID(s.t, s.id)
 	}
@@ -650,18 +649,33 @@ func (s *storeState) clock(ctx context.Context) time.Time {
 // withClock returns the context for a provider call made at now: ctx
 // carrying now, so the provider does not read the clock again.
 //
-// Each call gets a context of its own that never changes afterwards, since
-// a provider may keep it: the first two lie in the handle, which is never
-// reused (a load and a save, the usual request, cost nothing), and later
-// ones are allocated.
+// A context handed to a provider never changes afterwards, since the
+// provider may keep it. The first one lies in the handle, which is never
+// reused; later calls share it when they are made for the same fasthttp
+// request at the same instant (a load and a save on fasthttp, the usual
+// request, so they cost nothing), and otherwise get one allocated.
 func (s *storeState) withClock(ctx context.Context, now time.Time) context.Context {
-	if s.clkUsed < len(s.clk) {
-		c := &s.clk[s.clkUsed]
-		s.clkUsed++
-		*c = clockCtx{Context: ctx, now: now.UnixNano()}
+	c := s.clk
+	switch {
+	case c.Context == nil:
+		*c = clockCtx{Context: ctx, now: now}
+		return c
+	case sameRequest(c.Context, ctx) && c.now.Equal(now):
 		return c
 	}
-	return &clockCtx{Context: ctx, now: now.UnixNano()}
+	return &clockCtx{Context: ctx, now: now}
+}
+
+// sameRequest reports whether a and b are the same fasthttp request. It
+// compares no other contexts: == on an interface panics when its dynamic
+// type is not comparable, which a context's need not be.
+func sameRequest(a, b context.Context) bool {
+	x, ok := a.(*fasthttp.RequestCtx)
+	if !ok {
+		return false
+	}
+	y, ok := b.(*fasthttp.RequestCtx)
+	return ok && x == y
 }
 
 // takeSetMap returns an empty map for an Update's Set. Providers do not
@@ -737,7 +751,7 @@ func (s *storeState) encodeChanges(u *Update, reuse bool) error {
 }
 
 // markSaved records that u, built from the pending changes, was written.
-func (s *storeState) markSaved(u Update) {
+func (s *storeState) markSaved(u *Update) {
 	for i := range s.pending.list {
 		s.pending.list[i].saved = true
 	}
@@ -768,7 +782,7 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 	if err != nil {
 		return fmt.Errorf("sessionkit: save: %w", err)
 	}
-	s.markSaved(u)
+	s.markSaved(&u)
 	s.base.Values, s.base.Packed, s.cache = nil, full, nil
 	s.pending.reset()
 	s.m.writeValue(s.t, value)
@@ -777,11 +791,11 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 
 // updateLocked sends u, choosing a fresh ID if a new session's ID is
 // taken (possible only with a weak custom IDGenerator).
-func (s *storeState) updateLocked(ctx context.Context, st *providerState, u Update) error {
+func (s *storeState) updateLocked(ctx context.Context, st *providerState, u *Update) error {
 	s.ensureID()
 	s.detachID(st)
 	for tries := 0; ; tries++ {
-		err := st.p.Update(ctx, s.m.storageKey(s.id), u)
+		err := st.p.Update(ctx, s.m.storageKey(s.id), *u)
 		switch {
 		case err == nil:
 			return nil
