@@ -341,7 +341,7 @@ type setEntry struct {
 	v []byte
 }
 
-func (u Update) setEntries(buf []setEntry) []setEntry {
+func (u *Update) setEntries(buf []setEntry) []setEntry {
 	if u.set != nil && len(u.set) == len(u.Set) {
 		return u.set
 	}
@@ -354,7 +354,7 @@ func (u Update) setEntries(buf []setEntry) []setEntry {
 // packedLayout returns the entry count and byte size of u applied to p,
 // and, while they fit in runs' capacity, the byte ranges of p that it
 // keeps (nil otherwise).
-func (u Update) packedLayout(p Packed, set []setEntry, runs []span) (count, size int, kept []span) {
+func (u *Update) packedLayout(p Packed, set []setEntry, runs []span) (count, size int, kept []span) {
 	sc := scanPacked(string(p))
 	fits := cap(runs) > 0
 	for {
@@ -392,7 +392,7 @@ func (u Update) packedLayout(p Packed, set []setEntry, runs []span) (count, size
 }
 
 // keeps reports whether a stored key survives u unchanged.
-func (u Update) keeps(k string, set []setEntry) bool {
+func (u *Update) keeps(k string, set []setEntry) bool {
 	if u.Clear {
 		return false
 	}

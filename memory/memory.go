@@ -99,7 +99,7 @@ func packedOf(b *byte) sessionkit.Packed {
 var zeroHeader [blobHeader]byte
 
 // newBlob builds a version holding u applied to old, until expires.
-func newBlob(old sessionkit.Packed, u sessionkit.Update, expires int64) *byte {
+func newBlob(old sessionkit.Packed, u *sessionkit.Update, expires int64) *byte {
 	// AppendPacked grows dst once, to the exact size: given a header with
 	// no spare capacity, it makes the one allocation.
 	b := u.AppendPacked(zeroHeader[:blobHeader:blobHeader], old)
@@ -219,7 +219,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		// A new ID is almost never in the map: go straight to the
 		// insertion, which refuses a live session and replaces an
 		// expired one.
-		_, err := p.insert(id, newBlob("", u, exp), now)
+		_, err := p.insert(id, newBlob("", &u, exp), now)
 		return err
 	}
 	s := p.load(id)
@@ -236,7 +236,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		if !u.Clear && len(u.Delete) == 0 && len(u.Set) == 0 && e == old {
 			return nil
 		}
-		if s.p.CompareAndSwap(cur, newBlob(packedOf(cur), u, e)) {
+		if s.p.CompareAndSwap(cur, newBlob(packedOf(cur), &u, e)) {
 			return nil
 		}
 	}
@@ -292,7 +292,7 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 			}
 			return sessionkit.ErrNotFound
 		}
-		next := newBlob(packedOf(cur), sessionkit.Update{}, exp)
+		next := newBlob(packedOf(cur), &sessionkit.Update{}, exp)
 		if ns == nil {
 			var err error
 			if ns, err = p.insert(newID, next, now); err != nil {
