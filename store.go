@@ -617,15 +617,17 @@ func (h *Store) Save(ctx context.Context) error {
 // reuse encodes into the state's own buffer, for a Copier.
 func (s *storeState) pendingUpdate(now time.Time, reuse bool) (Update, error) {
 	u := Update{Create: s.isNew, Clear: s.cleared, Set: s.takeSetMap(), set: s.setBuf[:0]}
-	if err := s.encodeChanges(&u, reuse); err != nil {
-		s.releaseSetMap(u.Set)
-		return Update{}, err
-	}
 	if s.isNew {
+		// The bookkeeping goes first: every request looks it up when it
+		// loads the session, and a packed lookup scans from the front.
 		s.created = now
 		u.put(keyMeta, encodeMeta(now, s.idle))
 	} else if !s.written {
 		u.Base = s.base
+	}
+	if err := s.encodeChanges(&u, reuse); err != nil {
+		s.releaseSetMap(u.Set)
+		return Update{}, err
 	}
 	u.Expires = s.deadline(now)
 	return u, nil
