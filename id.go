@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"unsafe"
 )
 
 // ErrInvalidID is wrapped by a provider's error for a malformed session ID
@@ -27,6 +28,15 @@ func NewID() string {
 	// instead of returning predictable bytes.
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// newIDIn makes an ID as NewID does in buf and returns it as a string
+// over buf, which must never be written again.
+func newIDIn(buf *[DefaultIDLength]byte) string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	base64.RawURLEncoding.Encode(buf[:], b[:])
+	return unsafe.String(&buf[0], len(buf))
 }
 
 // ValidID reports whether id is well-formed: MinIDLength to MaxIDLength

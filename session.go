@@ -60,7 +60,10 @@ type Session struct {
 	// signer verifies signed IDs (Config.SignKeys) without copying the
 	// request's bytes first.
 	signer *Signer
-	cfgErr error
+	// defaultIDs is set when Config.IDGenerator was left to NewID, whose
+	// IDs a Store can then make in memory it already has (see newIDIn).
+	defaultIDs bool
+	cfgErr     error
 
 	state atomic.Pointer[providerState]
 	mu    sync.Mutex // serialises SetProvider, UseProvider and Close
@@ -83,8 +86,9 @@ type storeKey struct{ m *Session }
 // (see Config). cfg is validated here and the first problem is returned by
 // SetProvider and UseProvider, so New itself cannot fail.
 func New(cfg Config) *Session {
+	defaultIDs := cfg.IDGenerator == nil
 	cfg = cfg.withDefaults()
-	m := &Session{cfg: cfg, cfgErr: cfg.validate()}
+	m := &Session{cfg: cfg, cfgErr: cfg.validate(), defaultIDs: defaultIDs}
 	if m.cfgErr == nil && len(cfg.SignKeys) > 0 {
 		m.cfgErr = m.useSigner()
 	}

@@ -87,6 +87,8 @@ type storeData struct {
 	idBufUsed bool // idBuf is used once only
 	// setBuf holds a save's Update.set, so listing it costs nothing.
 	setBuf [4]setEntry
+	// metaBuf holds a new session's bookkeeping for a Copier's save.
+	metaBuf [metaLen]byte
 }
 
 var statePool = sync.Pool{New: func() any { return new(storeState) }}
@@ -193,7 +195,14 @@ func (s *storeState) detachID(st *providerState) {
 }
 
 func (s *storeState) ensureID() string {
-	if s.id == "" {
+	switch {
+	case s.id != "":
+	case s.m.defaultIDs && s.idBuf != nil && !s.idBufUsed:
+		// A new session's ID, made in the handle's buffer like a loaded
+		// one: no allocation unless a provider that keeps it needs a
+		// copy (detachID).
+		s.id, s.idBufUsed = newIDIn(s.idBuf), true
+	default:
 		s.id = s.m.cfg.IDGenerator()
 	}
 	return s.id
@@ -500,12 +509,24 @@ func (h *Store) UpdateExpiration(d time.Duration) error {
 
 // encodeMeta encodes the value of keyMeta.
 func encodeMeta(created time.Time, idle time.Duration) []byte {
-	b := binary.AppendVarint(make([]byte, 0, 2*binary.MaxVarintLen64), created.UnixNano())
-	if idle > 0 {
-		b = binary.AppendVarint(b, int64(idle))
-	}
-	return b
+	return appendMeta(nil, created, idle)
 }
+
+// appendMeta encodes the value of keyMeta into dst, or into a new buffer
+// if dst is nil.
+func appendMeta(dst []byte, created time.Time, idle time.Duration) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, metaLen)
+	}
+	dst = binary.AppendVarint(dst, created.UnixNano())
+	if idle > 0 {
+		dst = binary.AppendVarint(dst, int64(idle))
+	}
+	return dst
+}
+
+// metaLen is the longest value of keyMeta.
+const metaLen = 2 * binary.MaxVarintLen64
 
 // readMeta returns a stored session's creation time and idle timeout.
 func readMeta(r Record) (created time.Time, idle time.Duration, err error) {
@@ -620,8 +641,13 @@ func (s *storeState) pendingUpdate(now time.Time, reuse bool) (Update, error) {
 	if s.isNew {
 		// The bookkeeping goes first: every request looks it up when it
 		// loads the session, and a packed lookup scans from the front.
+		// A Copier copies it, so it may lie in the state's own buffer.
 		s.created = now
-		u.put(keyMeta, encodeMeta(now, s.idle))
+		var dst []byte
+		if reuse {
+			dst = s.metaBuf[:0]
+		}
+		u.put(keyMeta, appendMeta(dst, now, s.idle))
 	} else if !s.written {
 		u.Base = s.base
 	}

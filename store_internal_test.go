@@ -143,3 +143,62 @@ func TestSaveMemoryIsReusedOnlyForCopiers(t *testing.T) {
 		})
 	}
 }
+
+// metaRecorder keeps the ID and the bookkeeping of every session it
+// creates, as a provider that is not a Copier may.
+type metaRecorder struct {
+	keyRecorder
+	metas, copies [][]byte
+}
+
+func (r *metaRecorder) Update(_ context.Context, id string, u Update) error {
+	r.kept = append(r.kept, id)
+	if b, ok := u.Set[keyMeta]; ok {
+		r.metas = append(r.metas, b)
+		r.copies = append(r.copies, append([]byte(nil), b...))
+	}
+	return nil
+}
+
+// A new session's ID is made in the Store's handle, and for a Copier its
+// bookkeeping in the Store's own buffer, which saves two allocations: a
+// provider that keeps what Update hands it must get its own copies of
+// both, unchanged by later requests.
+func TestNewSessionMemoryIsNotKeptByPlainProviders(t *testing.T) {
+	p := &metaRecorder{}
+	m := New(Config{})
+	if err := m.UseProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		ctx := new(fasthttp.RequestCtx)
+		ctx.Init(&fasthttp.Request{}, nil, nil)
+		s, err := m.Start(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Set("k", i)
+		if err := s.Save(ctx); err != nil {
+			t.Fatal(err)
+		}
+		start, end := uintptr(unsafe.Pointer(s)), uintptr(unsafe.Pointer(s))+unsafe.Sizeof(*s)
+		if at := uintptr(unsafe.Pointer(unsafe.StringData(p.kept[i]))); at >= start && at < end {
+			t.Fatalf("request %d: the provider was handed an ID inside the Store", i)
+		}
+		if p.kept[i] != s.ID() {
+			t.Fatalf("request %d: provider got ID %q, the Store says %q", i, p.kept[i], s.ID())
+		}
+		_ = s.Close()
+	}
+	if len(p.metas) != 3 {
+		t.Fatalf("%d new sessions' bookkeeping recorded, want 3", len(p.metas))
+	}
+	for i := range p.metas {
+		if string(p.metas[i]) != string(p.copies[i]) {
+			t.Fatalf("session %d's bookkeeping changed after the provider had it: %x, was %x", i, p.metas[i], p.copies[i])
+		}
+		if i > 0 && &p.metas[i][0] == &p.metas[i-1][0] {
+			t.Fatalf("sessions %d and %d were handed the same bookkeeping memory", i-1, i)
+		}
+	}
+}
