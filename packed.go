@@ -114,16 +114,29 @@ func (s *packedScan) next() (key, val string, ok bool) {
 		return "", "", false
 	}
 	s.left--
-	var i int
-	if key, i = fieldAt(s.p, s.i); i >= 0 {
-		val, i = fieldAt(s.p, i)
+	// Written out, one-byte lengths inline, as in Packed.Lookup: merging
+	// an update scans every entry of the session.
+	p, i := s.p, s.i
+	var n uint64
+	if uint(i) < uint(len(p)) && p[i] < 0x80 {
+		n, i = uint64(p[i]), i+1
+	} else {
+		n, i = uvarintSlow(p, i)
 	}
-	if i < 0 {
-		s.left, s.bad = 0, true
-		return "", "", false
+	if i >= 0 && n <= uint64(len(p)-i) {
+		key, i = p[i:i+int(n)], i+int(n)
+		if uint(i) < uint(len(p)) && p[i] < 0x80 {
+			n, i = uint64(p[i]), i+1
+		} else {
+			n, i = uvarintSlow(p, i)
+		}
+		if i >= 0 && n <= uint64(len(p)-i) {
+			s.i = i + int(n)
+			return key, p[i : i+int(n)], true
+		}
 	}
-	s.i = i
-	return key, val, true
+	s.left, s.bad = 0, true
+	return "", "", false
 }
 
 // fieldAt reads the length-prefixed field at p[i:] and returns it with the

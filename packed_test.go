@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -152,6 +153,19 @@ func FuzzParsePacked(f *testing.F) {
 		raw := Packed(b)
 		raw.Lookup(key)
 		raw.Len()
+		// Lookup and the scan behind All are written separately; even on
+		// malformed input they must agree on the entries before the first
+		// malformed byte (the first of a repeated key is the one found).
+		seen := map[string]bool{}
+		for k, v := range raw.All() {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if got, ok := raw.Lookup(k); !ok || !bytes.Equal(got, v) {
+				t.Fatalf("All yields %q=%q, Lookup gives %q, %v", k, v, got, ok)
+			}
+		}
 		p, err := ParsePacked(b)
 		if err != nil {
 			return
@@ -214,5 +228,17 @@ func TestAppendPackedKeyPutTwice(t *testing.T) {
 	}
 	if v, _ := p.Lookup("a"); string(v) != "2" || p.Len() != 2 {
 		t.Fatalf("got %q", p.Map())
+	}
+}
+
+// BenchmarkAppendPacked merges a one-key update into a small session, as
+// the memory provider does on every write.
+func BenchmarkAppendPacked(b *testing.B) {
+	old := Pack(map[string][]byte{keyMeta: encodeMeta(time.Now(), 0), "name": []byte("\xaasessionkit"), "n": {7}})
+	u := Update{Set: map[string][]byte{"n": {8}}}
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = u.AppendPacked(buf[:0], old)
 	}
 }
