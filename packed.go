@@ -139,17 +139,6 @@ func (s *packedScan) next() (key, val string, ok bool) {
 	return "", "", false
 }
 
-// fieldAt reads the length-prefixed field at p[i:] and returns it with the
-// offset after it, or -1 if it is malformed.
-func fieldAt(p string, i int) (string, int) {
-	n, i := uvarintAt(p, i)
-	if i < 0 || n > uint64(len(p)-i) {
-		return "", -1
-	}
-	end := i + int(n)
-	return p[i:end], end
-}
-
 // uvarintAt reads the unsigned varint at p[i:] and returns it with the
 // offset after it, or -1 if it is malformed. Lengths below 128, the usual
 // case, take one byte and the inlined first branch.
