@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"unsafe"
 )
 
 // ErrInvalidID is wrapped by a provider's error for a malformed session ID
@@ -23,20 +22,18 @@ const (
 // NewID returns a new session ID: 24 bytes (192 bits) from crypto/rand,
 // base64url-encoded without padding to 32 characters.
 func NewID() string {
+	var buf [DefaultIDLength]byte
+	fillID(&buf)
+	return string(buf[:])
+}
+
+// fillID writes a new ID, as NewID returns, into buf.
+func fillID(buf *[DefaultIDLength]byte) {
 	var b [24]byte
 	// crypto/rand.Read never fails since Go 1.24: it crashes the program
 	// instead of returning predictable bytes.
 	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// newIDIn makes an ID as NewID does in buf and returns it as a string
-// over buf, which must never be written again.
-func newIDIn(buf *[DefaultIDLength]byte) string {
-	var b [24]byte
-	_, _ = rand.Read(b[:])
 	base64.RawURLEncoding.Encode(buf[:], b[:])
-	return unsafe.String(&buf[0], len(buf))
 }
 
 // ValidID reports whether id is well-formed: MinIDLength to MaxIDLength

@@ -61,7 +61,7 @@ type Session struct {
 	// request's bytes first.
 	signer *Signer
 	// defaultIDs is set when Config.IDGenerator was left to NewID, whose
-	// IDs a Store can then make in memory it already has (see newIDIn).
+	// IDs a Store can then make in memory it already has (see fillID).
 	defaultIDs bool
 	cfgErr     error
 

@@ -201,7 +201,8 @@ func (s *storeState) ensureID() string {
 		// A new session's ID, made in the handle's buffer like a loaded
 		// one: no allocation unless a provider that keeps it needs a
 		// copy (detachID).
-		s.id, s.idBufUsed = newIDIn(s.idBuf), true
+		fillID(s.idBuf)
+		s.id, s.idBufUsed = unsafe.String(&s.idBuf[0], len(s.idBuf)), true
 	default:
 		s.id = s.m.cfg.IDGenerator()
 	}
