@@ -66,27 +66,30 @@ func tokenArg(tok uint64) string {
 	return string(appendToken(buf[:0], tok))
 }
 
-// parseValue reads a session stored in the string layout, returning its
-// token too. The values are checked and used in place: the Record's
-// Packed shares v's memory.
-func parseValue(v string) (sessionkit.Record, string, error) {
+// parseValue reads a session stored in the string layout; its token is
+// the Record's Rev. The values are checked and used in place: the
+// Record's Packed shares v's memory.
+func parseValue(v string) (sessionkit.Record, error) {
 	if len(v) < headerLen || v[0] != layoutByte {
-		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w: the key holds a value this provider did not write", sessionkit.ErrCorruptValue)
+		return sessionkit.Record{}, fmt.Errorf("redis: get: %w: the key holds a value this provider did not write", sessionkit.ErrCorruptValue)
 	}
 	ms, err := parseDeadline(v[1 : 1+deadlineLen])
 	if err != nil {
-		return sessionkit.Record{}, "", err
+		return sessionkit.Record{}, err
 	}
 	packed, err := sessionkit.ParsePackedString(v[headerLen:])
 	if err != nil {
-		return sessionkit.Record{}, "", fmt.Errorf("redis: get: %w", err)
+		return sessionkit.Record{}, fmt.Errorf("redis: get: %w", err)
 	}
-	tok := v[1+deadlineLen : headerLen]
-	return sessionkit.Record{Packed: packed, Expires: time.UnixMilli(ms), Rev: tokenRev(tok)}, tok, nil
+	return sessionkit.Record{Packed: packed, Expires: time.UnixMilli(ms), Rev: tokenRev(v[1+deadlineLen : headerLen])}, nil
 }
 
 // tokenRev is a token as the Record's Rev: the number its hex digits
-// spell, or 0 (no revision) if they do not.
+// spell, or 0 (no revision) if they do not. tokenArg turns it back into
+// the token, which is how Rename and Create compare what they read with
+// what the scripts see; a legacy marker that is not hex (never written by
+// this provider) then just never matches, which costs a retry, not
+// correctness.
 func tokenRev(tok string) uint64 {
 	var n uint64
 	for i := 0; i < len(tok); i++ {
@@ -151,8 +154,7 @@ func legacyToken(marker string) string {
 
 // legacyHash is a session hash as read.
 type legacyHash struct {
-	rec         sessionkit.Record // Expires set only if hasDeadline
-	tok         string            // the marker, as legacyToken gives it
+	rec         sessionkit.Record // Expires set only if hasDeadline; Rev from the marker
 	hasDeadline bool              // the hash holds the deadline field
 }
 
@@ -163,11 +165,11 @@ func decodeLegacy(fields iter.Seq2[string, string]) (legacyHash, error) {
 	// allocation instead of a map and a copy of every value. The first
 	// pass checks the fields and sizes the buffer.
 	var h legacyHash
-	marked, size, values := false, 0, 0
+	marked, marker, size, values := false, "", 0, 0
 	for f, v := range fields {
 		switch {
 		case f == "":
-			h.tok, marked = v, true
+			marker, marked = v, true
 		case f[0] == '.':
 			size += len(f) - 1 + len(v)
 			values++
@@ -191,7 +193,6 @@ func decodeLegacy(fields iter.Seq2[string, string]) (legacyHash, error) {
 		}
 	}
 	h.rec.Packed = pb.Packed()
-	h.tok = legacyToken(h.tok)
-	h.rec.Rev = tokenRev(h.tok)
+	h.rec.Rev = tokenRev(legacyToken(marker))
 	return h, nil
 }

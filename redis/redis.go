@@ -601,33 +601,32 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 	if err := p.check(ctx, "get"); err != nil {
 		return sessionkit.Record{}, err
 	}
-	r, _, err := p.read(ctx, p.key(id))
-	return r, err
+	return p.read(ctx, p.key(id))
 }
 
-// read returns the session at key and its write token.
-func (p *Provider) read(ctx context.Context, key string) (sessionkit.Record, string, error) {
+// read returns the session at key, its write token as Rev.
+func (p *Provider) read(ctx context.Context, key string) (sessionkit.Record, error) {
 	v, err := p.client.Get(ctx, key).Result()
 	switch {
 	case err == nil:
 		return parseValue(v)
 	case errors.Is(err, goredis.Nil):
-		return sessionkit.Record{}, "", errNotFound
+		return sessionkit.Record{}, errNotFound
 	case goredis.HasErrorPrefix(err, "WRONGTYPE"):
 		return p.readLegacy(ctx, key)
 	}
-	return sessionkit.Record{}, "", p.fail(ctx, "get", err)
+	return sessionkit.Record{}, p.fail(ctx, "get", err)
 }
 
 // readLegacy reads a session stored as a hash by an earlier version.
-func (p *Provider) readLegacy(ctx context.Context, key string) (sessionkit.Record, string, error) {
+func (p *Provider) readLegacy(ctx context.Context, key string) (sessionkit.Record, error) {
 	m, err := p.client.HGetAll(ctx, key).Result()
 	if err != nil {
-		return sessionkit.Record{}, "", p.fail(ctx, "get", err)
+		return sessionkit.Record{}, p.fail(ctx, "get", err)
 	}
 	if len(m) == 0 {
 		// Redis has no empty hashes: the key is gone (or expired).
-		return sessionkit.Record{}, "", errNotFound
+		return sessionkit.Record{}, errNotFound
 	}
 	h, err := decodeLegacy(func(yield func(f, v string) bool) {
 		for f, v := range m {
@@ -637,19 +636,19 @@ func (p *Provider) readLegacy(ctx context.Context, key string) (sessionkit.Recor
 		}
 	})
 	if err != nil || h.hasDeadline {
-		return h.rec, h.tok, err
+		return h.rec, err
 	}
 	ms, err := p.client.Do(ctx, "PEXPIRETIME", key).Int64()
 	switch {
 	case err != nil:
-		return sessionkit.Record{}, "", p.fail(ctx, "get", err)
+		return sessionkit.Record{}, p.fail(ctx, "get", err)
 	case ms == -2:
-		return sessionkit.Record{}, "", errNotFound // deleted in between
+		return sessionkit.Record{}, errNotFound // deleted in between
 	case ms < 0:
-		return sessionkit.Record{}, "", errNoExpiry
+		return sessionkit.Record{}, errNoExpiry
 	}
 	h.rec.Expires = time.UnixMilli(ms)
-	return h.rec, h.tok, nil
+	return h.rec, nil
 }
 
 // errNoExpiry reports a session key without an expiry (PEXPIRETIME -1):
@@ -719,14 +718,14 @@ func (p *Provider) create(ctx context.Context, key string, u sessionkit.Update) 
 		}
 		return nil
 	}
-	_, stored, err := p.read(ctx, key)
+	stored, err := p.read(ctx, key)
 	switch {
 	case errors.Is(err, sessionkit.ErrNotFound):
 		// Expired or deleted since: whoever held the ID had it first.
 		return errExists
 	case err != nil:
 		return err
-	case stored == tokenArg(tok):
+	case stored.Rev == tok:
 		return nil
 	}
 	return errExists
@@ -793,7 +792,7 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 // brings the copy up to date in that case. dl is the new deadline as a
 // script argument.
 func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey, dl string) error {
-	r, oldTok, err := p.read(ctx, oldKey)
+	r, err := p.read(ctx, oldKey)
 	if err != nil {
 		return err
 	}
@@ -809,7 +808,7 @@ func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey, dl string)
 	if p.afterCopy != nil {
 		p.afterCopy()
 	}
-	taken, err := takeScript.Run(ctx, p.client, []string{oldKey}, oldTok).Result()
+	taken, err := takeScript.Run(ctx, p.client, []string{oldKey}, tokenArg(r.Rev)).Result()
 	if err != nil {
 		// The take may have applied, and deleted the old key, before the
 		// connection failed: the session may then be lost, but keeping
@@ -827,7 +826,7 @@ func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey, dl string)
 		}
 		return nil
 	case string:
-		fresh, _, err := parseValue(v)
+		fresh, err := parseValue(v)
 		if err != nil {
 			p.undoCopy(ctx, newKey, tok)
 			return err
