@@ -493,6 +493,18 @@ func baseIsAHint(t *testing.T, p sessionkit.Provider, withDeadline bool) {
 	if err := p.Update(bg, id, sessionkit.Update{Set: Values("b", "3")}); err != nil {
 		t.Fatal(err)
 	}
+	// A revision, where a provider keeps one, changes with every write,
+	// a touch included: Base.Rev is only as good as that.
+	if r := mustGet(t, p, id); read.Rev != 0 && r.Rev == read.Rev {
+		t.Fatalf("Rev %d unchanged by an Update", r.Rev)
+	}
+	before := mustGet(t, p, id)
+	if err := extend(p, id, before.Expires.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustGet(t, p, id); before.Rev != 0 && r.Rev == before.Rev {
+		t.Fatalf("Rev %d unchanged by a Touch", r.Rev)
+	}
 	if err := update(id, sessionkit.Update{Set: Values("a", "9"), Base: read}); err != nil {
 		t.Fatal(err)
 	}
