@@ -672,7 +672,9 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	set, n := setEntries(u)
 	// With a Base, the script writes the session Go merged from it if
 	// the stored one is still Base (its token is Base.Rev's), without
-	// parsing anything.
+	// parsing anything. The Set entries and the keys to drop travel too,
+	// so that when another write came in between the same round trip
+	// merges instead.
 	var baseTok string
 	var full []byte
 	if u.Base.Rev != 0 && !u.Clear {
