@@ -1,5 +1,5 @@
 // Package memory is a sessionkit provider that keeps sessions in the
-// process's memory, in a sharded concurrent map (sessionkit.CCMap).
+// process's memory, in a sharded hash table whose lookups take no lock.
 //
 // Sessions are lost when the process exits and are not shared between
 // processes: use it for development, tests, and single-instance servers.
@@ -8,18 +8,20 @@
 //	import _ "github.com/sessionkit/sessionkit/memory"
 //	err := session.SetProvider("memory", &memory.Config{})
 //
-// A session is a slot in a sharded map (sessionkit.CCMap) that points to
-// the session's current version: one immutable allocation holding its
+// A session is a slot in a sharded hash table that points to the
+// session's current version: one immutable allocation holding its
 // deadline and its values packed into a string (sessionkit.Packed). Get
 // hands out the stored string itself, so reads cost no allocation and
 // concurrent readers each see a consistent snapshot. A write builds the
 // next version and swaps it in with one compare-and-swap on the slot,
 // merging onto the newest version if another write got in first, so no
-// write is lost; the map itself is only written when a session is
-// created or removed. A write to an existing session therefore takes its
-// shard's lock only shared, to find the slot, and changes nothing in the
-// map: with requests on several cores, the map's memory stays in every
-// core's cache rather than moving between them at each write.
+// write is lost; the table itself is only written when a session is
+// created or removed, under its shard's lock. Finding a session takes no
+// lock at all and writes no shared memory (not even a read lock's
+// counter), so with requests on several cores the table stays in every
+// core's cache rather than moving between them at each request, and a
+// garbage collection sweeping a shard holds up only that shard's
+// creations and removals, never a request's lookup.
 package memory
 
 import (
@@ -39,9 +41,12 @@ const Name = "memory"
 
 // Config configures the memory provider. The zero value is ready to use.
 type Config struct {
-	// Shards is the number of independently locked shards, rounded up to a
-	// power of two. Default sessionkit.DefaultShards (256). More shards
-	// mean less lock contention and shorter pauses per shard during GC.
+	// Shards is the number of shards of the session table, rounded up to
+	// a power of two. Default sessionkit.DefaultShards (256). Each shard
+	// has its own lock, which only creating and removing sessions (and
+	// GC, one shard at a time) take; lookups and writes to existing
+	// sessions take none. More shards mean less waiting between
+	// concurrent creations and smaller tables to rebuild as they grow.
 	Shards int
 }
 
@@ -125,13 +130,17 @@ func newSlot(id string, blob *byte) *slot {
 // Provider is the memory provider. Create it with New or through
 // sessionkit's SetProvider.
 type Provider struct {
-	m      *sessionkit.CCMap[string, *slot]
+	m      *index
 	closed atomic.Bool
 }
 
 // New returns an empty memory provider.
 func New(cfg Config) *Provider {
-	return &Provider{m: sessionkit.NewCCMap[string, *slot](cfg.Shards)}
+	shards := cfg.Shards
+	if shards <= 0 {
+		shards = sessionkit.DefaultShards
+	}
+	return &Provider{m: newIndex(shards)}
 }
 
 func (p *Provider) check(ctx context.Context) error {
@@ -142,10 +151,7 @@ func (p *Provider) check(ctx context.Context) error {
 }
 
 // load returns id's slot, or nil.
-func (p *Provider) load(id string) *slot {
-	s, _ := p.m.Get(id)
-	return s
-}
+func (p *Provider) load(id string) *slot { return p.m.get(id) }
 
 // Get implements sessionkit.Provider.
 func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error) {
@@ -170,7 +176,12 @@ func (p *Provider) retire(s *slot, cur *byte) bool {
 	if cur == dead || !s.p.CompareAndSwap(cur, dead) {
 		return cur == dead
 	}
-	p.m.Update(s.key, func(v *slot, ok bool) (*slot, bool) { return v, ok && v != s })
+	p.m.update(s.key, func(v *slot) *slot {
+		if v == s {
+			return nil
+		}
+		return v
+	})
 	return true
 }
 
@@ -179,12 +190,12 @@ func (p *Provider) retire(s *slot, cur *byte) bool {
 func (p *Provider) insert(id string, blob *byte, now int64) (*slot, error) {
 	ns := newSlot(id, blob)
 	var err error
-	p.m.UpdateKeyed(ns.key, func(old *slot, ok bool) (string, *slot, bool) {
-		for ok {
+	p.m.update(ns.key, func(old *slot) *slot {
+		for old != nil {
 			cur := old.p.Load()
 			if now < expiresOf(cur) {
 				err = sessionkit.ErrExists
-				return old.key, old, true
+				return old
 			}
 			// An expired session is retired before it is replaced, so a
 			// write that still finds it fails rather than vanishing
@@ -194,7 +205,7 @@ func (p *Provider) insert(id string, blob *byte, now int64) (*slot, error) {
 				break
 			}
 		}
-		return ns.key, ns, true
+		return ns
 	})
 	if err != nil {
 		return nil, err
@@ -203,9 +214,8 @@ func (p *Provider) insert(id string, blob *byte, now int64) (*slot, error) {
 }
 
 // Update implements sessionkit.Provider. A write to an existing session
-// takes the shard's lock only to find the slot, shared: the new version
-// goes in by compare-and-swap, rebuilt on the newest version if another
-// write got in first.
+// takes no lock: the new version goes in by compare-and-swap, rebuilt on
+// the newest version if another write got in first.
 func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) error {
 	if err := p.check(ctx); err != nil {
 		return err
@@ -309,7 +319,7 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 
 // each calls fn for every slot with its current version.
 func (p *Provider) each(fn func(s *slot, cur *byte) bool) {
-	p.m.Range(func(_ string, s *slot) bool { return fn(s, s.p.Load()) })
+	p.m.each(func(s *slot) bool { return fn(s, s.p.Load()) })
 }
 
 // Count implements sessionkit.Counter. It walks every session, so it costs
@@ -330,9 +340,11 @@ func (p *Provider) Count(ctx context.Context) (int, error) {
 
 // Stored returns the number of sessions held in memory, including expired
 // ones that garbage collection has not removed yet.
-func (p *Provider) Stored() int { return p.m.Len() }
+func (p *Provider) Stored() int { return p.m.size() }
 
-// Range implements sessionkit.Ranger.
+// Range implements sessionkit.Ranger. It takes no lock: fn may call the
+// provider, and sessions created or removed during the walk may or may
+// not be seen.
 func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Record) bool) error {
 	if err := p.check(ctx); err != nil {
 		return err
@@ -348,16 +360,16 @@ func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Re
 	return nil
 }
 
-// GC implements sessionkit.GarbageCollector. It locks one shard at a time,
-// so requests on the other shards never wait for it; a session written
-// while GC looks at it (by a request whose clock still found it live) is
-// kept.
+// GC implements sessionkit.GarbageCollector. It locks one shard at a time
+// against creations and removals only, so requests never wait for it; a
+// session written while GC looks at it (by a request whose clock still
+// found it live) is kept.
 func (p *Provider) GC(ctx context.Context) error {
 	if err := p.check(ctx); err != nil {
 		return err
 	}
 	now := time.Now().UnixNano()
-	p.m.Sweep(func(_ string, s *slot) bool {
+	p.m.sweep(func(s *slot) bool {
 		cur := s.p.Load()
 		return now >= expiresOf(cur) && (cur == dead || s.p.CompareAndSwap(cur, dead))
 	})
@@ -369,6 +381,6 @@ func (p *Provider) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	p.m.Sweep(func(string, *slot) bool { return true })
+	p.m.sweep(func(*slot) bool { return true })
 	return nil
 }
