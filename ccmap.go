@@ -10,9 +10,15 @@ const DefaultShards = 256
 
 // CCMap is a concurrent map split into shards, each with its own lock, so
 // that operations on different keys rarely wait for each other and a sweep
-// over the whole map (Sweep) holds only one shard's lock at a time. The
-// memory provider keeps its sessions in one; other in-process providers may
-// use it too.
+// over the whole map (Sweep) holds only one shard's lock at a time. It is
+// a general-purpose building block for in-process providers: any key and
+// value types, and atomic updates of one key or two.
+//
+// Reads take their shard's lock shared, which writes the lock's reader
+// count: on several cores, the shards' cache lines then move between the
+// cores at every read, and reads of a read-mostly map scale poorly. The
+// memory provider, whose lookups are its hot path, therefore keeps its
+// sessions in a table of its own whose lookups take no lock.
 //
 // The zero value is not usable; create one with NewCCMap.
 type CCMap[K comparable, V any] struct {
