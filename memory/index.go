@@ -72,7 +72,14 @@ func newIndex(shards int) *index {
 	for n < shards {
 		n <<= 1
 	}
-	return &index{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]indexShard, n)}
+	x := &index{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]indexShard, n)}
+	for i := range x.shards {
+		// Every shard starts with a table, so lookups need not check
+		// for none, and the first sessions stored cost no allocation
+		// beyond their own.
+		x.shards[i].tab.Store(&table{cells: make([]cell, minCells)})
+	}
+	return x
 }
 
 // hash returns the hash of id as cells hold it. Its low bits choose the
@@ -85,9 +92,6 @@ func (x *index) hash(id string) uint64 { return maphash.String(x.seed, id) | has
 func (x *index) get(id string) *slot {
 	h := x.hash(id)
 	t := x.shards[h&x.mask].tab.Load()
-	if t == nil {
-		return nil
-	}
 	mask := uint64(len(t.cells) - 1)
 	for i := h >> 32; ; i++ {
 		c := &t.cells[i&mask]
@@ -141,12 +145,10 @@ func (x *index) update(id string, fn func(old *slot) *slot) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t := sh.tab.Load()
-	var at, free *cell
 	var old *slot
-	if t != nil {
-		if at, free = t.find(h, id); at != nil {
-			old = at.s.Load()
-		}
+	at, free := t.find(h, id)
+	if at != nil {
+		old = at.s.Load()
 	}
 	s := fn(old)
 	switch {
@@ -156,10 +158,7 @@ func (x *index) update(id string, fn func(old *slot) *slot) {
 	case at != nil:
 		at.s.Store(s)
 	default:
-		if t == nil {
-			t = sh.rebuild(nil, minCells)
-			_, free = t.find(h, id)
-		} else if free.h.Load() == 0 && (sh.used+1)*2 > len(t.cells) {
+		if free.h.Load() == 0 && (sh.used+1)*2 > len(t.cells) {
 			// Filling an empty cell would leave less than half of the
 			// table empty: rebuild it first, twice as large unless
 			// most of the used cells are removed ones, so that a table
@@ -189,26 +188,24 @@ func (sh *indexShard) remove(c *cell) {
 	sh.live--
 }
 
-// rebuild publishes a table of n cells holding the live cells of t (which
-// may be nil) and returns it. The caller holds the shard's lock.
+// rebuild publishes a table of n cells holding the live cells of t and
+// returns it. The caller holds the shard's lock.
 func (sh *indexShard) rebuild(t *table, n int) *table {
 	nt := &table{cells: make([]cell, n)}
-	if t != nil {
-		mask := uint64(n - 1)
-		for i := range t.cells {
-			c := &t.cells[i]
-			h := c.h.Load()
-			if h&hashFlag == 0 {
-				continue
-			}
-			j := h >> 32
-			for nt.cells[j&mask].h.Load() != 0 {
-				j++
-			}
-			nc := &nt.cells[j&mask]
-			nc.s.Store(c.s.Load())
-			nc.h.Store(h)
+	mask := uint64(n - 1)
+	for i := range t.cells {
+		c := &t.cells[i]
+		h := c.h.Load()
+		if h&hashFlag == 0 {
+			continue
 		}
+		j := h >> 32
+		for nt.cells[j&mask].h.Load() != 0 {
+			j++
+		}
+		nc := &nt.cells[j&mask]
+		nc.s.Store(c.s.Load())
+		nc.h.Store(h)
 	}
 	sh.used = sh.live
 	sh.tab.Store(nt)
@@ -231,9 +228,6 @@ func pow2(n int) int {
 func (x *index) each(fn func(s *slot) bool) {
 	for i := range x.shards {
 		t := x.shards[i].tab.Load()
-		if t == nil {
-			continue
-		}
 		for j := range t.cells {
 			if s := t.cells[j].s.Load(); s != nil && !fn(s) {
 				return
@@ -251,17 +245,16 @@ func (x *index) sweep(remove func(s *slot) bool) int {
 	for i := range x.shards {
 		sh := &x.shards[i]
 		sh.mu.Lock()
-		if t := sh.tab.Load(); t != nil {
-			for j := range t.cells {
-				c := &t.cells[j]
-				if s := c.s.Load(); s != nil && remove(s) {
-					sh.remove(c)
-					n++
-				}
+		t := sh.tab.Load()
+		for j := range t.cells {
+			c := &t.cells[j]
+			if s := c.s.Load(); s != nil && remove(s) {
+				sh.remove(c)
+				n++
 			}
-			if len(t.cells) > minCells && sh.live*8 < len(t.cells) {
-				sh.rebuild(t, max(minCells, pow2(4*sh.live)))
-			}
+		}
+		if len(t.cells) > minCells && sh.live*8 < len(t.cells) {
+			sh.rebuild(t, max(minCells, pow2(4*sh.live)))
 		}
 		sh.mu.Unlock()
 	}

@@ -40,7 +40,7 @@ func checkIndex(t *testing.T, x *index, model map[string]*slot, absent []string)
 	}
 	for i := range x.shards {
 		sh := &x.shards[i]
-		if tb := sh.tab.Load(); tb != nil && sh.used*2 > len(tb.cells) {
+		if tb := sh.tab.Load(); sh.used*2 > len(tb.cells) {
 			t.Fatalf("shard %d: %d of %d cells used, more than half", i, sh.used, len(tb.cells))
 		}
 	}
