@@ -21,6 +21,18 @@ func UnixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
+// addNanos returns t+d in unix nanoseconds, clamped to int64's range
+// instead of wrapping, as UnixNano clamps.
+func addNanos(t int64, d time.Duration) int64 {
+	switch {
+	case d > 0 && t > math.MaxInt64-int64(d):
+		return math.MaxInt64
+	case d < 0 && t < math.MinInt64-int64(d):
+		return math.MinInt64
+	}
+	return t + int64(d)
+}
+
 // recordVersion is the first byte of EncodeValues' output, so the format
 // can change without misreading old rows.
 const recordVersion byte = 1

@@ -104,3 +104,22 @@ func TestRecordPack(t *testing.T) {
 		t.Fatalf("the zero Record packs to %q", q)
 	}
 }
+
+func TestAddNanosClamps(t *testing.T) {
+	for _, c := range []struct {
+		t    int64
+		d    time.Duration
+		want int64
+	}{
+		{100, 5, 105},
+		{100, -5, 95},
+		{math.MaxInt64 - 1, 2, math.MaxInt64},
+		{math.MaxInt64, time.Hour, math.MaxInt64},
+		{math.MinInt64 + 1, -2, math.MinInt64},
+		{math.MinInt64, time.Hour, math.MinInt64 + int64(time.Hour)},
+	} {
+		if got := addNanos(c.t, c.d); got != c.want {
+			t.Errorf("addNanos(%d, %v) = %d, want %d", c.t, c.d, got, c.want)
+		}
+	}
+}

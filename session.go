@@ -387,11 +387,11 @@ func (m *Session) adopt(s *storeState, rec Record, now time.Time) bool {
 		return false
 	}
 	if !rec.Expires.IsZero() && !now.Before(rec.Expires) ||
-		m.cfg.AbsoluteTimeout > 0 && !now.Before(created.Add(m.cfg.AbsoluteTimeout)) {
+		m.cfg.AbsoluteTimeout > 0 && now.UnixNano() >= addNanos(created, m.cfg.AbsoluteTimeout) {
 		return false
 	}
 	s.isNew = false
-	s.base, s.created, s.idle, s.now = rec, created, idle, now
+	s.base, s.created, s.idle, s.now = rec, time.Unix(0, created), idle, now
 	return true
 }
 

@@ -530,20 +530,21 @@ func appendMeta(dst []byte, created time.Time, idle time.Duration) []byte {
 const metaLen = 2 * binary.MaxVarintLen64
 
 // readMeta returns a stored session's creation time and idle timeout.
-func readMeta(r Record) (created time.Time, idle time.Duration, err error) {
+// The creation time is returned as unix nanoseconds, as stored.
+func readMeta(r Record) (created int64, idle time.Duration, err error) {
 	raw, _ := r.Lookup(keyMeta)
-	c, k := binary.Varint(raw)
+	c, k := readVarint(raw)
 	if k <= 0 {
-		return time.Time{}, 0, fmt.Errorf("%w: missing or bad creation time", ErrCorruptValue)
+		return 0, 0, fmt.Errorf("%w: missing or bad creation time", ErrCorruptValue)
 	}
 	if rest := raw[k:]; len(rest) > 0 {
-		i, k := binary.Varint(rest)
+		i, k := readVarint(rest)
 		if k <= 0 || k != len(rest) || i <= 0 {
-			return time.Time{}, 0, fmt.Errorf("%w: bad idle timeout", ErrCorruptValue)
+			return 0, 0, fmt.Errorf("%w: bad idle timeout", ErrCorruptValue)
 		}
 		idle = time.Duration(i)
 	}
-	return time.Unix(0, c), idle, nil
+	return c, idle, nil
 }
 
 // idleTimeout is the session's own idle timeout if UpdateExpiration set
@@ -861,7 +862,7 @@ func (s *storeState) touchLocked(ctx context.Context, st *providerState, now tim
 	// The new deadline is at most now+idle, so a deadline still more than
 	// idle-idle/touchEvery away needs no touch: the commonest case,
 	// decided without working out the new deadline.
-	if !s.shift && (idle <= 0 || s.base.Expires.Sub(now) > idle-idle/touchEvery) {
+	if !s.shift && (idle <= 0 || now.Add(idle-idle/touchEvery).Before(s.base.Expires)) {
 		return nil
 	}
 	next := s.deadline(now)
