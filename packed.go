@@ -289,14 +289,20 @@ func (pb *PackedBuilder) Packed() Packed {
 }
 
 // AppendPacked appends to dst the packed values that result from applying
-// u to p, the Packed counterpart of Apply: entries of p that u neither
-// deletes nor sets keep their place, then u's Set entries follow. It grows
-// dst at most once; PackedSize tells by how much, for a caller that wants
-// the result to share one allocation with something else (the memory
-// provider puts the session's deadline in front of it).
+// u to p, the Packed counterpart of Apply. When u only gives keys of p new
+// values of the same lengths (a counter's increment, a flag's flip), the
+// result is p with those values overwritten where they lie; otherwise the
+// entries of p that u neither deletes nor sets keep their place, then u's
+// Set entries follow. It grows dst at most once; PackedSize tells by how
+// much, for a caller that wants the result to share one allocation with
+// something else (the memory provider puts the session's deadline in
+// front of it).
 func (u Update) AppendPacked(dst []byte, p Packed) []byte {
 	var buf [8]setEntry
 	set := u.setEntries(buf[:0])
+	if out, ok := u.overwrite(dst, p, set); ok {
+		return out
+	}
 	var runs [8]span
 	count, size, kept := u.packedLayout(p, set, runs[:0])
 	dst = slices.Grow(dst, size)
@@ -325,6 +331,50 @@ func (u Update) AppendPacked(dst []byte, p Packed) []byte {
 		dst = appendEntry(dst, e.k, e.v)
 	}
 	return dst
+}
+
+// overwrite appends p to dst with the values u sets overwritten in place,
+// if u does nothing else: it sets keys that p holds once each, to values
+// of the lengths they have, and neither clears nor deletes. It reports
+// false, having appended nothing, otherwise, and for a p that is not
+// exactly as Pack writes it (malformed, trailing bytes, a count not
+// minimally encoded), which the general path normalizes.
+func (u *Update) overwrite(dst []byte, p Packed, set []setEntry) ([]byte, bool) {
+	if u.Clear || len(u.Delete) > 0 || len(set) == 0 || len(set) > 8 {
+		return dst, false
+	}
+	sc := scanPacked(string(p))
+	if sc.i != 1+uvarintLen(sc.left) {
+		return dst, false
+	}
+	var at [8]int // where each set entry's value lies in p
+	var seen uint
+	for {
+		k, v, ok := sc.next()
+		if !ok {
+			break
+		}
+		for j := range set {
+			if len(set[j].k) != len(k) || set[j].k != k {
+				continue
+			}
+			if len(set[j].v) != len(v) || seen&(1<<j) != 0 {
+				return dst, false
+			}
+			seen |= 1 << j
+			at[j] = sc.i - len(v)
+			break
+		}
+	}
+	if sc.bad || sc.i != len(p) || seen != 1<<len(set)-1 {
+		return dst, false
+	}
+	n := len(dst)
+	dst = append(dst, p...)
+	for j := range set {
+		copy(dst[n+at[j]:], set[j].v)
+	}
+	return dst, true
 }
 
 // PackedSize returns the number of bytes AppendPacked(dst, p) appends.

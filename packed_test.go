@@ -90,6 +90,19 @@ func TestAppendPackedMatchesApply(t *testing.T) {
 				u.Delete = append(u.Delete, k)
 			}
 		}
+		if i%3 == 0 {
+			// New values of the same lengths for keys old holds: the
+			// in-place path, unless a key of Set is missing from old.
+			u = Update{Set: map[string][]byte{}}
+			for k, v := range old {
+				if rng.IntN(2) == 0 {
+					u.Set[k] = bytes.Repeat([]byte{byte(rng.IntN(256))}, len(v))
+				}
+			}
+			if rng.IntN(4) == 0 {
+				u.Set["b"] = []byte("x")
+			}
+		}
 		want := u.Apply(old)
 		prefix := []byte("id:")
 		b := u.AppendPacked(prefix, Pack(old))
@@ -105,6 +118,56 @@ func TestAppendPackedMatchesApply(t *testing.T) {
 		}
 		if !maps.EqualFunc(got.Map(), want, bytes.Equal) || got.Len() != len(want) {
 			t.Fatalf("case %d: AppendPacked gave %q, Apply %q", i, got.Map(), want)
+		}
+	}
+}
+
+// TestAppendPackedOverwrites checks the in-place path: taken when an
+// update only gives keys new values of the same lengths, leaving every
+// entry where it was, and not taken for anything else, whose result the
+// general path normalizes.
+func TestAppendPackedOverwrites(t *testing.T) {
+	old := Pack(map[string][]byte{keyMeta: {1, 2, 3}, "name": []byte("sessionkit"), "n": {7}})
+	u := Update{Set: map[string][]byte{"n": {8}, "name": []byte("SESSIONKIT")}}
+	got := u.AppendPacked([]byte("hdr"), old)
+	want := strings.NewReplacer("\x01n\x01\x07", "\x01n\x01\x08", "sessionkit", "SESSIONKIT").Replace(string(old))
+	if string(got) != "hdr"+want {
+		t.Fatalf("in place: got %q, want %q", got, "hdr"+want)
+	}
+	if len(got)-3 != u.PackedSize(old) {
+		t.Fatalf("PackedSize = %d, wrote %d", u.PackedSize(old), len(got)-3)
+	}
+	// Each of these must not be overwritten in place; whatever path they
+	// take, the result must read as Apply says.
+	dup := Packed(string(Pack(map[string][]byte{"n": {1}}))[:1] + "\x02\x01n\x01\x01\x01n\x01\x02")
+	nonMinimal := Packed("\x01\x81\x00\x01n\x01\x07")
+	trailing := old + "\x00"
+	for _, c := range []struct {
+		name string
+		p    Packed
+		u    Update
+	}{
+		{"longer value", old, Update{Set: map[string][]byte{"n": {8, 9}}}},
+		{"new key", old, Update{Set: map[string][]byte{"n": {8}, "x": {1}}}},
+		{"with a delete", old, Update{Set: map[string][]byte{"n": {8}}, Delete: []string{"name"}}},
+		{"with clear", old, Update{Set: map[string][]byte{"n": {8}}, Clear: true}},
+		{"duplicate key", dup, Update{Set: map[string][]byte{"n": {9}}}},
+		{"non-minimal count", nonMinimal, Update{Set: map[string][]byte{"n": {8}}}},
+		{"trailing bytes", trailing, Update{Set: map[string][]byte{"n": {8}}}},
+	} {
+		b := c.u.AppendPacked(nil, c.p)
+		if _, ok := c.u.overwrite(nil, c.p, c.u.setEntries(nil)); ok {
+			t.Errorf("%s: overwrite took it", c.name)
+		}
+		p, err := ParsePacked(b)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if want := c.u.Apply(c.p.Map()); !maps.EqualFunc(p.Map(), want, bytes.Equal) {
+			t.Errorf("%s: got %q, want %q", c.name, p.Map(), want)
+		}
+		if len(b) != c.u.PackedSize(c.p) {
+			t.Errorf("%s: PackedSize = %d, wrote %d", c.name, c.u.PackedSize(c.p), len(b))
 		}
 	}
 }
