@@ -63,7 +63,10 @@ type Session struct {
 	// defaultIDs is set when Config.IDGenerator was left to NewID, whose
 	// IDs a Store can then make in memory it already has (see fillID).
 	defaultIDs bool
-	cfgErr     error
+	// fastCookieAttrs holds, by [secure][deleting], what fasthttp writes
+	// after the session cookie's value (see fastTransport.setCookie).
+	fastCookieAttrs [2][2][]byte
+	cfgErr          error
 
 	state atomic.Pointer[providerState]
 	mu    sync.Mutex // serialises SetProvider, UseProvider and Close
@@ -95,6 +98,11 @@ func New(cfg Config) *Session {
 	m.key = storeKey{m}
 	m.secureAlways = cfg.Secure || cfg.Partitioned || cfg.SameSite == http.SameSiteNoneMode ||
 		strings.HasPrefix(cfg.CookieName, "__Host-") || strings.HasPrefix(cfg.CookieName, "__Secure-")
+	for secure := range 2 {
+		for deleting := range 2 {
+			m.fastCookieAttrs[secure][deleting] = appendFastCookieAttrs(nil, m.cookieFor(secure == 1, "", deleting == 1))
+		}
+	}
 	return m
 }
 
@@ -527,11 +535,7 @@ func (m *Session) writeID(t transport, id string) error {
 
 // writeValue sends the cookie's value as is.
 func (m *Session) writeValue(t transport, value string) {
-	c := m.cookie(t, value)
-	if m.cfg.Expires > 0 {
-		c.maxAge = int((m.cfg.Expires + time.Second - 1) / time.Second)
-	}
-	t.setCookie(c)
+	t.setCookie(m.cookie(t, value, false))
 	if m.cfg.IDInHeader {
 		t.setHeader(m.cfg.HeaderName, value)
 	}
@@ -542,24 +546,46 @@ func (m *Session) writeValue(t transport, value string) {
 // cookie carries the same Domain and Path as the one it deletes, or the
 // browser would keep the original.
 func (m *Session) deleteID(t transport) {
-	c := m.cookie(t, "")
-	c.maxAge = -1
-	t.setCookie(c)
+	t.setCookie(m.cookie(t, "", true))
 	markUncacheable(t)
 }
 
-func (m *Session) cookie(t transport, value string) cookie {
+// cookie returns the session cookie carrying value for t's response, or
+// the cookie that deletes it.
+func (m *Session) cookie(t transport, value string, deleting bool) cookie {
+	secure := m.secure(t)
+	c := m.cookieFor(secure, value, deleting)
+	c.fastAttrs = m.fastCookieAttrs[b2i(secure)][b2i(deleting)]
+	return c
+}
+
+// cookieFor returns the session cookie, secure or not, carrying value, or
+// the cookie that deletes it.
+func (m *Session) cookieFor(secure bool, value string, deleting bool) cookie {
 	c := cookie{
 		name:        m.cfg.CookieName,
 		value:       value,
 		path:        m.cfg.Path,
-		secure:      m.secure(t),
+		secure:      secure,
 		httpOnly:    !m.cfg.HTTPOnlyDisabled,
 		partitioned: m.cfg.Partitioned,
 		sameSite:    m.cfg.SameSite,
+	}
+	switch {
+	case deleting:
+		c.maxAge = -1
+	case m.cfg.Expires > 0:
+		c.maxAge = int((m.cfg.Expires + time.Second - 1) / time.Second)
 	}
 	if !m.cfg.DisableSubdomainPersistence && !strings.HasPrefix(m.cfg.CookieName, "__Host-") {
 		c.domain = m.cfg.Domain
 	}
 	return c
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

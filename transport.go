@@ -30,6 +30,10 @@ type cookie struct {
 	secure, httpOnly          bool
 	partitioned               bool
 	sameSite                  http.SameSite
+	// fastAttrs is everything fasthttp writes after the value for these
+	// attributes (see appendFastCookieAttrs), made once per manager, or
+	// nil.
+	fastAttrs []byte
 }
 
 type requestInfo struct{ t transport }
@@ -53,11 +57,40 @@ func (t fastTransport) respHeader(name string) string {
 	return string(t.ctx.Response.Header.Peek(name))
 }
 
+// setCookieHeader is the header fasthttp files under the response's
+// cookies, one per cookie name.
+var setCookieHeader = []byte("Set-Cookie")
+
 func (t fastTransport) setCookie(c cookie) {
+	h := &t.ctx.Response.Header
+	if c.fastAttrs != nil {
+		// The cookie as fasthttp would format it, but with the part after
+		// the value made once per manager rather than through a
+		// fasthttp.Cookie's setters and formatting on every new session
+		// (a fifth of a new session's instructions). Set-Cookie is filed
+		// under the cookie's name like SetCookie files it, after the
+		// name's earlier cookie is dropped, so a response still carries
+		// one session cookie. SetCanonical copies buf.
+		var buf [256]byte
+		b := append(buf[:0], c.name...)
+		b = append(b, '=')
+		b = append(b, c.value...)
+		b = append(b, c.fastAttrs...)
+		h.DelCookie(c.name)
+		h.SetCanonical(setCookieHeader, b)
+		return
+	}
 	fc := fasthttp.AcquireCookie()
 	defer fasthttp.ReleaseCookie(fc)
 	fc.SetKey(c.name)
 	fc.SetValue(c.value)
+	setFastCookieAttrs(fc, c)
+	// SetCookie copies fc, so releasing it afterwards is safe.
+	h.SetCookie(fc)
+}
+
+// setFastCookieAttrs sets everything of c on fc but its name and value.
+func setFastCookieAttrs(fc *fasthttp.Cookie, c cookie) {
 	fc.SetDomain(c.domain)
 	fc.SetPath(c.path)
 	fc.SetMaxAge(c.maxAge)
@@ -72,8 +105,15 @@ func (t fastTransport) setCookie(c cookie) {
 	default:
 		fc.SetSameSite(fasthttp.CookieSameSiteLaxMode)
 	}
-	// SetCookie copies fc, so releasing it afterwards is safe.
-	t.ctx.Response.Header.SetCookie(fc)
+}
+
+// appendFastCookieAttrs appends what fasthttp writes after a cookie's
+// value for c's attributes: a fasthttp.Cookie with no name and no value
+// formats as exactly that.
+func appendFastCookieAttrs(dst []byte, c cookie) []byte {
+	var fc fasthttp.Cookie
+	setFastCookieAttrs(&fc, c)
+	return fc.AppendBytes(dst)
 }
 
 // httpTransport serves net/http. Cookies must reach the header map before
