@@ -944,3 +944,39 @@ func TestConfigAs(t *testing.T) {
 		t.Fatalf("wrong type: %v", err)
 	}
 }
+
+// TestCachingHeadersMerge checks what a new session's response says to
+// caches when the handler already set Vary or Cache-Control: Cookie joins
+// Vary once, and Cache-Control keeps the handler's directives, gaining
+// no-cache="Set-Cookie" unless they already keep shared caches out.
+func TestCachingHeadersMerge(t *testing.T) {
+	m := sessionkit.New(sessionkit.Config{})
+	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, c := range []struct{ vary, cc, wantVary, wantCC string }{
+		{"Accept-Encoding", "max-age=60", "Accept-Encoding, Cookie", `max-age=60, no-cache="Set-Cookie"`},
+		{"Accept, cookie", "no-store", "Accept, cookie", "no-store"},
+		{"", "private, max-age=5", "Cookie", "private, max-age=5"},
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&fasthttp.Request{}, nil, nil)
+		if c.vary != "" {
+			ctx.Response.Header.Set("Vary", c.vary)
+		}
+		ctx.Response.Header.Set("Cache-Control", c.cc)
+		s, err := m.Start(&ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Set("k", "v")
+		if err := s.Save(&ctx); err != nil {
+			t.Fatal(err)
+		}
+		vary, cc := string(ctx.Response.Header.Peek("Vary")), string(ctx.Response.Header.Peek("Cache-Control"))
+		if vary != c.wantVary || cc != c.wantCC {
+			t.Errorf("Vary %q, Cache-Control %q before: got %q and %q, want %q and %q", c.vary, c.cc, vary, cc, c.wantVary, c.wantCC)
+		}
+	}
+}

@@ -16,7 +16,9 @@ type transport interface {
 	isTLS() bool
 	// setCookie writes one Set-Cookie header. maxAge < 0 deletes the cookie.
 	setCookie(c cookie)
-	// respHeader returns the response header name as set so far.
+	// respHeader returns the response header name as set so far. The
+	// string may share the response's memory: it must not be kept, nor
+	// used after the response is changed.
 	respHeader(name string) string
 	// setHeader sets a response header. name is in canonical form
 	// (textproto.CanonicalMIMEHeaderKey): Config.HeaderName is stored so.
@@ -54,7 +56,10 @@ func (t fastTransport) setHeader(name, value string) {
 }
 
 func (t fastTransport) respHeader(name string) string {
-	return string(t.ctx.Response.Header.Peek(name))
+	// Read in place: copying would cost an allocation on every new
+	// session's response that already has a Vary or Cache-Control.
+	v := t.ctx.Response.Header.Peek(name)
+	return unsafe.String(unsafe.SliceData(v), len(v))
 }
 
 // setCookieHeader is the header fasthttp files under the response's
@@ -174,6 +179,8 @@ func headerHasToken(value, token string) bool {
 // the session cookie: it adds Cookie to Vary and, unless the response is
 // already private or uncacheable, tells caches not to reuse Set-Cookie.
 func markUncacheable(t transport) {
+	// Each header is read, then set from a new string built before the
+	// call, so what respHeader returned is never used after a change.
 	if vary := t.respHeader("Vary"); !headerHasToken(vary, "Cookie") {
 		if vary == "" {
 			t.setHeader("Vary", "Cookie")
