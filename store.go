@@ -596,9 +596,9 @@ func (h *Store) Save(ctx context.Context) error {
 		return ErrStoreReleased
 	}
 	// One deferred call and one return keep the defer open-coded (inlined
-	// at the return); with Save's body here, its many returns would make
-	// the compiler queue it in the runtime instead, which cost a quarter
-	// of the unchanged-session path's own instructions.
+	// at the return); with Save's body here, its many returns made the
+	// compiler queue it in the runtime instead, at about 150 of the 4,300
+	// instructions of a read-only request.
 	defer s.mu.Unlock()
 	return s.saveLocked(ctx)
 }
