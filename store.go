@@ -164,14 +164,21 @@ var ErrReservedKey = errors.New("sessionkit: keys starting with a NUL byte are r
 
 // ID returns the session ID. A new session gets its ID on the first call
 // (or when first saved); it is sent to the client only once the session
-// holds something.
+// holds something. The string is the caller's own: keeping it keeps
+// nothing of the request's in memory.
 func (h *Store) ID() string {
 	s, ok := h.lock()
 	if !ok {
 		return ""
 	}
 	defer s.mu.Unlock()
-	return s.ensureID()
+	id := s.ensureID()
+	if s.idInBuf() {
+		// The ID lies in the handle, whose whole block of handles a
+		// kept substring would keep (see handleBlock).
+		return strings.Clone(id)
+	}
+	return id
 }
 
 // setID copies id into the Store's own buffer when it fits, so that

@@ -58,7 +58,7 @@ func startStored(t *testing.T, p Provider) (*Store, *fasthttp.RequestCtx) {
 func TestProviderKeysDoNotPinTheStore(t *testing.T) {
 	p := &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}
 	s, ctx := startStored(t, p)
-	if unsafe.StringData(s.ID()) != &s.idBuf[0] {
+	if unsafe.StringData(s.s.id) != &s.idBuf[0] {
 		t.Fatal("setup: the loaded ID is expected in the Store's buffer")
 	}
 	loaded := s.ID()
@@ -84,6 +84,26 @@ func TestProviderKeysDoNotPinTheStore(t *testing.T) {
 	}
 	if loaded != s.ID() {
 		t.Fatal("the ID handed out earlier changed")
+	}
+}
+
+// The ID a handler gets from Store.ID is its own string, not a view of the
+// handle: the handle lies in a block of handleBlock, all of which a kept
+// ID would keep in memory.
+func TestIDDoesNotPinTheHandles(t *testing.T) {
+	s, _ := startStored(t, &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}})
+	if unsafe.StringData(s.s.id) != &s.idBuf[0] {
+		t.Fatal("setup: the loaded ID is expected in the Store's buffer")
+	}
+	id := s.ID()
+	at := uintptr(unsafe.Pointer(unsafe.StringData(id)))
+	start := uintptr(unsafe.Pointer(s)) - handleBlock*unsafe.Sizeof(*s)
+	end := uintptr(unsafe.Pointer(s)) + handleBlock*unsafe.Sizeof(*s)
+	if at >= start && at < end {
+		t.Fatalf("Store.ID returned a view of the handles (%q)", id)
+	}
+	if id != s.s.id {
+		t.Fatalf("Store.ID = %q, want %q", id, s.s.id)
 	}
 }
 

@@ -44,7 +44,9 @@ func fill(b *testing.B, m *sessionkit.Session, n int) []string {
 		if err := s.Save(&ctx); err != nil {
 			b.Fatal(err)
 		}
-		ids[i] = s.ID()
+		// A copy, so that the list holds 32-byte strings (as subtracted
+		// below) whatever memory the ID was read from.
+		ids[i] = strings.Clone(s.ID())
 	}
 	return ids
 }
