@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"iter"
+	"math/bits"
 	"slices"
 	"unsafe"
 )
@@ -289,18 +290,18 @@ func (pb *PackedBuilder) Packed() Packed {
 }
 
 // AppendPacked appends to dst the packed values that result from applying
-// u to p, the Packed counterpart of Apply. When u only gives keys of p new
-// values of the same lengths (a counter's increment, a flag's flip), the
-// result is p with those values overwritten where they lie; otherwise the
-// entries of p that u neither deletes nor sets keep their place, then u's
-// Set entries follow. It grows dst at most once; PackedSize tells by how
-// much, for a caller that wants the result to share one allocation with
-// something else (the memory provider puts the session's deadline in
-// front of it).
+// u to p, the Packed counterpart of Apply. When u only sets keys, giving
+// those p holds new values of the same lengths (a counter's increment, a
+// flag's flip), p's entries keep their place with those values
+// overwritten, and keys p lacks follow; otherwise the entries of p that u
+// neither deletes nor sets keep their place, then u's Set entries follow.
+// It grows dst at most once; PackedSize tells by how much, for a caller
+// that wants the result to share one allocation with something else (the
+// memory provider puts the session's deadline in front of it).
 func (u Update) AppendPacked(dst []byte, p Packed) []byte {
 	var buf [8]setEntry
 	set := u.setEntries(buf[:0])
-	if out, ok := u.overwrite(dst, p, set); ok {
+	if out, ok := u.appendInPlace(dst, p, set); ok {
 		return out
 	}
 	var runs [8]span
@@ -333,21 +334,20 @@ func (u Update) AppendPacked(dst []byte, p Packed) []byte {
 	return dst
 }
 
-// overwrite appends p to dst with the values u sets overwritten in place,
-// if u does nothing else: it sets keys that p holds once each, to values
-// of the lengths they have, and neither clears nor deletes. It reports
-// false, having appended nothing, otherwise, and for a p that is not
-// exactly as Pack writes it (malformed, trailing bytes, a count not
-// minimally encoded), which the general path normalizes.
-func (u *Update) overwrite(dst []byte, p Packed, set []setEntry) ([]byte, bool) {
-	if u.Clear || len(u.Delete) > 0 || len(set) == 0 || len(set) > 8 {
+// appendInPlace is AppendPacked's one-scan path, for the commonest
+// writes: u neither clears nor deletes, and every key it sets that p holds
+// is there once, with a value of the length u gives it. Then p's entries
+// are copied as they are, one copy, those values overwritten where they
+// lie, and the keys p lacks appended. It reports false, having appended
+// nothing, for any other u, and for a p that is malformed or has bytes
+// after its entries, which the general path drops.
+func (u *Update) appendInPlace(dst []byte, p Packed, set []setEntry) ([]byte, bool) {
+	if u.Clear || len(u.Delete) > 0 || len(set) > 8 {
 		return dst, false
 	}
 	sc := scanPacked(string(p))
-	if sc.i != 1+uvarintLen(sc.left) {
-		return dst, false
-	}
-	var at [8]int // where each set entry's value lies in p
+	body, count := sc.i, sc.left
+	var at [8]int // where each set entry's value lies in p, if it is there
 	var seen uint
 	for {
 		k, v, ok := sc.next()
@@ -362,17 +362,34 @@ func (u *Update) overwrite(dst []byte, p Packed, set []setEntry) ([]byte, bool) 
 				return dst, false
 			}
 			seen |= 1 << j
-			at[j] = sc.i - len(v)
+			at[j] = sc.i - len(v) - body
 			break
 		}
 	}
-	if sc.bad || sc.i != len(p) || seen != 1<<len(set)-1 {
+	if sc.bad || sc.i != len(p) {
 		return dst, false
 	}
-	n := len(dst)
-	dst = append(dst, p...)
+	count += uint64(len(set) - bits.OnesCount(seen))
+	size := 1 + uvarintLen(count) + len(p) - body
 	for j := range set {
-		copy(dst[n+at[j]:], set[j].v)
+		if seen&(1<<j) == 0 {
+			size += entrySize(set[j].k, set[j].v)
+		}
+	}
+	dst = slices.Grow(dst, size)
+	dst = append(dst, recordVersion)
+	dst = binary.AppendUvarint(dst, count)
+	start := len(dst)
+	dst = append(dst, p[body:]...)
+	for j := range set {
+		if seen&(1<<j) != 0 {
+			copy(dst[start+at[j]:], set[j].v)
+		}
+	}
+	for j := range set {
+		if seen&(1<<j) == 0 {
+			dst = appendEntry(dst, set[j].k, set[j].v)
+		}
 	}
 	return dst, true
 }

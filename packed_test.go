@@ -122,10 +122,10 @@ func TestAppendPackedMatchesApply(t *testing.T) {
 	}
 }
 
-// TestAppendPackedOverwrites checks the in-place path: taken when an
-// update only gives keys new values of the same lengths, leaving every
-// entry where it was, and not taken for anything else, whose result the
-// general path normalizes.
+// TestAppendPackedOverwrites checks the one-scan path: taken when an
+// update only sets keys, those the session holds to values of the same
+// lengths, leaving every stored entry where it was (new keys follow), and
+// not taken for anything else, whose result the general path normalizes.
 func TestAppendPackedOverwrites(t *testing.T) {
 	old := Pack(map[string][]byte{keyMeta: {1, 2, 3}, "name": []byte("sessionkit"), "n": {7}})
 	u := Update{Set: map[string][]byte{"n": {8}, "name": []byte("SESSIONKIT")}}
@@ -137,27 +137,37 @@ func TestAppendPackedOverwrites(t *testing.T) {
 	if len(got)-3 != u.PackedSize(old) {
 		t.Fatalf("PackedSize = %d, wrote %d", u.PackedSize(old), len(got)-3)
 	}
-	// Each of these must not be overwritten in place; whatever path they
-	// take, the result must read as Apply says.
+	// A new key: the stored entries as they were, the count one more,
+	// the new entry after them.
+	u = Update{Set: map[string][]byte{"n": {8}, "x": {1}}}
+	got = u.AppendPacked(nil, old)
+	want = "\x01\x04" + strings.Replace(string(old[2:]), "\x01n\x01\x07", "\x01n\x01\x08", 1) + "\x01x\x01\x01"
+	if string(old[:2]) != "\x01\x03" || string(got) != want {
+		t.Fatalf("new key: got %q, want %q", got, want)
+	}
+	// Whichever path each of these takes, the result must read as Apply
+	// says and PackedSize must tell its size.
 	dup := Packed(string(Pack(map[string][]byte{"n": {1}}))[:1] + "\x02\x01n\x01\x01\x01n\x01\x02")
 	nonMinimal := Packed("\x01\x81\x00\x01n\x01\x07")
 	trailing := old + "\x00"
 	for _, c := range []struct {
-		name string
-		p    Packed
-		u    Update
+		name    string
+		p       Packed
+		u       Update
+		inPlace bool
 	}{
-		{"longer value", old, Update{Set: map[string][]byte{"n": {8, 9}}}},
-		{"new key", old, Update{Set: map[string][]byte{"n": {8}, "x": {1}}}},
-		{"with a delete", old, Update{Set: map[string][]byte{"n": {8}}, Delete: []string{"name"}}},
-		{"with clear", old, Update{Set: map[string][]byte{"n": {8}}, Clear: true}},
-		{"duplicate key", dup, Update{Set: map[string][]byte{"n": {9}}}},
-		{"non-minimal count", nonMinimal, Update{Set: map[string][]byte{"n": {8}}}},
-		{"trailing bytes", trailing, Update{Set: map[string][]byte{"n": {8}}}},
+		{"new key", old, Update{Set: map[string][]byte{"n": {8}, "x": {1}}}, true},
+		{"into nothing", "", Update{Set: map[string][]byte{"x": {1}}}, true},
+		{"non-minimal count", nonMinimal, Update{Set: map[string][]byte{"n": {8}}}, true},
+		{"longer value", old, Update{Set: map[string][]byte{"n": {8, 9}}}, false},
+		{"with a delete", old, Update{Set: map[string][]byte{"n": {8}}, Delete: []string{"name"}}, false},
+		{"with clear", old, Update{Set: map[string][]byte{"n": {8}}, Clear: true}, false},
+		{"duplicate key", dup, Update{Set: map[string][]byte{"n": {9}}}, false},
+		{"trailing bytes", trailing, Update{Set: map[string][]byte{"n": {8}}}, false},
 	} {
 		b := c.u.AppendPacked(nil, c.p)
-		if _, ok := c.u.overwrite(nil, c.p, c.u.setEntries(nil)); ok {
-			t.Errorf("%s: overwrite took it", c.name)
+		if _, ok := c.u.appendInPlace(nil, c.p, c.u.setEntries(nil)); ok != c.inPlace {
+			t.Errorf("%s: one-scan path taken %v, want %v", c.name, ok, c.inPlace)
 		}
 		p, err := ParsePacked(b)
 		if err != nil {
@@ -300,6 +310,18 @@ func BenchmarkAppendPacked(b *testing.B) {
 	old := Pack(map[string][]byte{keyMeta: encodeMeta(time.Now(), 0), "name": []byte("\xaasessionkit"), "n": {7}})
 	u := Update{Set: map[string][]byte{"n": {8}}}
 	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = u.AppendPacked(buf[:0], old)
+	}
+}
+
+// BenchmarkAppendPackedNewKey adds a key to a small session: the general
+// path, after the scan has found that the update cannot go in place.
+func BenchmarkAppendPackedNewKey(b *testing.B) {
+	old := Pack(map[string][]byte{keyMeta: encodeMeta(time.Now(), 0), "name": []byte("\xaasessionkit"), "n": {7}})
+	u := Update{Set: map[string][]byte{"user": []byte("\xa5alice")}}
+	buf := make([]byte, 0, 96)
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = u.AppendPacked(buf[:0], old)
