@@ -33,8 +33,7 @@ type cookie struct {
 	partitioned               bool
 	sameSite                  http.SameSite
 	// fastAttrs is everything fasthttp writes after the value for these
-	// attributes (see appendFastCookieAttrs), made once per manager, or
-	// nil.
+	// attributes (see appendFastCookieAttrs), made once per manager.
 	fastAttrs []byte
 }
 
@@ -67,31 +66,21 @@ func (t fastTransport) respHeader(name string) string {
 var setCookieHeader = []byte("Set-Cookie")
 
 func (t fastTransport) setCookie(c cookie) {
+	// The cookie as fasthttp formats it (TestFastCookieMatchesFasthttp),
+	// but with the part after the value made once per manager rather than
+	// through a fasthttp.Cookie's setters and formatting on every new
+	// session (a fifth of a new session's instructions). Set-Cookie is
+	// filed under the cookie's name like ResponseHeader.SetCookie files
+	// it, after the name's earlier cookie is dropped, so a response still
+	// carries one session cookie. SetCanonical copies buf.
+	var buf [256]byte
+	b := append(buf[:0], c.name...)
+	b = append(b, '=')
+	b = append(b, c.value...)
+	b = append(b, c.fastAttrs...)
 	h := &t.ctx.Response.Header
-	if c.fastAttrs != nil {
-		// The cookie as fasthttp would format it, but with the part after
-		// the value made once per manager rather than through a
-		// fasthttp.Cookie's setters and formatting on every new session
-		// (a fifth of a new session's instructions). Set-Cookie is filed
-		// under the cookie's name like SetCookie files it, after the
-		// name's earlier cookie is dropped, so a response still carries
-		// one session cookie. SetCanonical copies buf.
-		var buf [256]byte
-		b := append(buf[:0], c.name...)
-		b = append(b, '=')
-		b = append(b, c.value...)
-		b = append(b, c.fastAttrs...)
-		h.DelCookie(c.name)
-		h.SetCanonical(setCookieHeader, b)
-		return
-	}
-	fc := fasthttp.AcquireCookie()
-	defer fasthttp.ReleaseCookie(fc)
-	fc.SetKey(c.name)
-	fc.SetValue(c.value)
-	setFastCookieAttrs(fc, c)
-	// SetCookie copies fc, so releasing it afterwards is safe.
-	h.SetCookie(fc)
+	h.DelCookie(c.name)
+	h.SetCanonical(setCookieHeader, b)
 }
 
 // setFastCookieAttrs sets everything of c on fc but its name and value.
