@@ -227,6 +227,10 @@ type Counter interface {
 // Ranger is a Provider that can list its live sessions, for example to
 // find every session of one user. Range calls fn for each live session
 // until fn returns false. The Record passed to fn must not be modified.
+// fn may call the provider, to delete the session it is given say (ending
+// every session of one user): Range must not hold a lock those calls
+// need. Sessions created or removed while Range runs may or may not be
+// seen.
 type Ranger interface {
 	Range(ctx context.Context, fn func(id string, r Record) bool) error
 }

@@ -26,7 +26,8 @@
 // resurrection after Delete, Rename or expiry); expiry is honoured on read
 // even before GC; Touch (or an Update with only Expires) extends a session;
 // Rename moves the data and kills the old ID; Count, Range and GC if the
-// provider has them (GC removes expired sessions only); Update.Base is a
+// provider has them (GC removes expired sessions only; Range's fn may
+// delete the session it is given); Update.Base is a
 // hint only (a stale, empty or made-up Base gives what no Base gives,
 // with and without a new deadline); concurrent Updates of different keys
 // all persist; a canceled context makes every method
@@ -883,6 +884,32 @@ func testRange(t *testing.T, p sessionkit.Provider) {
 	}
 	if calls != 1 {
 		t.Fatalf("Range went on after fn returned false: %d calls", calls)
+	}
+	// fn may call the provider: ending every session of one user, say,
+	// deletes sessions as Range finds them.
+	done := make(chan error, 1)
+	go func() {
+		done <- rg.Range(bg, func(id string, _ sessionkit.Record) bool {
+			if _, mine := want[id]; mine {
+				if err := p.Delete(bg, id); err != nil {
+					t.Errorf("Delete(%s) inside Range: %v", id, err)
+				}
+			}
+			return true
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Range whose fn deletes the session it is given did not return within 10 s: does Range hold a lock Delete needs?")
+	}
+	for id := range want {
+		if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
+			t.Fatalf("Get(%s) after a Delete inside Range: %v, want ErrNotFound", id, err)
+		}
 	}
 }
 
