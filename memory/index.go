@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sessionkit/sessionkit"
 )
 
 // index maps session IDs to slots. It is a hash table split into shards,
@@ -67,11 +69,14 @@ const (
 	minCells = 8
 )
 
+// newIndex returns an empty index of at least the given number of shards,
+// rounded up to a power of two; zero or less means
+// sessionkit.DefaultShards.
 func newIndex(shards int) *index {
-	n := 1
-	for n < shards {
-		n <<= 1
+	if shards <= 0 {
+		shards = sessionkit.DefaultShards
 	}
+	n := pow2(shards)
 	x := &index{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]indexShard, n)}
 	for i := range x.shards {
 		// Every shard starts with a table, so lookups need not check

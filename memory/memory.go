@@ -136,11 +136,7 @@ type Provider struct {
 
 // New returns an empty memory provider.
 func New(cfg Config) *Provider {
-	shards := cfg.Shards
-	if shards <= 0 {
-		shards = sessionkit.DefaultShards
-	}
-	return &Provider{m: newIndex(shards)}
+	return &Provider{m: newIndex(cfg.Shards)}
 }
 
 func (p *Provider) check(ctx context.Context) error {
