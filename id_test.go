@@ -32,6 +32,36 @@ func TestParseID(t *testing.T) {
 	}
 }
 
+// TestValidIDEveryByte puts every byte value at every position of IDs
+// whose lengths leave every remainder after the eight-byte steps of
+// validID, and checks
+// the answer against the alphabet spelled out.
+func TestValidIDEveryByte(t *testing.T) {
+	allowed := func(c byte) bool {
+		return strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", c) >= 0
+	}
+	for _, n := range []int{16, 17, 18, 19, 20, 21, 22, 23, DefaultIDLength, MaxIDLength} {
+		id := []byte(strings.Repeat("a", n))
+		for pos := range n {
+			for c := range 256 {
+				id[pos] = byte(c)
+				if got, want := validID(id), allowed(byte(c)); got != want {
+					t.Fatalf("length %d, byte %#x at %d: validID = %v, want %v", n, c, pos, got, want)
+				}
+				if got := ValidID(string(id)); got != allowed(byte(c)) {
+					t.Fatalf("ValidID disagrees with validID on %q", id)
+				}
+			}
+			id[pos] = 'a'
+		}
+	}
+	for _, n := range []int{0, 1, MinIDLength - 1, MaxIDLength + 1} {
+		if ValidID(strings.Repeat("a", n)) {
+			t.Fatalf("an ID of %d bytes was accepted", n)
+		}
+	}
+}
+
 // FuzzParseID: nothing a client sends panics, and whatever is accepted is
 // a well-formed ID; once a Store holds it, it no longer aliases the
 // request's bytes.
