@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -948,24 +949,41 @@ func TestConfigAs(t *testing.T) {
 // TestCachingHeadersMerge checks what a new session's response says to
 // caches when the handler already set Vary or Cache-Control: Cookie joins
 // Vary once, and Cache-Control keeps the handler's directives, gaining
-// no-cache="Set-Cookie" unless they already keep shared caches out.
+// no-cache="Set-Cookie" unless they already keep shared caches out, with
+// other headers around them or not. A cache reads repeated headers as one
+// list, and so does the test: with header names the server keeps as the
+// handler wrote them, the manager's own go beside the handler's.
 func TestCachingHeadersMerge(t *testing.T) {
 	m := sessionkit.New(sessionkit.Config{})
 	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	for _, c := range []struct{ vary, cc, wantVary, wantCC string }{
-		{"Accept-Encoding", "max-age=60", "Accept-Encoding, Cookie", `max-age=60, no-cache="Set-Cookie"`},
-		{"Accept, cookie", "no-store", "Accept, cookie", "no-store"},
-		{"", "private, max-age=5", "Cookie", "private, max-age=5"},
+	for _, c := range []struct {
+		name             string
+		before           []header
+		rawNames         bool // the server keeps header names as written
+		wantVary, wantCC string
+	}{
+		{"none", nil, false, "Cookie", `no-cache="Set-Cookie"`},
+		{"both", []header{{"Vary", "Accept-Encoding"}, {"Cache-Control", "max-age=60"}}, false, "Accept-Encoding, Cookie", `max-age=60, no-cache="Set-Cookie"`},
+		{"cookie already", []header{{"Vary", "Accept, cookie"}, {"Cache-Control", "no-store"}}, false, "Accept, cookie", "no-store"},
+		{"private", []header{{"Cache-Control", "private, max-age=5"}}, false, "Cookie", "private, max-age=5"},
+		{"among others", []header{{"X-A", "1"}, {"Content-Type", "text/html"}, {"Cache-Control", "no-cache"}, {"X-Vary", "Cookie"}, {"Vary", "Origin"}}, false, "Origin, Cookie", "no-cache"},
+		{"lower case", []header{{"vary", "Origin"}, {"cache-control", "max-age=1"}}, true, "Origin, Cookie", `max-age=1, no-cache="Set-Cookie"`},
+		// Of repeated headers, fasthttp amends the first and net/http
+		// the whole list: different words, the same effect on a cache
+		// (checked by keepsCachesOut).
+		{"repeated", []header{{"Vary", "Origin"}, {"Vary", "Accept"}, {"Cache-Control", "max-age=1"}, {"Cache-Control", "private"}}, false, "", ""},
 	} {
 		var ctx fasthttp.RequestCtx
 		ctx.Init(&fasthttp.Request{}, nil, nil)
-		if c.vary != "" {
-			ctx.Response.Header.Set("Vary", c.vary)
+		if c.rawNames {
+			ctx.Response.Header.DisableNormalizing()
 		}
-		ctx.Response.Header.Set("Cache-Control", c.cc)
+		for _, h := range c.before {
+			ctx.Response.Header.Add(h.k, h.v)
+		}
 		s, err := m.Start(&ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -974,9 +992,71 @@ func TestCachingHeadersMerge(t *testing.T) {
 		if err := s.Save(&ctx); err != nil {
 			t.Fatal(err)
 		}
-		vary, cc := string(ctx.Response.Header.Peek("Vary")), string(ctx.Response.Header.Peek("Cache-Control"))
-		if vary != c.wantVary || cc != c.wantCC {
-			t.Errorf("Vary %q, Cache-Control %q before: got %q and %q, want %q and %q", c.vary, c.cc, vary, cc, c.wantVary, c.wantCC)
+		var varies, ccs []string
+		for k, v := range ctx.Response.Header.All() {
+			switch {
+			case strings.EqualFold(string(k), "Vary"):
+				varies = append(varies, string(v))
+			case strings.EqualFold(string(k), "Cache-Control"):
+				ccs = append(ccs, string(v))
+			}
+		}
+		vary, cc := strings.Join(varies, ", "), strings.Join(ccs, ", ")
+		if !c.rawNames && len(varies) != max(1, count(c.before, "Vary")) {
+			t.Errorf("fasthttp, %s: %d Vary headers %q: Cookie was not merged into the handler's", c.name, len(varies), varies)
+		}
+		if !keepsCachesOut(vary, cc) || c.wantVary != "" && (vary != c.wantVary || cc != c.wantCC) {
+			t.Errorf("fasthttp, %s: got Vary %q, Cache-Control %q, want %q and %q", c.name, vary, cc, c.wantVary, c.wantCC)
+		}
+		if c.rawNames {
+			continue
+		}
+		w := httptest.NewRecorder()
+		for _, h := range c.before {
+			w.Header().Add(h.k, h.v)
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, err := m.StartHTTP(w, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Set("k", "v")
+		})).ServeHTTP(w, r)
+		vary, cc = strings.Join(w.Header().Values("Vary"), ", "), strings.Join(w.Header().Values("Cache-Control"), ", ")
+		if !keepsCachesOut(vary, cc) || c.wantVary != "" && (vary != c.wantVary || cc != c.wantCC) {
+			t.Errorf("net/http, %s: got Vary %q, Cache-Control %q, want %q and %q", c.name, vary, cc, c.wantVary, c.wantCC)
 		}
 	}
+}
+
+// header is a response header a handler set.
+type header struct{ k, v string }
+
+// count returns how many of hs are named name.
+func count(hs []header, name string) int {
+	n := 0
+	for _, h := range hs {
+		if h.k == name {
+			n++
+		}
+	}
+	return n
+}
+
+// keepsCachesOut reports whether a response with these Vary and
+// Cache-Control lists keeps its Set-Cookie out of shared caches, each
+// directive or name said once.
+func keepsCachesOut(vary, cc string) bool {
+	count := func(list, item string) int {
+		n := 0
+		for part := range strings.SplitSeq(list, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), item) {
+				n++
+			}
+		}
+		return n
+	}
+	return count(vary, "Cookie") == 1 &&
+		(count(cc, `no-cache="Set-Cookie"`) == 1 || count(cc, "private") > 0 || count(cc, "no-store") > 0 || count(cc, "no-cache") > 0)
 }

@@ -16,10 +16,11 @@ type transport interface {
 	isTLS() bool
 	// setCookie writes one Set-Cookie header. maxAge < 0 deletes the cookie.
 	setCookie(c cookie)
-	// respHeader returns the response header name as set so far. The
-	// string may share the response's memory: it must not be kept, nor
-	// used after the response is changed.
-	respHeader(name string) string
+	// cachingHeaders returns the response's Vary and Cache-Control
+	// headers as set so far. The strings may share the response's
+	// memory: they must not be kept, nor used after the response is
+	// changed.
+	cachingHeaders() (vary, cacheControl string)
 	// setHeader sets a response header. name is in canonical form
 	// (textproto.CanonicalMIMEHeaderKey): Config.HeaderName is stored so.
 	setHeader(name, value string)
@@ -54,11 +55,22 @@ func (t fastTransport) setHeader(name, value string) {
 	t.ctx.Response.Header.SetCanonical(unsafe.Slice(unsafe.StringData(name), len(name)), unsafe.Slice(unsafe.StringData(value), len(value)))
 }
 
-func (t fastTransport) respHeader(name string) string {
-	// Read in place: copying would cost an allocation on every new
-	// session's response that already has a Vary or Cache-Control.
-	v := t.ctx.Response.Header.Peek(name)
-	return unsafe.String(unsafe.SliceData(v), len(v))
+func (t fastTransport) cachingHeaders() (vary, cacheControl string) {
+	// One walk over the headers, compared in place, rather than a
+	// ResponseHeader.Peek for each: a Peek copies and normalizes its key
+	// first, and the two cost a tenth of a new session's instructions.
+	// Names are compared as Peek and SetCanonical compare them, byte for
+	// byte with the canonical name, and the first of repeated headers is
+	// taken, as Peek takes it.
+	for k, v := range t.ctx.Response.Header.All() {
+		switch {
+		case vary == "" && string(k) == "Vary":
+			vary = unsafe.String(unsafe.SliceData(v), len(v))
+		case cacheControl == "" && string(k) == "Cache-Control":
+			cacheControl = unsafe.String(unsafe.SliceData(v), len(v))
+		}
+	}
+	return vary, cacheControl
 }
 
 // setCookieHeader is the header fasthttp files under the response's
@@ -121,8 +133,9 @@ func (t *httpTransport) header(name string) string    { return t.r.Header.Get(na
 func (t *httpTransport) isTLS() bool                  { return t.r.TLS != nil }
 func (t *httpTransport) setHeader(name, value string) { t.w.Header().Set(name, value) }
 
-func (t *httpTransport) respHeader(name string) string {
-	return strings.Join(t.w.Header().Values(name), ", ")
+func (t *httpTransport) cachingHeaders() (vary, cacheControl string) {
+	h := t.w.Header()
+	return strings.Join(h.Values("Vary"), ", "), strings.Join(h.Values("Cache-Control"), ", ")
 }
 
 func (t *httpTransport) setCookie(c cookie) {
@@ -168,21 +181,29 @@ func headerHasToken(value, token string) bool {
 // the session cookie: it adds Cookie to Vary and, unless the response is
 // already private or uncacheable, tells caches not to reuse Set-Cookie.
 func markUncacheable(t transport) {
-	// Each header is read, then set from a new string built before the
-	// call, so what respHeader returned is never used after a change.
-	if vary := t.respHeader("Vary"); !headerHasToken(vary, "Cookie") {
-		if vary == "" {
-			t.setHeader("Vary", "Cookie")
-		} else {
-			t.setHeader("Vary", vary+", Cookie")
-		}
+	vary, cc := t.cachingHeaders()
+	// Both new values are built before either is set: what
+	// cachingHeaders returned may share the response's memory, which a
+	// change may reuse.
+	var newVary, newCC string
+	switch {
+	case headerHasToken(vary, "Cookie"):
+	case vary == "":
+		newVary = "Cookie"
+	default:
+		newVary = vary + ", Cookie"
 	}
-	cc := t.respHeader("Cache-Control")
 	switch {
 	case cc == "":
-		t.setHeader("Cache-Control", `no-cache="Set-Cookie"`)
+		newCC = `no-cache="Set-Cookie"`
 	case strings.Contains(cc, "no-store"), strings.Contains(cc, "private"), strings.Contains(cc, "no-cache"):
 	default:
-		t.setHeader("Cache-Control", cc+`, no-cache="Set-Cookie"`)
+		newCC = cc + `, no-cache="Set-Cookie"`
+	}
+	if newVary != "" {
+		t.setHeader("Vary", newVary)
+	}
+	if newCC != "" {
+		t.setHeader("Cache-Control", newCC)
 	}
 }
