@@ -2,7 +2,7 @@ package sessionkit
 
 import (
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/binary"
 	"errors"
 )
 
@@ -29,12 +29,33 @@ func NewID() string {
 
 // fillID writes a new ID, as NewID returns, into buf.
 func fillID(buf *[DefaultIDLength]byte) {
-	var b [24]byte
+	// 24 random bytes, and 2 more that stay zero so that the last six
+	// can be read as one 8-byte word like the others.
+	var b [26]byte
 	// crypto/rand.Read never fails since Go 1.24: it crashes the program
 	// instead of returning predictable bytes.
-	_, _ = rand.Read(b[:])
-	base64.RawURLEncoding.Encode(buf[:], b[:])
+	_, _ = rand.Read(b[:24])
+	// base64url by hand, six bytes (eight digits) a step, with nothing
+	// left to check since the sizes are fixed: half the instructions of
+	// base64.RawURLEncoding.Encode, on every new session
+	// (TestFillIDIsBase64 compares the two).
+	src, dst := b[:], buf[:]
+	for len(src) >= 8 && len(dst) >= 8 {
+		v := binary.BigEndian.Uint64(src)
+		dst[0] = idAlphabet[v>>58&0x3f]
+		dst[1] = idAlphabet[v>>52&0x3f]
+		dst[2] = idAlphabet[v>>46&0x3f]
+		dst[3] = idAlphabet[v>>40&0x3f]
+		dst[4] = idAlphabet[v>>34&0x3f]
+		dst[5] = idAlphabet[v>>28&0x3f]
+		dst[6] = idAlphabet[v>>22&0x3f]
+		dst[7] = idAlphabet[v>>16&0x3f]
+		src, dst = src[6:], dst[8:]
+	}
 }
+
+// idAlphabet is base64url's: the digits of an ID.
+const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 // ValidID reports whether id is well-formed: MinIDLength to MaxIDLength
 // characters of [A-Za-z0-9_-]. Only well-formed IDs ever reach a provider;

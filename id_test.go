@@ -1,6 +1,7 @@
 package sessionkit
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,35 @@ func TestParseID(t *testing.T) {
 	for _, bad := range []string{"", "x", "../../../../etc/passwd", strings.Repeat("a", 257), good + "=", good[:15]} {
 		if got := m.parseID([]byte(bad)); got != "" {
 			t.Fatalf("parseID(%q) = %q, want refusal", bad, got)
+		}
+	}
+}
+
+// TestFillIDIsBase64 checks that fillID's IDs are crypto/rand's bytes in
+// base64url, by decoding them with encoding/base64: every ID decodes to
+// 24 bytes and encodes back to itself, and across many IDs every digit
+// shows up in every position.
+func TestFillIDIsBase64(t *testing.T) {
+	var seen [DefaultIDLength][64]bool
+	for range 5000 {
+		var buf [DefaultIDLength]byte
+		fillID(&buf)
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(string(buf[:]))
+		if err != nil || len(raw) != 24 {
+			t.Fatalf("%q is not 24 bytes in base64url: %v", buf, err)
+		}
+		if back := base64.RawURLEncoding.EncodeToString(raw); back != string(buf[:]) {
+			t.Fatalf("%q encodes back as %q", buf, back)
+		}
+		for i, c := range buf {
+			seen[i][strings.IndexByte(idAlphabet, c)] = true
+		}
+	}
+	for i := range seen {
+		for d, ok := range seen[i] {
+			if !ok {
+				t.Fatalf("digit %q never appeared at position %d in 5000 IDs", idAlphabet[d], i)
+			}
 		}
 	}
 }
