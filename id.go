@@ -35,10 +35,15 @@ func fillID(buf *[DefaultIDLength]byte) {
 	// crypto/rand.Read never fails since Go 1.24: it crashes the program
 	// instead of returning predictable bytes.
 	_, _ = rand.Read(b[:24])
-	// base64url by hand, six bytes (eight digits) a step, with nothing
-	// left to check since the sizes are fixed: half the instructions of
-	// base64.RawURLEncoding.Encode, on every new session
-	// (TestFillIDIsBase64 compares the two).
+	encodeID(buf, &b)
+}
+
+// encodeID writes the first 24 bytes of b in base64url into buf; the last
+// two bytes of b must be zero. It is written out by hand, six bytes
+// (eight digits) a step, with nothing left to check since the sizes are
+// fixed: half the instructions of base64.RawURLEncoding.Encode, on every
+// new session (TestEncodeID compares the two).
+func encodeID(buf *[DefaultIDLength]byte, b *[26]byte) {
 	src, dst := b[:], buf[:]
 	for len(src) >= 8 && len(dst) >= 8 {
 		v := binary.BigEndian.Uint64(src)

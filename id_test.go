@@ -1,7 +1,9 @@
 package sessionkit
 
 import (
+	"bytes"
 	"encoding/base64"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -33,21 +35,27 @@ func TestParseID(t *testing.T) {
 	}
 }
 
-// TestFillIDIsBase64 checks that fillID's IDs are crypto/rand's bytes in
-// base64url, by decoding them with encoding/base64: every ID decodes to
-// 24 bytes and encodes back to itself, and across many IDs every digit
-// shows up in every position.
-func TestFillIDIsBase64(t *testing.T) {
-	var seen [DefaultIDLength][64]bool
-	for range 5000 {
-		var buf [DefaultIDLength]byte
-		fillID(&buf)
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(string(buf[:]))
-		if err != nil || len(raw) != 24 {
-			t.Fatalf("%q is not 24 bytes in base64url: %v", buf, err)
+// TestEncodeID checks encodeID against encoding/base64 on bytes that
+// put every digit in every position, and fillID's IDs for well-formed
+// base64url of 24 bytes.
+func TestEncodeID(t *testing.T) {
+	inputs := [][24]byte{{}, [24]byte(bytes.Repeat([]byte{0xff}, 24))}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		var b [24]byte
+		for j := range b {
+			b[j] = byte(r.Uint32())
 		}
-		if back := base64.RawURLEncoding.EncodeToString(raw); back != string(buf[:]) {
-			t.Fatalf("%q encodes back as %q", buf, back)
+		inputs = append(inputs, b)
+	}
+	var seen [DefaultIDLength][64]bool
+	for _, in := range inputs {
+		var b [26]byte
+		copy(b[:], in[:])
+		var buf [DefaultIDLength]byte
+		encodeID(&buf, &b)
+		if want := base64.RawURLEncoding.EncodeToString(in[:]); string(buf[:]) != want {
+			t.Fatalf("encodeID(%x) = %q, want %q", in, buf, want)
 		}
 		for i, c := range buf {
 			seen[i][strings.IndexByte(idAlphabet, c)] = true
@@ -56,8 +64,16 @@ func TestFillIDIsBase64(t *testing.T) {
 	for i := range seen {
 		for d, ok := range seen[i] {
 			if !ok {
-				t.Fatalf("digit %q never appeared at position %d in 5000 IDs", idAlphabet[d], i)
+				t.Fatalf("the inputs never put digit %q at position %d", idAlphabet[d], i)
 			}
+		}
+	}
+	for range 1000 {
+		var buf [DefaultIDLength]byte
+		fillID(&buf)
+		raw, err := base64.RawURLEncoding.Strict().DecodeString(string(buf[:]))
+		if err != nil || len(raw) != 24 {
+			t.Fatalf("%q is not 24 bytes in base64url: %v", buf, err)
 		}
 	}
 }
