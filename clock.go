@@ -34,22 +34,33 @@ func Now(ctx context.Context) time.Time {
 }
 
 // clockBase is the last full reading of the clock (see wallNow).
-var clockBase atomic.Pointer[time.Time]
+var clockBase atomic.Pointer[clockReading]
+
+// clockReading is a full reading of the clock: t, with its monotonic
+// reading, and its wall clock in Unix nanoseconds.
+type clockReading struct {
+	t    time.Time
+	wall int64
+}
 
 // wallNow returns the current time. time.Now reads two clocks, the wall
 // clock and the monotonic one; wallNow reads only the monotonic clock and
 // adds what passed since the last full reading, which it renews every
 // second, so a step of the system clock shows within a second. That
 // halves the cost of the reading on machines where clocks are slow.
+//
+// The result carries no monotonic reading, like a time from time.Unix:
+// it is compared with stored deadlines, which carry none either, and
+// arithmetic on it then takes only the wall clock's branch.
 func wallNow() time.Time {
 	if b := clockBase.Load(); b != nil {
-		if d := time.Since(*b); d >= 0 && d < time.Second {
-			return b.Add(d)
+		if d := time.Since(b.t); d >= 0 && d < time.Second {
+			return time.Unix(0, b.wall+int64(d))
 		}
 	}
 	t := time.Now()
-	clockBase.Store(&t)
-	return t
+	clockBase.Store(&clockReading{t: t, wall: t.UnixNano()})
+	return t.Round(0)
 }
 
 // clockCtx is the context the manager hands to providers: the request's
