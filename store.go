@@ -829,7 +829,8 @@ func (s *storeState) markSaved(u *Update) {
 		s.base, s.cache = Record{}, nil
 	}
 	if s.isNew {
-		s.pending.put(keyMeta, entry{raw: u.Set[keyMeta], saved: true})
+		// pendingUpdate put the bookkeeping first.
+		s.pending.put(keyMeta, entry{raw: u.set[0].v, saved: true})
 	}
 	s.cleared, s.isNew, s.shift, s.base.Expires = false, false, false, u.Expires
 	s.written = true
