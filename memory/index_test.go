@@ -55,9 +55,18 @@ func TestIndexMatchesAMap(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, uint64(shards)))
 			x := newIndex(shards)
 			model := map[string]*slot{}
+			// Keys of every kind of length: the shortest IDs, the
+			// default's, and longer ones, which a slot keeps apart.
 			keys := make([]string, 300)
 			for i := range keys {
-				keys[i] = sessionkit.NewID()
+				switch id := sessionkit.NewID(); i % 3 {
+				case 0:
+					keys[i] = id
+				case 1:
+					keys[i] = id[:sessionkit.MinIDLength]
+				default:
+					keys[i] = id + id[:i%32+1]
+				}
 			}
 			for step := 0; step < 20000; step++ {
 				id := keys[r.IntN(len(keys))]

@@ -52,6 +52,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -110,6 +112,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"RoundTrip", testRoundTrip},
 		{"BinarySafe", testBinarySafe},
 		{"LargeValue", testLargeValue},
+		{"IDLengths", testIDLengths},
 		{"Overwrite", testOverwrite},
 		{"SetMapNotKept", testSetMapNotKept},
 		{"CopierKeepsNothing", testCopierKeepsNothing},
@@ -384,6 +387,53 @@ func testClear(t *testing.T, p sessionkit.Provider) {
 		t.Fatal(err)
 	}
 	wantValues(t, mustGet(t, p, id), Values("c", "3"))
+}
+
+// testIDLengths uses IDs of every valid length class: the shortest, the
+// default, longer, and the longest a client may send (a cookie of
+// MaxIDLength characters reaches Get as it is). Each must be missing
+// before it is stored, then round-trip, be listed by Range under its own
+// ID, rename to an ID of another length, and delete.
+func testIDLengths(t *testing.T, p sessionkit.Provider) {
+	long := strings.Repeat(ID(), sessionkit.MaxIDLength/sessionkit.DefaultIDLength+1)
+	lengths := []int{sessionkit.MinIDLength, sessionkit.DefaultIDLength, sessionkit.DefaultIDLength + 1, 200, sessionkit.MaxIDLength - 1, sessionkit.MaxIDLength}
+	ids := map[string]string{}
+	for _, n := range lengths {
+		id := long[len(long)-n:]
+		wantMissing(t, p, id, fmt.Sprintf("a never-stored %d-byte ID", n))
+		Create(t, p, id, Values("n", strconv.Itoa(n)), Later())
+		wantValues(t, mustGet(t, p, id), Values("n", strconv.Itoa(n)))
+		ids[id] = strconv.Itoa(n)
+	}
+	if rg, ok := p.(sessionkit.Ranger); ok {
+		got := map[string]string{}
+		if err := rg.Range(bg, func(id string, r sessionkit.Record) bool {
+			if _, mine := ids[id]; mine {
+				v, _ := r.Lookup("n")
+				got[id] = string(v)
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(got, ids) {
+			t.Fatalf("Range listed %v, want %v", got, ids)
+		}
+	}
+	for i, n := range lengths {
+		id := long[len(long)-n:]
+		to := lengths[(i+1)%len(lengths)]
+		newID := strings.ToUpper(long[:to])
+		if err := p.Rename(bg, id, newID, Later()); err != nil {
+			t.Fatalf("Rename from a %d-byte ID to a %d-byte one: %v", n, to, err)
+		}
+		wantMissing(t, p, id, fmt.Sprintf("a %d-byte ID after Rename", n))
+		wantValues(t, mustGet(t, p, newID), Values("n", strconv.Itoa(n)))
+		if err := p.Delete(bg, newID); err != nil {
+			t.Fatal(err)
+		}
+		wantMissing(t, p, newID, fmt.Sprintf("a %d-byte ID after Delete", to))
+	}
 }
 
 func testCreateExisting(t *testing.T, p sessionkit.Provider) {
