@@ -106,8 +106,11 @@ func TestWallNowTracksTheClock(t *testing.T) {
 // keepingProvider keeps the context of every call, as database/sql's Rows
 // do (a goroutine waits on the query's context until the rows close, and
 // may first look at it after the call has returned).
+//
+// It embeds the memory provider as a plain sessionkit.Provider: keeping
+// contexts, it must not pass for a Copier, which promises to keep none.
 type keepingProvider struct {
-	*memory.Provider
+	sessionkit.Provider
 	mu   sync.Mutex
 	ctxs []context.Context
 }

@@ -205,16 +205,21 @@ type Toucher interface {
 	Touch(ctx context.Context, id string, expires time.Time) error
 }
 
-// Copier is a Provider whose Update and Touch copy whatever they keep:
-// once they return, the provider holds no reference to the id string or to
-// any byte of u.Set's values. The manager then encodes each save into a
-// buffer that it reuses for the next one and passes the ID from where it
-// already lies, which saves an allocation per write. Without Copier, every
-// save gets memory of its own, which the provider may keep (a map provider
-// may store the values as they come, say).
+// Copier is a Provider whose calls copy whatever they keep: once a call
+// returns, the provider holds no reference to its context, and once Update
+// or Touch returns, none to the id string or to any byte of u.Set's
+// values. The manager then encodes each save into a buffer that it reuses
+// for the next one, passes the ID from where it already lies, and hands
+// the provider calls of one request after another the same context
+// (reset for each): that saves an allocation per write, and halves the
+// garbage of a request that only reads. Without Copier, every save gets
+// memory of its own, which the provider may keep (a map provider may store
+// the values as they come, say), and every request a context of its own.
 //
 // CopiesUpdates is a marker and is never called. providertest checks the
-// promise by overwriting the id and the values after every call.
+// promise about ids and values by overwriting them after every call; a
+// context kept is not something a test can see, so mind it when wrapping a
+// Copier: a wrapper that embeds one is a Copier too.
 type Copier interface {
 	CopiesUpdates()
 }

@@ -351,7 +351,7 @@ const (
 
 // load builds the Store for a request whose client sent raw.
 func (m *Session) load(ctx context.Context, st *providerState, t transport, raw []byte) (*Store, error) {
-	h := newStore(m, t)
+	h := newStore(m, t, st.copies)
 	// Nobody else holds h yet, so s needs no locking here.
 	s := h.s
 	if st.client != nil {

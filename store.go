@@ -36,11 +36,6 @@ type Store struct {
 	// allocation of its own on the commonest, read-only path. The handle
 	// is never reused, so a string handed out over idBuf never changes.
 	idBuf [DefaultIDLength]byte
-	// clk is the context of the request's provider calls (see
-	// withClock), here for the same reason: a provider may keep a
-	// context past the call (database/sql's Rows watch it from a
-	// goroutine of their own), and what it answers must not change.
-	clk clockCtx
 }
 
 // storeState is the state behind a Store, recycled through statePool.
@@ -56,15 +51,25 @@ type storeState struct {
 	// handles are fresh handles for this state's next requests, the rest
 	// of a block allocated at once (see newStore).
 	handles []Store
+	// clks are fresh contexts for the provider calls of this state's
+	// next requests, allocated in blocks like handles, and for the same
+	// reason: a provider may keep a context past the call (database/sql's
+	// Rows watch it from a goroutine of their own), and what it answers
+	// must not change. A Copier promises to keep none, so its requests
+	// share ownClk instead: then a handle is half the size, and so is
+	// the garbage a read-only request leaves (see withClock).
+	clks   []clockCtx
+	ownClk clockCtx
 	storeData
 }
 
-// handleBlock is how many handles newStore allocates at once. A handle is
-// never reused, so each request needs a fresh one: taking it from a block
-// the state holds costs a slice step rather than an allocation, which was
-// a tenth of a read-only request's instructions. A handle kept past its
-// request (say, by a goroutine the handler started) keeps its block's
-// memory, 3 KB, rather than its own 96 bytes.
+// handleBlock is how many handles (or provider contexts, see clks) are
+// allocated at once. A handle is never reused, so each request needs a
+// fresh one: taking it from a block the state holds costs a slice step
+// rather than an allocation, which was a tenth of a read-only request's
+// instructions. A handle kept past its request (say, by a goroutine the
+// handler started) keeps its block's memory, 1.5 KB, rather than its own
+// 48 bytes.
 const handleBlock = 32
 
 // storeData is everything of a storeState that a release clears.
@@ -78,7 +83,7 @@ type storeData struct {
 	written bool   // this request wrote the session (so base is not what is stored)
 	created time.Time
 	now     time.Time     // when the request started using the session
-	clk     *clockCtx     // the handle's context for provider calls (see withClock)
+	clk     *clockCtx     // the context for provider calls (see withClock); nil until needed
 	idle    time.Duration // per-session idle timeout; 0 = Config.IdleTimeout
 	// cache holds values of base decoded by the codec, filled on first
 	// read. Scalars are decoded on every read instead: that costs less
@@ -107,8 +112,9 @@ var statePool = sync.Pool{New: func() any { return new(storeState) }}
 // ErrStoreReleased is returned by a Store used after its request ended.
 var ErrStoreReleased = errors.New("sessionkit: the Store's request is over; a Store must not be used after its handler returns")
 
-// newStore returns a handle on a fresh state for one request.
-func newStore(m *Session, t transport) *Store {
+// newStore returns a handle on a fresh state for one request whose
+// provider is a Copier, or not (see clks).
+func newStore(m *Session, t transport, copier bool) *Store {
 	s := statePool.Get().(*storeState)
 	if len(s.handles) == 0 {
 		s.handles = make([]Store, handleBlock)
@@ -116,7 +122,10 @@ func newStore(m *Session, t transport) *Store {
 	h := &s.handles[0]
 	s.handles = s.handles[1:]
 	h.s, h.gen = s, s.gen
-	s.m, s.t, s.isNew, s.idBuf, s.clk = m, t, true, &h.idBuf, &h.clk
+	s.m, s.t, s.isNew, s.idBuf = m, t, true, &h.idBuf
+	if copier {
+		s.clk = &s.ownClk
+	}
 	return h
 }
 
@@ -149,6 +158,7 @@ func (h *Store) Close() error {
 	s.pending.reset()
 	list := s.pending.list[:0]
 	s.storeData = storeData{}
+	s.ownClk = clockCtx{} // nor is the request's context kept
 	if cap(list) > len(s.pending.inline) {
 		// A grown change list is kept for the next request.
 		s.pending.list = list
@@ -720,12 +730,20 @@ func (s *storeState) clock(ctx context.Context) time.Time {
 // carrying now, so the provider does not read the clock again.
 //
 // A context handed to a provider never changes afterwards, since the
-// provider may keep it. The first one lies in the handle, which is never
-// reused; later calls share it when they are made for the same fasthttp
+// provider may keep it, unless the provider is a Copier, which keeps none.
+// The first one is the state's own for a Copier (reused by its next
+// requests) and otherwise one of a block of contexts never reused (see
+// clks); later calls share it when they are made for the same fasthttp
 // request at the same instant (a load and a save on fasthttp, the usual
 // request, so they cost nothing), and otherwise get one allocated.
 func (s *storeState) withClock(ctx context.Context, now time.Time) context.Context {
 	c := s.clk
+	if c == nil {
+		if len(s.clks) == 0 {
+			s.clks = make([]clockCtx, handleBlock)
+		}
+		c, s.clk, s.clks = &s.clks[0], &s.clks[0], s.clks[1:]
+	}
 	switch {
 	case c.Context == nil:
 		*c = clockCtx{Context: ctx, now: now}

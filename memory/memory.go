@@ -250,8 +250,8 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 }
 
 // CopiesUpdates implements sessionkit.Copier: a version is built from
-// copies of u's values, and a slot holds a copy of its ID, so the manager
-// may reuse both buffers for its next save.
+// copies of u's values, a slot holds a copy of its ID, and no call keeps
+// its context, so the manager may reuse all three for its next save.
 func (*Provider) CopiesUpdates() {}
 
 // Touch implements sessionkit.Toucher.
