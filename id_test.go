@@ -143,3 +143,27 @@ func FuzzParseID(f *testing.F) {
 		_ = h.Close()
 	})
 }
+
+// sinkBool keeps the benchmarks' results alive.
+var sinkBool bool
+
+func BenchmarkValidID(b *testing.B) {
+	ids := make([][]byte, 1024)
+	for i := range ids {
+		ids[i] = []byte(NewID())
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sinkBool = validID(ids[i%len(ids)])
+	}
+}
+
+func BenchmarkEncodeID(b *testing.B) {
+	var src [26]byte
+	var buf [DefaultIDLength]byte
+	for i := 0; i < b.N; i++ {
+		src[i%24]++
+		encodeID(&buf, &src)
+	}
+	sinkBool = buf[0] == 0
+}
