@@ -2,6 +2,7 @@ package sessionkit_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/sessionkit/sessionkit"
 	"github.com/sessionkit/sessionkit/memory"
+	"github.com/valyala/fasthttp"
 )
 
 // clockProvider records the time sessionkit.Now gives inside each call the
@@ -190,5 +192,47 @@ func TestProviderContextOutlivesTheRequest(t *testing.T) {
 		if sessionkit.Now(ctx).IsZero() {
 			t.Fatalf("call %d: Now of a kept context is zero", j)
 		}
+	}
+}
+
+// A request that loaded its session through a Copier, which shares one
+// context among the state's requests, and saves after the manager's
+// provider was replaced by one that keeps contexts, hands that provider a
+// context of the request's own: after the request, it still answers for
+// the request. (On fasthttp a load and a save at one instant share their
+// context, which is the case that matters.)
+func TestKeptContextAfterProviderSwap(t *testing.T) {
+	m := sessionkit.New(sessionkit.Config{})
+	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("n", 0) }).cookieVal
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	ctx.Request.Header.SetCookie(m.Config().CookieName, id)
+	s, err := m.Start(&ctx)
+	if err != nil || s.IsNew() {
+		t.Fatalf("start: new %v, %v", s.IsNew(), err)
+	}
+	keeping := &keepingProvider{Provider: memory.New(memory.Config{})}
+	if err := m.UseProvider(keeping); err != nil {
+		t.Fatal(err)
+	}
+	s.Set("n", 1)
+	// The session is not in the new provider: the save fails, after the
+	// provider kept the context it was given.
+	if err := s.Save(&ctx); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("save = %v, want ErrNotFound", err)
+	}
+	_ = s.Close()
+	keeping.mu.Lock()
+	defer keeping.mu.Unlock()
+	if len(keeping.ctxs) != 1 {
+		t.Fatalf("%d calls, want 1", len(keeping.ctxs))
+	}
+	kept := keeping.ctxs[0]
+	if sessionkit.Now(kept).IsZero() || kept.Err() != nil {
+		t.Fatalf("the kept context was reset with the request: Now %v", sessionkit.Now(kept))
 	}
 }

@@ -351,7 +351,7 @@ const (
 
 // load builds the Store for a request whose client sent raw.
 func (m *Session) load(ctx context.Context, st *providerState, t transport, raw []byte) (*Store, error) {
-	h := newStore(m, t, st.copies)
+	h := newStore(m, t)
 	// Nobody else holds h yet, so s needs no locking here.
 	s := h.s
 	if st.client != nil {
@@ -366,7 +366,7 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	// included) can hold on to it.
 	s.setID(id)
 	now := Now(ctx)
-	rec, err := st.p.Get(s.withClock(ctx, now), m.storageKey(s.id))
+	rec, err := st.p.Get(s.withClock(ctx, now, st.copies), m.storageKey(s.id))
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotFound):

@@ -112,9 +112,8 @@ var statePool = sync.Pool{New: func() any { return new(storeState) }}
 // ErrStoreReleased is returned by a Store used after its request ended.
 var ErrStoreReleased = errors.New("sessionkit: the Store's request is over; a Store must not be used after its handler returns")
 
-// newStore returns a handle on a fresh state for one request whose
-// provider is a Copier, or not (see clks).
-func newStore(m *Session, t transport, copier bool) *Store {
+// newStore returns a handle on a fresh state for one request.
+func newStore(m *Session, t transport) *Store {
 	s := statePool.Get().(*storeState)
 	if len(s.handles) == 0 {
 		s.handles = make([]Store, handleBlock)
@@ -123,9 +122,6 @@ func newStore(m *Session, t transport, copier bool) *Store {
 	s.handles = s.handles[1:]
 	h.s, h.gen = s, s.gen
 	s.m, s.t, s.isNew, s.idBuf = m, t, true, &h.idBuf
-	if copier {
-		s.clk = &s.ownClk
-	}
 	return h
 }
 
@@ -664,7 +660,7 @@ func (s *storeState) saveLocked(ctx context.Context) error {
 // writeLocked writes the pending changes.
 func (s *storeState) writeLocked(ctx context.Context, st *providerState) error {
 	now := s.clock(ctx)
-	ctx = s.withClock(ctx, now)
+	ctx = s.withClock(ctx, now, st.copies)
 	u, err := s.pendingUpdate(now, st.copies)
 	if err != nil {
 		return err
@@ -730,15 +726,21 @@ func (s *storeState) clock(ctx context.Context) time.Time {
 // carrying now, so the provider does not read the clock again.
 //
 // A context handed to a provider never changes afterwards, since the
-// provider may keep it, unless the provider is a Copier, which keeps none.
-// The first one is the state's own for a Copier (reused by its next
-// requests) and otherwise one of a block of contexts never reused (see
-// clks); later calls share it when they are made for the same fasthttp
-// request at the same instant (a load and a save on fasthttp, the usual
-// request, so they cost nothing), and otherwise get one allocated.
-func (s *storeState) withClock(ctx context.Context, now time.Time) context.Context {
+// provider may keep it, unless the provider is a Copier (copier), which
+// keeps none. The request's first one is the state's own for a Copier
+// (reused by the state's next requests) and otherwise one of a block of
+// contexts never reused (see clks); later calls share it when they are
+// made for the same fasthttp request at the same instant (a load and a
+// save on fasthttp, the usual request, so they cost nothing), and
+// otherwise get one allocated. Should the manager's provider change from a
+// Copier to another in mid-request, the state's own is not handed on.
+func (s *storeState) withClock(ctx context.Context, now time.Time, copier bool) context.Context {
 	c := s.clk
-	if c == nil {
+	switch {
+	case c == nil && copier:
+		c = &s.ownClk
+		s.clk = c
+	case c == nil || !copier && c == &s.ownClk:
 		if len(s.clks) == 0 {
 			s.clks = make([]clockCtx, handleBlock)
 		}
@@ -916,7 +918,7 @@ func (s *storeState) touchLocked(ctx context.Context, st *providerState, now tim
 	}
 	var err error
 	s.detachID(st)
-	ctx = s.withClock(ctx, now)
+	ctx = s.withClock(ctx, now, st.copies)
 	if st.toucher != nil {
 		err = st.toucher.Touch(ctx, s.m.storageKey(s.id), next)
 	} else {
