@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,5 +235,79 @@ func TestKeptContextAfterProviderSwap(t *testing.T) {
 	kept := keeping.ctxs[0]
 	if sessionkit.Now(kept).IsZero() || kept.Err() != nil {
 		t.Fatalf("the kept context was reset with the request: Now %v", sessionkit.Now(kept))
+	}
+}
+
+// checkingCopier is the memory provider (a Copier, by embedding) checking
+// that each call's context answers for the request that made it: the
+// session under id belongs to the request numbered owner[id].
+type checkingCopier struct {
+	*memory.Provider
+	owner map[string]int // written before the requests start
+	bad   atomic.Int64
+}
+
+func (c *checkingCopier) check(ctx context.Context, id string) {
+	if got, _ := ctx.Value(requestKey{}).(int); got != c.owner[id] || sessionkit.Now(ctx).IsZero() {
+		c.bad.Add(1)
+	}
+}
+
+func (c *checkingCopier) Get(ctx context.Context, id string) (sessionkit.Record, error) {
+	c.check(ctx, id)
+	return c.Provider.Get(ctx, id)
+}
+
+func (c *checkingCopier) Update(ctx context.Context, id string, u sessionkit.Update) error {
+	if !u.Create {
+		c.check(ctx, id)
+	}
+	return c.Provider.Update(ctx, id, u)
+}
+
+// A Copier's requests share their state's context one after another, never
+// at once: with requests on many goroutines, every provider call still
+// sees its own request's context.
+func TestCopierContextsDoNotCross(t *testing.T) {
+	m := sessionkit.New(sessionkit.Config{})
+	p := &checkingCopier{Provider: memory.New(memory.Config{}), owner: map[string]int{}}
+	if err := m.UseProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	const workers, requests = 8, 300
+	ids := make([]string, workers)
+	for w := range ids {
+		ids[w] = serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("n", 0) }).cookieVal
+		p.owner[ids[w]] = w + 1
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range requests {
+				ctx := context.WithValue(context.Background(), requestKey{}, w+1)
+				r := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+				r.AddCookie(&http.Cookie{Name: m.Config().CookieName, Value: ids[w]})
+				s, err := m.StartHTTP(httptest.NewRecorder(), r)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%2 == 0 {
+					n, _ := s.GetInt("n")
+					s.Set("n", n+1)
+				}
+				if err := s.Save(ctx); err != nil {
+					t.Error(err)
+				}
+				_ = s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := p.bad.Load(); n != 0 {
+		t.Fatalf("%d provider calls saw another request's context", n)
 	}
 }
