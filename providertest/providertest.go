@@ -406,17 +406,7 @@ func testIDLengths(t *testing.T, p sessionkit.Provider) {
 		ids[id] = strconv.Itoa(n)
 	}
 	if rg, ok := p.(sessionkit.Ranger); ok {
-		got := map[string]string{}
-		if err := rg.Range(bg, func(id string, r sessionkit.Record) bool {
-			if _, mine := ids[id]; mine {
-				v, _ := r.Lookup("n")
-				got[id] = string(v)
-			}
-			return true
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if !maps.Equal(got, ids) {
+		if got := rangeValues(t, rg, ids, "n"); !maps.Equal(got, ids) {
 			t.Fatalf("Range listed %v, want %v", got, ids)
 		}
 	}
@@ -904,6 +894,23 @@ func testCount(t *testing.T, p sessionkit.Provider) {
 	}
 }
 
+// rangeValues walks rg and returns, for each session it lists whose ID is
+// a key of mine, the value stored under key.
+func rangeValues(t *testing.T, rg sessionkit.Ranger, mine map[string]string, key string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	if err := rg.Range(bg, func(id string, r sessionkit.Record) bool {
+		if _, ok := mine[id]; ok {
+			v, _ := r.Lookup(key)
+			got[id] = string(v)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 func testRange(t *testing.T, p sessionkit.Provider) {
 	rg, ok := p.(sessionkit.Ranger)
 	if !ok {
@@ -913,16 +920,7 @@ func testRange(t *testing.T, p sessionkit.Provider) {
 	for id, v := range want {
 		Create(t, p, id, Values("v", v), Later())
 	}
-	got := map[string]string{}
-	if err := rg.Range(bg, func(id string, r sessionkit.Record) bool {
-		if _, mine := want[id]; mine {
-			v, _ := r.Lookup("v")
-			got[id] = string(v)
-		}
-		return true
-	}); err != nil {
-		t.Fatal(err)
-	}
+	got := rangeValues(t, rg, want, "v")
 	for id, v := range want {
 		if got[id] != v {
 			t.Fatalf("Range gave %q for %s, want %q (all: %v)", got[id], id, v, got)
