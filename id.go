@@ -29,8 +29,8 @@ func NewID() string {
 
 // fillID writes a new ID, as NewID returns, into buf.
 func fillID(buf *[DefaultIDLength]byte) {
-	// 24 random bytes, and 2 more that stay zero so that the last six
-	// can be read as one 8-byte word like the others.
+	// 24 random bytes, and 2 more so that the last six can be read as
+	// one 8-byte word like the others.
 	var b [26]byte
 	// crypto/rand.Read never fails since Go 1.24: it crashes the program
 	// instead of returning predictable bytes.
@@ -39,10 +39,11 @@ func fillID(buf *[DefaultIDLength]byte) {
 }
 
 // encodeID writes the first 24 bytes of b in base64url into buf; the last
-// two bytes of b must be zero. It is written out by hand, six bytes
-// (eight digits) a step, with nothing left to check since the sizes are
-// fixed: half the instructions of base64.RawURLEncoding.Encode, on every
-// new session (TestEncodeID compares the two).
+// two are read (each step reads a word) but never used. It is written out
+// by hand, six bytes (eight digits) a step, with nothing left to check
+// since the sizes are fixed: half the instructions of
+// base64.RawURLEncoding.Encode, on every new session (TestEncodeID
+// compares the two).
 func encodeID(buf *[DefaultIDLength]byte, b *[26]byte) {
 	src, dst := b[:], buf[:]
 	for len(src) >= 8 && len(dst) >= 8 {

@@ -52,6 +52,7 @@ func TestEncodeID(t *testing.T) {
 	for _, in := range inputs {
 		var b [26]byte
 		copy(b[:], in[:])
+		b[24], b[25] = 0xff, 0xa5 // read, never used
 		var buf [DefaultIDLength]byte
 		encodeID(&buf, &b)
 		if want := base64.RawURLEncoding.EncodeToString(in[:]); string(buf[:]) != want {
