@@ -316,8 +316,8 @@ func BenchmarkAppendPacked(b *testing.B) {
 	}
 }
 
-// BenchmarkAppendPackedNewKey adds a key to a small session: the general
-// path, after the scan has found that the update cannot go in place.
+// BenchmarkAppendPackedNewKey adds a key to a small session: the one-scan
+// path, which appends keys the session lacks after its entries.
 func BenchmarkAppendPackedNewKey(b *testing.B) {
 	old := Pack(map[string][]byte{keyMeta: encodeMeta(time.Now(), 0), "name": []byte("\xaasessionkit"), "n": {7}})
 	u := Update{Set: map[string][]byte{"user": []byte("\xa5alice")}}
