@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -10,29 +11,44 @@ import (
 	"github.com/sessionkit/sessionkit"
 )
 
-func testSlot(id string) *slot { return newSlot(id, dead) }
+// testVersion returns a version of id with no values, live until exp.
+func testVersion(t testing.TB, id string, serial uint16, exp int64) *byte {
+	t.Helper()
+	v, err := newVersion(id, serial, "", &sessionkit.Update{}, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// lookup returns the version x holds under id, or nil.
+func lookup(x *index, id string) *byte {
+	_, v := x.get(id)
+	return v
+}
 
 // checkIndex compares x with the model: every key of the model is found
-// with its slot, keys outside it are not, each visits exactly the model,
-// and the shards' counts add up.
-func checkIndex(t *testing.T, x *index, model map[string]*slot, absent []string) {
+// with its version, keys outside it are not, each visits exactly the
+// model, and the shards' counts add up.
+func checkIndex(t *testing.T, x *index, model map[string]*byte, absent []string) {
 	t.Helper()
-	for id, s := range model {
-		if got := x.get(id); got != s {
-			t.Fatalf("get(%q) = %p, want %p", id, got, s)
+	for id, v := range model {
+		if got := lookup(x, id); got != v {
+			t.Fatalf("get(%q) = %p, want %p", id, got, v)
 		}
 	}
 	for _, id := range absent {
-		if _, ok := model[id]; !ok && x.get(id) != nil {
+		if _, ok := model[id]; !ok && lookup(x, id) != nil {
 			t.Fatalf("get(%q) found a removed key", id)
 		}
 	}
 	seen := map[string]bool{}
-	x.each(func(s *slot) bool {
-		if model[s.key] != s || seen[s.key] {
-			t.Fatalf("each visited %q: in model %v, seen before %v", s.key, model[s.key] == s, seen[s.key])
+	x.each(func(v *byte) bool {
+		id := keyOf(v)
+		if model[id] != v || seen[id] {
+			t.Fatalf("each visited %q: in model %v, seen before %v", id, model[id] == v, seen[id])
 		}
-		seen[s.key] = true
+		seen[id] = true
 		return true
 	})
 	if len(seen) != len(model) || x.size() != len(model) {
@@ -46,17 +62,19 @@ func checkIndex(t *testing.T, x *index, model map[string]*slot, absent []string)
 	}
 }
 
-// TestIndexMatchesAMap runs random insertions, replacements, removals and
-// sweeps against a Go map. One shard and few keys make long probe paths
-// through removed cells, their reuse, and rebuilds both ways.
+// TestIndexMatchesAMap runs random insertions (of new sessions, over
+// live ones, over expired ones), writes, removals and sweeps against a Go
+// map. One shard and few keys make long probe paths through removed
+// cells, their reuse, and rebuilds both ways.
 func TestIndexMatchesAMap(t *testing.T) {
+	const now, live, expired = 5, 10, 1
 	for _, shards := range []int{1, 4} {
 		t.Run(fmt.Sprint(shards, "shards"), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, uint64(shards)))
 			x := newIndex(shards)
-			model := map[string]*slot{}
+			model := map[string]*byte{}
 			// Keys of every kind of length: the shortest IDs, the
-			// default's, and longer ones, which a slot keeps apart.
+			// default's, and longer ones.
 			keys := make([]string, 300)
 			for i := range keys {
 				switch id := sessionkit.NewID(); i % 3 {
@@ -70,23 +88,48 @@ func TestIndexMatchesAMap(t *testing.T) {
 			}
 			for step := 0; step < 20000; step++ {
 				id := keys[r.IntN(len(keys))]
+				old := model[id]
 				switch op := r.IntN(10); {
-				case op < 5: // insert or replace
-					s := testSlot(id)
-					x.update(id, func(old *slot) *slot {
-						if old != model[id] {
-							t.Fatalf("update(%q) saw %p, want %p", id, old, model[id])
+				case op < 4: // insert
+					exp := int64(live)
+					if r.IntN(4) == 0 {
+						exp = expired
+					}
+					v := testVersion(t, id, 0, exp)
+					err := x.insert(v, now)
+					switch {
+					case old != nil && expiresOf(old) > now:
+						if !errors.Is(err, sessionkit.ErrExists) {
+							t.Fatalf("insert over a live session: %v, want ErrExists", err)
 						}
-						return s
-					})
-					model[id] = s
-				case op < 8: // remove
-					x.update(id, func(*slot) *slot { return nil })
+					case err != nil:
+						t.Fatalf("insert: %v", err)
+					case old != nil && serialOf(v) == serialOf(old):
+						t.Fatalf("insert over an expired session kept its serial %d", serialOf(v))
+					default:
+						model[id] = v
+					}
+				case op < 6: // write
+					c, cur := x.get(id)
+					if cur != old {
+						t.Fatalf("get(%q) = %p, want %p", id, cur, old)
+					}
+					if cur == nil {
+						break
+					}
+					v := testVersion(t, id, serialOf(cur), expiresOf(cur))
+					if !c.v.CompareAndSwap(cur, v) {
+						t.Fatalf("write to %q failed with no other writer", id)
+					}
+					model[id] = v
+				case op < 9: // remove
+					c, cur := x.get(id)
+					if cur != nil && !x.retire(c, cur) {
+						t.Fatalf("retire(%q) failed with no other writer", id)
+					}
 					delete(model, id)
-				case op < 9: // leave as is
-					x.update(id, func(old *slot) *slot { return old })
 				default: // sweep a random part
-					n := x.sweep(func(s *slot) bool { return s.key[0]%4 == byte(step%4) })
+					n := x.sweep(func(v *byte) bool { return keyOf(v)[0]%4 == byte(step%4) })
 					for k := range model {
 						if k[0]%4 == byte(step%4) {
 							delete(model, k)
@@ -102,64 +145,81 @@ func TestIndexMatchesAMap(t *testing.T) {
 				}
 			}
 			checkIndex(t, x, model, keys)
-			x.sweep(func(*slot) bool { return true })
-			checkIndex(t, x, map[string]*slot{}, keys)
+			x.sweep(func(*byte) bool { return true })
+			checkIndex(t, x, map[string]*byte{}, keys)
 		})
 	}
 }
 
-// TestIndexLookupsDuringWrites looks up keys that stay in the index while
-// other goroutines insert and remove others in the same shards, which
-// rebuilds tables under the lookups: a lookup must never miss a key that
-// was there all along, nor find one that never was. Run with -race, it
-// also checks that the lock-free reads race with nothing.
-func TestIndexLookupsDuringWrites(t *testing.T) {
+// TestIndexDuringRebuilds looks up and writes keys that stay in the
+// index while other goroutines insert and remove others in the same
+// shards, which rebuilds tables under the lookups and the writes: a
+// lookup must never miss a key that was there all along, nor find one
+// that never was, and a write that succeeded must never be lost, though
+// it raced with the handover of its cell to the next table. Run with
+// -race, it also checks that the lock-free reads and writes race with
+// nothing.
+func TestIndexDuringRebuilds(t *testing.T) {
+	const base = 1 << 40 // a stable key's first deadline; writes add 1
 	x := newIndex(2)
 	stable := make([]string, 64)
 	for i := range stable {
 		stable[i] = sessionkit.NewID()
-		s := testSlot(stable[i])
-		x.update(stable[i], func(*slot) *slot { return s })
+		if err := x.insert(testVersion(t, stable[i], 0, base), 0); err != nil {
+			t.Fatal(err)
+		}
 	}
 	never := sessionkit.NewID()
 	var stop atomic.Bool
 	var wg sync.WaitGroup
-	for w := 0; w < 2; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range 2 {
+		wg.Go(func() {
 			churn := make([]string, 200)
 			for i := range churn {
 				churn[i] = sessionkit.NewID()
 			}
 			for round := 0; !stop.Load() && round < 200; round++ {
 				for _, id := range churn {
-					s := testSlot(id)
-					x.update(id, func(*slot) *slot { return s })
+					if err := x.insert(testVersion(t, id, 0, 1), 0); err != nil {
+						t.Error(err)
+						return
+					}
 				}
 				for _, id := range churn {
-					x.update(id, func(*slot) *slot { return nil })
+					for c, v := x.get(id); v != nil && !x.retire(c, v); {
+						c, v = x.get(id)
+					}
 				}
-				x.sweep(func(*slot) bool { return false })
+				x.sweep(func(*byte) bool { return false })
 			}
-		}()
+		})
 	}
-	var misses atomic.Int64
-	for r := 0; r < 2; r++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 200000; i++ {
-				id := stable[i%len(stable)]
-				if s := x.get(id); s == nil || s.key != id {
+	var misses, writes atomic.Int64
+	for r := range 2 {
+		wg.Go(func() {
+			for i := 0; i < 100000; i++ {
+				id := stable[(i+r)%len(stable)]
+				c, v := x.get(id)
+				if v == nil || keyOf(v) != id {
+					misses.Add(1)
+					continue
+				}
+				if lookup(x, never) != nil {
 					misses.Add(1)
 				}
-				if x.get(never) != nil {
-					misses.Add(1)
+				if i%4 != 0 {
+					continue
 				}
+				for !c.v.CompareAndSwap(v, testVersion(t, id, serialOf(v), expiresOf(v)+1)) {
+					if c, v = x.get(id); v == nil {
+						misses.Add(1)
+						break
+					}
+				}
+				writes.Add(1)
 			}
 			stop.Store(true)
-		}()
+		})
 	}
 	wg.Wait()
 	if n := misses.Load(); n > 0 {
@@ -167,6 +227,49 @@ func TestIndexLookupsDuringWrites(t *testing.T) {
 	}
 	if n := x.size(); n != len(stable) {
 		t.Fatalf("size = %d after the churn, want %d", n, len(stable))
+	}
+	var landed int64
+	for _, id := range stable {
+		landed += expiresOf(lookup(x, id)) - base
+	}
+	if landed != writes.Load() {
+		t.Fatalf("%d writes succeeded, %d landed", writes.Load(), landed)
+	}
+}
+
+// TestIndexSerials: a session that replaces an expired one under the same
+// ID, or takes the ID of a removed one, has a serial of its own, so a
+// write holding the old session's version does not land in the new one.
+func TestIndexSerials(t *testing.T) {
+	x := newIndex(1)
+	id := sessionkit.NewID()
+	first := testVersion(t, id, 0, 1)
+	if err := x.insert(first, 0); err != nil {
+		t.Fatal(err)
+	}
+	second := testVersion(t, id, 0, 10)
+	if err := x.insert(second, 5); err != nil {
+		t.Fatalf("insert over an expired session: %v", err)
+	}
+	c, v := x.get(id)
+	if v != second || serialOf(second) == serialOf(first) {
+		t.Fatalf("after replacing an expired session: got %p (serial %d), want %p; first serial %d", v, serialOf(v), second, serialOf(first))
+	}
+	if !x.retire(c, v) {
+		t.Fatal("retire failed with no other writer")
+	}
+	third := testVersion(t, id, 0, 10)
+	if err := x.insert(third, 5); err != nil {
+		t.Fatal(err)
+	}
+	if serialOf(third) == serialOf(second) {
+		t.Fatalf("a session created under a removed one's ID has its serial %d", serialOf(third))
+	}
+	if x.retire(c, v) {
+		t.Fatal("retiring a removed session's version succeeded")
+	}
+	if got := lookup(x, id); got != third {
+		t.Fatalf("get = %p, want the third session %p", got, third)
 	}
 }
 
@@ -186,10 +289,11 @@ func BenchmarkIndexGet(b *testing.B) {
 	ids := benchIDs(10000)
 	x := newIndex(sessionkit.DefaultShards)
 	for _, id := range ids {
-		s := testSlot(id)
-		x.update(id, func(*slot) *slot { return s })
+		if err := x.insert(testVersion(b, id, 0, 1), 0); err != nil {
+			b.Fatal(err)
+		}
 	}
-	lookups := func(b *testing.B, get func(string) *slot) {
+	lookups := func(b *testing.B, get func(string) *byte) {
 		b.Run("serial", func(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				if get(ids[(i*7919)%len(ids)]) == nil {
@@ -211,12 +315,12 @@ func BenchmarkIndexGet(b *testing.B) {
 			})
 		})
 	}
-	b.Run("index", func(b *testing.B) { lookups(b, x.get) })
-	m := sessionkit.NewCCMap[string, *slot](sessionkit.DefaultShards)
+	b.Run("index", func(b *testing.B) { lookups(b, func(id string) *byte { return lookup(x, id) }) })
+	m := sessionkit.NewCCMap[string, *byte](sessionkit.DefaultShards)
 	for _, id := range ids {
-		m.Set(id, x.get(id))
+		m.Set(id, lookup(x, id))
 	}
 	b.Run("ccmap", func(b *testing.B) {
-		lookups(b, func(id string) *slot { s, _ := m.Get(id); return s })
+		lookups(b, func(id string) *byte { v, _ := m.Get(id); return v })
 	})
 }
