@@ -203,3 +203,22 @@ func TestWorkloadAllocs(t *testing.T) {
 		t.Errorf("W1 allocates %d bytes per request, want at most 64", perRequest)
 	}
 }
+
+// BenchmarkGetMissing is a getter asked for a key the session lacks, as
+// on a counter's first request: the error it returns should cost little.
+func BenchmarkGetMissing(b *testing.B) {
+	m, ids := benchManager(b)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	ctx.Request.Header.SetCookie("sessionid", ids[0])
+	s, err := m.Start(&ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.GetInt("absent"); err == nil {
+			b.Fatal("found a key never set")
+		}
+	}
+}

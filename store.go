@@ -269,7 +269,7 @@ func (s *storeState) getLocked(key string) (any, error) {
 	if e, ok := s.pending.get(key); ok {
 		switch {
 		case e.del:
-			return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+			return nil, keyNotFound(key)
 		case e.raw != nil:
 			// An immutable value: every read gets a fresh copy.
 			return decodeValue(s.m.cfg.Codec, e.raw)
@@ -277,14 +277,14 @@ func (s *storeState) getLocked(key string) (any, error) {
 		return e.v, nil
 	}
 	if s.cleared {
-		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+		return nil, keyNotFound(key)
 	}
 	if v, ok := s.cache[key]; ok {
 		return v, nil
 	}
 	raw, ok := s.base.Lookup(key)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+		return nil, keyNotFound(key)
 	}
 	// Stored bytes are never modified (see Record), so strings may share
 	// them.
@@ -491,7 +491,7 @@ func (h *Store) Decode(key string, dst any) error {
 func (s *storeState) rawLocked(key string) ([]byte, error) {
 	if e, ok := s.pending.get(key); ok {
 		if e.del {
-			return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+			return nil, keyNotFound(key)
 		}
 		if e.raw != nil {
 			return e.raw, nil
@@ -501,7 +501,7 @@ func (s *storeState) rawLocked(key string) ([]byte, error) {
 	if raw, ok := s.base.Lookup(key); ok && !s.cleared {
 		return raw, nil
 	}
-	return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+	return nil, keyNotFound(key)
 }
 
 // ShiftExpiration makes the next Save extend the session by a full idle

@@ -76,6 +76,8 @@ func TestTypedGettersAfterRoundTrip(t *testing.T) {
 				}
 				if _, err := s.GetString("missing"); !errors.Is(err, sessionkit.ErrKeyNotFound) {
 					t.Errorf("GetString(missing) = %v, want ErrKeyNotFound", err)
+				} else if want := `sessionkit: key not found: "missing"`; err.Error() != want {
+					t.Errorf("GetString(missing) says %q, want %q", err, want)
 				}
 				var mv map[string]any
 				if err := s.Decode("map", &mv); err != nil || mv["k"] != "v" {

@@ -155,3 +155,54 @@ func BenchmarkGCPause(b *testing.B) {
 		b.ReportMetric(float64(during)/float64(base), "p99-ratio")
 	}
 }
+
+// BenchmarkLargeTable runs W1 (read one value, save unchanged) and W2
+// (write one value) through the manager among as many sessions as the
+// footprint benchmark stores, visited in a stride: a table far larger
+// than the processor's caches, where each memory read a lookup depends
+// on is a miss to main memory.
+//
+//	go test -run '^$' -bench LargeTable -benchtime 2s ./memory/
+func BenchmarkLargeTable(b *testing.B) {
+	m := sessionkit.New(sessionkit.Config{})
+	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ids := fill(b, m, footprintSessions())
+	for _, w := range []struct {
+		name string
+		work func(*sessionkit.Store) error
+	}{
+		{"W1", func(s *sessionkit.Store) error {
+			_, err := s.GetString("user")
+			return err
+		}},
+		{"W2", func(s *sessionkit.Store) error {
+			n, _ := s.GetInt("n")
+			s.Set("n", n+1)
+			return nil
+		}},
+	} {
+		b.Run(w.name, func(b *testing.B) {
+			runtime.GC()
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&fasthttp.Request{}, nil, nil)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				ctx.ResetUserValues()
+				ctx.Request.Header.SetCookie("sessionid", ids[(i*7919)%len(ids)])
+				s, err := m.Start(&ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := w.work(s); err != nil || s.IsNew() {
+					b.Fatalf("a stored session was not found: new %v, %v", s.IsNew(), err)
+				}
+				if err := s.Save(&ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
