@@ -132,7 +132,7 @@ func FuzzParseID(f *testing.F) {
 			t.Fatalf("accepted malformed ID %q", id)
 		}
 		// What a Store keeps must not alias the request buffer.
-		h := newStore(m, nil)
+		h := newStore(m, nil, true)
 		s := h.s
 		s.setID(id)
 		for i := range raw {

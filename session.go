@@ -351,7 +351,7 @@ const (
 
 // load builds the Store for a request whose client sent raw.
 func (m *Session) load(ctx context.Context, st *providerState, t transport, raw []byte) (*Store, error) {
-	h := newStore(m, t)
+	h := newStore(m, t, st.copies)
 	// Nobody else holds h yet, so s needs no locking here.
 	s := h.s
 	if st.client != nil {
@@ -523,6 +523,12 @@ func (m *Session) secure(t transport) bool {
 func (m *Session) writeID(t transport, id string) error {
 	value := id
 	if m.cfg.EncodeCookie != nil {
+		if m.signer == nil {
+			// A hook of the user's may keep its argument, and the ID
+			// may lie in a buffer that a later request reuses (see
+			// storeData.idBuf); the signer keeps nothing.
+			id = strings.Clone(id)
+		}
 		v, err := m.cfg.EncodeCookie(id)
 		if err != nil {
 			return fmt.Errorf("sessionkit: encode cookie: %w", err)

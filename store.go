@@ -32,10 +32,6 @@ import (
 type Store struct {
 	s   *storeState
 	gen uint64 // s.gen while this handle's request owns s
-	// idBuf holds the ID copied out of the request, so that costs no
-	// allocation of its own on the commonest, read-only path. The handle
-	// is never reused, so a string handed out over idBuf never changes.
-	idBuf [DefaultIDLength]byte
 }
 
 // storeState is the state behind a Store, recycled through statePool.
@@ -56,10 +52,14 @@ type storeState struct {
 	// reason: a provider may keep a context past the call (database/sql's
 	// Rows watch it from a goroutine of their own), and what it answers
 	// must not change. A Copier promises to keep none, so its requests
-	// share ownClk instead: then a handle is half the size, and so is
-	// the garbage a read-only request leaves (see withClock).
+	// share ownClk instead, and a read-only request leaves no garbage
+	// but its handle (see withClock).
 	clks   []clockCtx
 	ownClk clockCtx
+	// idArr holds the ID of a request whose provider is a Copier, copied
+	// out of the request or made there, so that costs no allocation on
+	// the commonest, read-only path (see storeData.idBuf).
+	idArr [DefaultIDLength]byte
 	storeData
 }
 
@@ -68,8 +68,8 @@ type storeState struct {
 // fresh one: taking it from a block the state holds costs a slice step
 // rather than an allocation, which was a tenth of a read-only request's
 // instructions. A handle kept past its request (say, by a goroutine the
-// handler started) keeps its block's memory, 1.5 KB, rather than its own
-// 48 bytes.
+// handler started) keeps its block's memory, 512 bytes, rather than its
+// own 16.
 const handleBlock = 32
 
 // storeData is everything of a storeState that a release clears.
@@ -94,11 +94,13 @@ type storeData struct {
 	cleared bool
 	shift   bool  // ShiftExpiration was called
 	err     error // a misuse to report from Save
-	// idBuf is the handle's buffer that id may lie in. Before the ID is
-	// handed to a provider call that may keep it (a write: providers store
-	// IDs as keys), it is moved out (see encodeChanges and detachID), so a
-	// kept key holds a few bytes in memory rather than the handle. A
-	// Copier keeps nothing, so for one the ID stays where it is.
+	// idBuf is the buffer id may lie in: the state's idArr when the
+	// request's provider is a Copier, nil otherwise. The state's next
+	// request reuses it, so the ID must be out of it before anything
+	// keeps it past this request: a Copier keeps nothing, and ID and
+	// writeID hand out copies. If the provider is replaced by one that
+	// is no Copier during the request, the ID is moved out before every
+	// call to it (see detachID).
 	idBuf     *[DefaultIDLength]byte
 	idBufUsed bool // idBuf is used once only
 	// setBuf holds a save's Update.set, so listing it costs nothing.
@@ -112,8 +114,10 @@ var statePool = sync.Pool{New: func() any { return new(storeState) }}
 // ErrStoreReleased is returned by a Store used after its request ended.
 var ErrStoreReleased = errors.New("sessionkit: the Store's request is over; a Store must not be used after its handler returns")
 
-// newStore returns a handle on a fresh state for one request.
-func newStore(m *Session, t transport) *Store {
+// newStore returns a handle on a fresh state for one request. ownID says
+// the request's provider is a Copier, so that its ID may lie in the
+// state's own buffer.
+func newStore(m *Session, t transport, ownID bool) *Store {
 	s := statePool.Get().(*storeState)
 	if len(s.handles) == 0 {
 		s.handles = make([]Store, handleBlock)
@@ -121,7 +125,10 @@ func newStore(m *Session, t transport) *Store {
 	h := &s.handles[0]
 	s.handles = s.handles[1:]
 	h.s, h.gen = s, s.gen
-	s.m, s.t, s.isNew, s.idBuf = m, t, true, &h.idBuf
+	s.m, s.t, s.isNew = m, t, true
+	if ownID {
+		s.idBuf = &s.idArr
+	}
 	return h
 }
 
@@ -180,8 +187,8 @@ func (h *Store) ID() string {
 	defer s.mu.Unlock()
 	id := s.ensureID()
 	if s.idInBuf() {
-		// The ID lies in the handle, whose whole block of handles a
-		// kept substring would keep (see handleBlock).
+		// The ID lies in the state's buffer, which its next request
+		// reuses.
 		return strings.Clone(id)
 	}
 	return id
@@ -214,9 +221,8 @@ func (s *storeState) idInBuf() bool {
 	return s.id != "" && s.idBuf != nil && unsafe.StringData(s.id) == &s.idBuf[0]
 }
 
-// detachID gives the ID a string of its own before a write to st, whose
+// detachID gives the ID a string of its own before a call to st, whose
 // provider may keep it; a Copier does not, and gets the ID where it lies.
-// Strings handed out before stay valid: idBuf is never reused.
 func (s *storeState) detachID(st *providerState) {
 	if !st.copies && s.idInBuf() {
 		s.id = strings.Clone(s.id)
@@ -227,7 +233,7 @@ func (s *storeState) ensureID() string {
 	switch {
 	case s.id != "":
 	case s.m.defaultIDs && s.idBuf != nil && !s.idBufUsed:
-		// A new session's ID, made in the handle's buffer like a loaded
+		// A new session's ID, made in the state's buffer like a loaded
 		// one: no allocation unless a provider that keeps it needs a
 		// copy (detachID).
 		fillID(s.idBuf)
@@ -954,6 +960,7 @@ func (h *Store) Destroy(ctx context.Context) error {
 		return err
 	}
 	if !s.isNew && st.client == nil {
+		s.detachID(st)
 		if err := st.p.Delete(ctx, s.m.storageKey(s.id)); err != nil {
 			return fmt.Errorf("sessionkit: destroy: %w", err)
 		}
@@ -995,6 +1002,7 @@ func (h *Store) Regenerate(ctx context.Context) error {
 	}
 	now := time.Now()
 	next := s.deadline(now)
+	s.detachID(st)
 	for tries := 0; ; tries++ {
 		newID := s.m.cfg.IDGenerator()
 		err := st.p.Rename(ctx, s.m.storageKey(s.id), s.m.storageKey(newID), next)

@@ -52,14 +52,21 @@ func startStored(t *testing.T, p Provider) (*Store, *fasthttp.RequestCtx) {
 	return s, ctx
 }
 
-// An ID a provider keeps from a write must not point into the Store's
-// handle: the kept key would hold the handle, and through it the state
-// behind it, in memory for the session's lifetime.
-func TestProviderKeysDoNotPinTheStore(t *testing.T) {
+// inState reports whether str lies in the memory of the state behind h.
+func inState(h *Store, str string) bool {
+	at := uintptr(unsafe.Pointer(unsafe.StringData(str)))
+	start := uintptr(unsafe.Pointer(h.s))
+	return at >= start && at < start+unsafe.Sizeof(*h.s)
+}
+
+// A provider that is no Copier may keep the IDs it is handed, by any
+// call: they must not lie in the Store's state, whose next request writes
+// its own ID there.
+func TestProviderKeysDoNotLieInTheState(t *testing.T) {
 	p := &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}
 	s, ctx := startStored(t, p)
-	if unsafe.StringData(s.s.id) != &s.idBuf[0] {
-		t.Fatal("setup: the loaded ID is expected in the Store's buffer")
+	if s.s.idBuf != nil || inState(s, s.s.id) {
+		t.Fatal("the ID of a request whose provider is no Copier lies in the state's buffer")
 	}
 	loaded := s.ID()
 	s.Set("k", 1)
@@ -73,10 +80,9 @@ func TestProviderKeysDoNotPinTheStore(t *testing.T) {
 	if len(p.kept) != 2 {
 		t.Fatalf("provider saw %d writes, want 2 (update and touch)", len(p.kept))
 	}
-	start, end := uintptr(unsafe.Pointer(s)), uintptr(unsafe.Pointer(s))+unsafe.Sizeof(*s)
 	for _, id := range p.kept {
-		if at := uintptr(unsafe.Pointer(unsafe.StringData(id))); at >= start && at < end {
-			t.Fatalf("the provider was handed an ID inside the Store (%q)", id)
+		if inState(s, id) {
+			t.Fatalf("the provider was handed an ID inside the state (%q)", id)
 		}
 		if id != loaded {
 			t.Fatalf("provider got %q, want %q", id, loaded)
@@ -87,20 +93,22 @@ func TestProviderKeysDoNotPinTheStore(t *testing.T) {
 	}
 }
 
-// The ID a handler gets from Store.ID is its own string, not a view of the
-// handle: the handle lies in a block of handleBlock, all of which a kept
-// ID would keep in memory.
-func TestIDDoesNotPinTheHandles(t *testing.T) {
-	s, _ := startStored(t, &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}})
-	if unsafe.StringData(s.s.id) != &s.idBuf[0] {
-		t.Fatal("setup: the loaded ID is expected in the Store's buffer")
+// copyingKeys is a keyRecorder that promises to be a Copier.
+type copyingKeys struct{ *keyRecorder }
+
+func (copyingKeys) CopiesUpdates() {}
+
+// For a Copier the ID lies in the state's own buffer, and the ID a
+// handler gets from Store.ID is a string of its own: the buffer serves
+// the state's next request.
+func TestIDIsItsOwnString(t *testing.T) {
+	s, _ := startStored(t, copyingKeys{&keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}})
+	if !inState(s, s.s.id) || unsafe.StringData(s.s.id) != &s.s.idArr[0] {
+		t.Fatal("setup: the loaded ID is expected in the state's buffer")
 	}
 	id := s.ID()
-	at := uintptr(unsafe.Pointer(unsafe.StringData(id)))
-	start := uintptr(unsafe.Pointer(s)) - handleBlock*unsafe.Sizeof(*s)
-	end := uintptr(unsafe.Pointer(s)) + handleBlock*unsafe.Sizeof(*s)
-	if at >= start && at < end {
-		t.Fatalf("Store.ID returned a view of the handles (%q)", id)
+	if inState(s, id) {
+		t.Fatalf("Store.ID returned a view of the state's buffer (%q)", id)
 	}
 	if id != s.s.id {
 		t.Fatalf("Store.ID = %q, want %q", id, s.s.id)

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/sessionkit/sessionkit"
+	"github.com/valyala/fasthttp"
 )
 
 // An int stored comes back as an int after a round trip through every
@@ -189,5 +192,84 @@ func TestUpdateBase(t *testing.T) {
 		if !bases[i].Expires.IsZero() || bases[i].Packed != "" {
 			t.Errorf("%s got a Base: %+v", what, bases[i])
 		}
+	}
+}
+
+// A request's ID lies in its Store's recycled state while the request
+// runs (for a Copier such as the memory provider), and the state's next
+// request writes its own ID there: nothing handed out of a request may
+// change with it. Checked for what Store.ID returns, for what a user's
+// EncodeCookie hook keeps of its argument, and for the ID header a
+// net/http response keeps; each must still be the ID its response's
+// cookie carried after many more requests, each of which released its
+// state for the next (as fasthttp's server and Middleware do).
+func TestIDsOutliveTheirRequest(t *testing.T) {
+	var kept []string
+	m, _ := newManager(t, sessionkit.Config{
+		EncodeCookie: func(id string) (string, error) { kept = append(kept, id); return id, nil },
+		DecodeCookie: func(v string) (string, error) { return v, nil },
+	})
+	const requests = 50
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	var fromID, cookies []string
+	for range requests {
+		var fromStore string
+		err := handle(m, &ctx, "", func(s *sessionkit.Store) {
+			s.Set("n", 1)
+			fromStore = s.ID()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := fasthttp.AcquireCookie()
+		c.SetKey(m.Config().CookieName)
+		ctx.Response.Header.Cookie(c)
+		fromID = append(fromID, fromStore)
+		cookies = append(cookies, string(c.Value()))
+		fasthttp.ReleaseCookie(c)
+		// A request that reads a stored session writes its ID where
+		// the new ones were made.
+		if err := handle(m, &ctx, cookies[len(cookies)-1], func(s *sessionkit.Store) { _, _ = s.GetInt("n") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With no hook, the header gets the ID itself.
+	plain, _ := newManager(t, sessionkit.Config{IDInHeader: true})
+	var recs []*httptest.ResponseRecorder
+	for range requests {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		s, err := plain.StartHTTP(rec, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Set("n", 1)
+		if err := s.Save(r.Context()); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Close()
+		recs = append(recs, rec)
+	}
+	if len(kept) != requests {
+		t.Fatalf("EncodeCookie ran %d times, want %d", len(kept), requests)
+	}
+	seen := map[string]bool{}
+	for i := range requests {
+		if c := cookies[i]; !sessionkit.ValidID(c) || seen[c] || fromID[i] != c || kept[i] != c {
+			t.Fatalf("request %d: cookie %q (seen before %v), Store.ID %q, EncodeCookie's argument %q", i, c, seen[c], fromID[i], kept[i])
+		}
+		seen[cookies[i]] = true
+		rec := recs[i]
+		var c string
+		for _, hc := range rec.Result().Cookies() {
+			if hc.Name == plain.Config().CookieName {
+				c = hc.Value
+			}
+		}
+		if h := rec.Header().Get(plain.Config().HeaderName); !sessionkit.ValidID(c) || seen[c] || h != c {
+			t.Fatalf("net/http request %d: cookie %q (seen before %v), header %q", i, c, seen[c], h)
+		}
+		seen[c] = true
 	}
 }

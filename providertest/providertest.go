@@ -306,10 +306,10 @@ func testSetMapNotKept(t *testing.T, p sessionkit.Provider) {
 	wantValues(t, mustGet(t, p, id), Values("b", "2", "c", "3"))
 }
 
-// testCopierKeepsNothing: a sessionkit.Copier is handed the id and the
-// values in buffers that the manager overwrites for its next save, as this
-// test does after every call: the stored session must not change with
-// them.
+// testCopierKeepsNothing: a sessionkit.Copier is handed the ids and the
+// values in buffers that the manager overwrites for its next request, as
+// this test does after every call: the stored session must not change
+// with them.
 func testCopierKeepsNothing(t *testing.T, p sessionkit.Provider) {
 	if _, ok := p.(sessionkit.Copier); !ok {
 		t.Skip("provider is not a sessionkit.Copier")
@@ -353,6 +353,30 @@ func testCopierKeepsNothing(t *testing.T, p sessionkit.Provider) {
 	if r.Expires.Sub(ext).Abs() > time.Second {
 		t.Fatalf("Expires after Touch = %v, want %v", r.Expires, ext)
 	}
+
+	reuse("")
+	wantValues(t, mustGet(t, p, id), Values("a", "v2", "b", "v3"))
+	scribble()
+	wantValues(t, mustGet(t, p, want), Values("a", "v2", "b", "v3"))
+
+	wantNew := ID()
+	newBuf := []byte(wantNew)
+	newID := unsafe.String(&newBuf[0], len(newBuf))
+	reuse("")
+	if err := p.Rename(bg, id, newID, ext); err != nil {
+		t.Fatal(err)
+	}
+	scribble()
+	copy(newBuf, ID())
+	wantMissing(t, p, want, "after Rename with both IDs in reused buffers")
+	wantValues(t, mustGet(t, p, wantNew), Values("a", "v2", "b", "v3"))
+
+	copy(newBuf, wantNew)
+	if err := p.Delete(bg, newID); err != nil {
+		t.Fatal(err)
+	}
+	copy(newBuf, ID())
+	wantMissing(t, p, wantNew, "after Delete with its ID in a reused buffer")
 }
 
 // testGetIsASnapshot: the manager reads strings straight out of a
