@@ -125,11 +125,20 @@ func (x *index) get(id string) (*cell, *byte) {
 probe:
 	for {
 		mask := uint64(len(t.cells) - 1)
+		sawMoved := false
 		for i := h >> 32; ; i++ {
 			c := &t.cells[i&mask]
 			switch ch := c.h.Load(); ch {
 			case 0:
-				return nil, nil
+				if !sawMoved {
+					return nil, nil
+				}
+				// A moved cell with id's hash was passed: it was id's,
+				// or another ID's with the same hash, whose session
+				// went ahead to the next table while id's may not have
+				// yet. id is not in this table, so it is in the next.
+				t = t.next.Load()
+				continue probe
 			case h:
 				// A writer stores the version before the hash, so the
 				// version read here is at least as new as the hash; it
@@ -137,10 +146,8 @@ probe:
 				// which the ID the version holds settles.
 				v := c.v.Load()
 				if v == moved {
-					t = t.next.Load()
-					continue probe
-				}
-				if v != nil && v != dead && keyOf(v) == id {
+					sawMoved = true
+				} else if v != nil && v != dead && keyOf(v) == id {
 					return c, v
 				}
 			}
