@@ -213,7 +213,7 @@ type Toucher interface {
 // buffer that the next request reuses, and hands the provider calls of
 // one request after another the same context (reset for each): that
 // saves an allocation per write, and leaves a request that only reads
-// with 16 bytes of garbage instead of 96. Without Copier, every save
+// with 16 bytes of garbage instead of about 90. Without Copier, every save
 // gets memory of its own, which the provider may keep (a map provider may
 // store the values as they come, say), every ID a string of its own, and
 // every request a context of its own.
