@@ -366,7 +366,7 @@ func (m *Session) load(ctx context.Context, st *providerState, t transport, raw 
 	// included) can hold on to it.
 	s.setID(id)
 	now := Now(ctx)
-	rec, err := st.p.Get(s.withClock(ctx, now, st.copies), m.storageKey(s.id))
+	rec, err := st.p.Get(s.withClock(ctx, now, st.copies), s.keyFor(st))
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrNotFound):

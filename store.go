@@ -100,7 +100,7 @@ type storeData struct {
 	// keeps it past this request: a Copier keeps nothing, and ID and
 	// writeID hand out copies. If the provider is replaced by one that
 	// is no Copier during the request, the ID is moved out before every
-	// call to it (see detachID).
+	// call to it (see keyFor).
 	idBuf     *[DefaultIDLength]byte
 	idBufUsed bool // idBuf is used once only
 	// setBuf holds a save's Update.set, so listing it costs nothing.
@@ -221,12 +221,17 @@ func (s *storeState) idInBuf() bool {
 	return s.id != "" && s.idBuf != nil && unsafe.StringData(s.id) == &s.idBuf[0]
 }
 
-// detachID gives the ID a string of its own before a call to st, whose
-// provider may keep it; a Copier does not, and gets the ID where it lies.
-func (s *storeState) detachID(st *providerState) {
+// keyFor returns the key the session is stored under in st. Every
+// provider call by the session's ID takes its key here: a provider that is
+// no Copier may keep the key, so the ID first gets a string of its own if
+// it still lies in idBuf (possible only when the manager's provider was
+// replaced mid-request); a Copier keeps nothing, and gets the ID where it
+// lies.
+func (s *storeState) keyFor(st *providerState) string {
 	if !st.copies && s.idInBuf() {
 		s.id = strings.Clone(s.id)
 	}
+	return s.m.storageKey(s.id)
 }
 
 func (s *storeState) ensureID() string {
@@ -235,7 +240,7 @@ func (s *storeState) ensureID() string {
 	case s.m.defaultIDs && s.idBuf != nil && !s.idBufUsed:
 		// A new session's ID, made in the state's buffer like a loaded
 		// one: no allocation unless a provider that keeps it needs a
-		// copy (detachID).
+		// copy (keyFor).
 		fillID(s.idBuf)
 		s.id, s.idBufUsed = unsafe.String(&s.idBuf[0], len(s.idBuf)), true
 	default:
@@ -803,7 +808,7 @@ const maxKeptBuffer = 4 << 10
 // so a provider that keeps one can neither see nor overwrite another.
 //
 // While the ID still lives in idBuf, it is moved to the front of the same
-// buffer: the provider may keep the ID (see detachID), and one allocation
+// buffer: the provider may keep the ID (see keyFor), and one allocation
 // then serves both.
 //
 // With reuse (the provider is a Copier, which keeps neither), the values
@@ -890,9 +895,8 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 // taken (possible only with a weak custom IDGenerator).
 func (s *storeState) updateLocked(ctx context.Context, st *providerState, u *Update) error {
 	s.ensureID()
-	s.detachID(st)
 	for tries := 0; ; tries++ {
-		err := st.p.Update(ctx, s.m.storageKey(s.id), *u)
+		err := st.p.Update(ctx, s.keyFor(st), *u)
 		switch {
 		case err == nil:
 			return nil
@@ -923,12 +927,11 @@ func (s *storeState) touchLocked(ctx context.Context, st *providerState, now tim
 		return s.sealLocked(st.client)
 	}
 	var err error
-	s.detachID(st)
 	ctx = s.withClock(ctx, now, st.copies)
 	if st.toucher != nil {
-		err = st.toucher.Touch(ctx, s.m.storageKey(s.id), next)
+		err = st.toucher.Touch(ctx, s.keyFor(st), next)
 	} else {
-		err = st.p.Update(ctx, s.m.storageKey(s.id), Update{Expires: next})
+		err = st.p.Update(ctx, s.keyFor(st), Update{Expires: next})
 	}
 	if errors.Is(err, ErrNotFound) {
 		// Another request ended the session meanwhile: there is nothing
@@ -960,8 +963,7 @@ func (h *Store) Destroy(ctx context.Context) error {
 		return err
 	}
 	if !s.isNew && st.client == nil {
-		s.detachID(st)
-		if err := st.p.Delete(ctx, s.m.storageKey(s.id)); err != nil {
+		if err := st.p.Delete(ctx, s.keyFor(st)); err != nil {
 			return fmt.Errorf("sessionkit: destroy: %w", err)
 		}
 	}
@@ -1002,10 +1004,9 @@ func (h *Store) Regenerate(ctx context.Context) error {
 	}
 	now := time.Now()
 	next := s.deadline(now)
-	s.detachID(st)
 	for tries := 0; ; tries++ {
 		newID := s.m.cfg.IDGenerator()
-		err := st.p.Rename(ctx, s.m.storageKey(s.id), s.m.storageKey(newID), next)
+		err := st.p.Rename(ctx, s.keyFor(st), s.m.storageKey(newID), next)
 		switch {
 		case err == nil:
 			s.id, s.base.Expires, s.written = newID, next, true
