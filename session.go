@@ -520,13 +520,16 @@ func (m *Session) secure(t transport) bool {
 
 // writeID sends id to the client: the cookie and, with IDInHeader, the
 // response header.
+//
+// id may lie in a buffer that a later request reuses (see
+// storeData.idBuf), so what keeps it gets a copy: a hook of the user's
+// may keep its argument (the signer keeps nothing), and net/http keeps
+// a header's value as it is given.
 func (m *Session) writeID(t transport, id string) error {
 	value := id
-	if m.cfg.EncodeCookie != nil {
+	switch {
+	case m.cfg.EncodeCookie != nil:
 		if m.signer == nil {
-			// A hook of the user's may keep its argument, and the ID
-			// may lie in a buffer that a later request reuses (see
-			// storeData.idBuf); the signer keeps nothing.
 			id = strings.Clone(id)
 		}
 		v, err := m.cfg.EncodeCookie(id)
@@ -534,6 +537,8 @@ func (m *Session) writeID(t transport, id string) error {
 			return fmt.Errorf("sessionkit: encode cookie: %w", err)
 		}
 		value = v
+	case m.cfg.IDInHeader:
+		value = strings.Clone(id)
 	}
 	m.writeValue(t, value)
 	return nil

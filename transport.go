@@ -23,8 +23,8 @@ type transport interface {
 	cachingHeaders() (vary, cacheControl string)
 	// setHeader sets a response header. name is in canonical form
 	// (textproto.CanonicalMIMEHeaderKey): Config.HeaderName is stored so.
-	// value may lie in memory the manager reuses for a later request: a
-	// transport that keeps it keeps a copy.
+	// The transport may keep value (net/http does), so it must never
+	// change.
 	setHeader(name, value string)
 }
 
@@ -131,11 +131,9 @@ type httpTransport struct {
 	r *http.Request
 }
 
-func (t *httpTransport) header(name string) string { return t.r.Header.Get(name) }
-func (t *httpTransport) isTLS() bool               { return t.r.TLS != nil }
-func (t *httpTransport) setHeader(name, value string) {
-	t.w.Header().Set(name, strings.Clone(value))
-}
+func (t *httpTransport) header(name string) string    { return t.r.Header.Get(name) }
+func (t *httpTransport) isTLS() bool                  { return t.r.TLS != nil }
+func (t *httpTransport) setHeader(name, value string) { t.w.Header().Set(name, value) }
 
 func (t *httpTransport) cachingHeaders() (vary, cacheControl string) {
 	h := t.w.Header()
