@@ -193,14 +193,14 @@ func (x *index) insert(v *byte, now int64) error {
 	sh := &x.shards[h&x.mask]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.serial++
+	setSerial(v, sh.serial)
 	t := sh.tab.Load()
 	at, cur, free := t.find(h, id)
 	for at != nil {
 		if now < expiresOf(cur) {
 			return sessionkit.ErrExists
 		}
-		sh.serial++
-		setSerial(v, sh.serial)
 		// The swap fails only if a write (judging by an earlier clock)
 		// or a retirement got in first: look again.
 		if at.v.CompareAndSwap(cur, v) {
@@ -224,8 +224,6 @@ func (x *index) insert(v *byte, now int64) error {
 		sh.used++
 	}
 	sh.live++
-	sh.serial++
-	setSerial(v, sh.serial)
 	free.v.Store(v)
 	free.h.Store(h)
 	return nil
