@@ -12,11 +12,13 @@ import (
 )
 
 // testVersion returns a version of id with no values, live until exp.
-func testVersion(t testing.TB, id string, serial uint16, exp int64) *byte {
-	t.Helper()
+// The tests' IDs always fit, so an error is a bug: it panics, which fails
+// the test from any goroutine, where t.Fatal may only be called from the
+// test's own.
+func testVersion(id string, serial uint16, exp int64) *byte {
 	v, err := newVersion(id, serial, "", &sessionkit.Update{}, exp)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	return v
 }
@@ -95,7 +97,7 @@ func TestIndexMatchesAMap(t *testing.T) {
 					if r.IntN(4) == 0 {
 						exp = expired
 					}
-					v := testVersion(t, id, 0, exp)
+					v := testVersion(id, 0, exp)
 					err := x.insert(v, now)
 					switch {
 					case old != nil && expiresOf(old) > now:
@@ -117,7 +119,7 @@ func TestIndexMatchesAMap(t *testing.T) {
 					if cur == nil {
 						break
 					}
-					v := testVersion(t, id, serialOf(cur), expiresOf(cur))
+					v := testVersion(id, serialOf(cur), expiresOf(cur))
 					if !c.v.CompareAndSwap(cur, v) {
 						t.Fatalf("write to %q failed with no other writer", id)
 					}
@@ -165,7 +167,7 @@ func TestIndexDuringRebuilds(t *testing.T) {
 	stable := make([]string, 64)
 	for i := range stable {
 		stable[i] = sessionkit.NewID()
-		if err := x.insert(testVersion(t, stable[i], 0, base), 0); err != nil {
+		if err := x.insert(testVersion(stable[i], 0, base), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -180,7 +182,7 @@ func TestIndexDuringRebuilds(t *testing.T) {
 			}
 			for round := 0; !stop.Load() && round < 200; round++ {
 				for _, id := range churn {
-					if err := x.insert(testVersion(t, id, 0, 1), 0); err != nil {
+					if err := x.insert(testVersion(id, 0, 1), 0); err != nil {
 						t.Error(err)
 						return
 					}
@@ -210,7 +212,7 @@ func TestIndexDuringRebuilds(t *testing.T) {
 				if i%4 != 0 {
 					continue
 				}
-				for !c.v.CompareAndSwap(v, testVersion(t, id, serialOf(v), expiresOf(v)+1)) {
+				for !c.v.CompareAndSwap(v, testVersion(id, serialOf(v), expiresOf(v)+1)) {
 					if c, v = x.get(id); v == nil {
 						misses.Add(1)
 						break
@@ -243,11 +245,11 @@ func TestIndexDuringRebuilds(t *testing.T) {
 func TestIndexSerials(t *testing.T) {
 	x := newIndex(1)
 	id := sessionkit.NewID()
-	first := testVersion(t, id, 0, 1)
+	first := testVersion(id, 0, 1)
 	if err := x.insert(first, 0); err != nil {
 		t.Fatal(err)
 	}
-	second := testVersion(t, id, 0, 10)
+	second := testVersion(id, 0, 10)
 	if err := x.insert(second, 5); err != nil {
 		t.Fatalf("insert over an expired session: %v", err)
 	}
@@ -258,7 +260,7 @@ func TestIndexSerials(t *testing.T) {
 	if !x.retire(c, v) {
 		t.Fatal("retire failed with no other writer")
 	}
-	third := testVersion(t, id, 0, 10)
+	third := testVersion(id, 0, 10)
 	if err := x.insert(third, 5); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +291,7 @@ func BenchmarkIndexGet(b *testing.B) {
 	ids := benchIDs(10000)
 	x := newIndex(sessionkit.DefaultShards)
 	for _, id := range ids {
-		if err := x.insert(testVersion(b, id, 0, 1), 0); err != nil {
+		if err := x.insert(testVersion(id, 0, 1), 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -334,7 +336,7 @@ func BenchmarkIndexGet(b *testing.B) {
 func TestIndexMovedCellOfAnotherID(t *testing.T) {
 	x := newIndex(1)
 	id := sessionkit.NewID()
-	v := testVersion(t, id, 1, 10)
+	v := testVersion(id, 1, 10)
 	h := x.hash(id)
 	old := x.shards[0].tab.Load()
 	next := &table{cells: make([]cell, minCells)}
