@@ -1,12 +1,14 @@
 package memory
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sessionkit/sessionkit"
 )
@@ -360,5 +362,34 @@ func TestIndexMovedCellOfAnotherID(t *testing.T) {
 	}
 	if _, got := x.get(sessionkit.NewID()); got != nil {
 		t.Fatal("get found an ID never stored")
+	}
+}
+
+// TestWriteDoesNotLandInASuccessor: a write whose compare-and-swap failed
+// looks its session up again (Provider.again). If the session was deleted
+// and another created under the same ID meanwhile, the lookup finds the
+// newcomer, which the write must not take for its own session.
+func TestWriteDoesNotLandInASuccessor(t *testing.T) {
+	ctx := context.Background()
+	p := New(Config{Shards: 1})
+	id := sessionkit.NewID()
+	create := func() {
+		t.Helper()
+		u := sessionkit.Update{Create: true, Set: map[string][]byte{"k": []byte("v")}, Expires: time.Now().Add(time.Hour)}
+		if err := p.Update(ctx, id, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create()
+	_, first := p.m.get(id)
+	if c, v := p.again(id, serialOf(first)); v != first || c == nil {
+		t.Fatalf("again found %p, want the session's own version %p", v, first)
+	}
+	if err := p.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	create()
+	if _, v := p.again(id, serialOf(first)); v != nil {
+		t.Fatalf("again took the new session under the same ID (serial %d) for the deleted one (serial %d)", serialOf(v), serialOf(first))
 	}
 }
