@@ -38,7 +38,7 @@ func (h *Store) GetFlash(key string) any {
 // HasFlash reports whether a flash value is stored under key, without
 // removing it.
 func (h *Store) HasFlash(key string) bool {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return false
 	}

@@ -119,7 +119,7 @@ func wrongType(key string, v any, want string) error {
 // with the codec to decode it, so the getters can read common scalars
 // without boxing them in an any.
 func (h *Store) lookupScalar(key string) (v any, raw []byte, c Codec, err error) {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return nil, nil, nil, ErrStoreReleased
 	}

@@ -100,7 +100,7 @@ func (m *Session) Middleware(next http.Handler) http.Handler {
 }
 
 func (h *Store) dirtyNow() bool {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return false
 	}

@@ -123,3 +123,42 @@ func TestAddNanosClamps(t *testing.T) {
 		}
 	}
 }
+
+// until agrees with time.Time.Sub on wall-clock times, from the zero time
+// to the far ends of time.Time's range, and saturates the same way.
+func TestUntilMatchesSub(t *testing.T) {
+	now := time.Unix(1_800_000_000, 123_456_789)
+	times := []time.Time{
+		{}, now, now.Add(1), now.Add(-1), now.Add(time.Hour), now.Add(-time.Hour),
+		time.Unix(0, 0), time.Unix(0, math.MaxInt64), time.Unix(0, math.MinInt64),
+		time.Unix(math.MaxInt64/int64(time.Second)+now.Unix()-2, 999_999_999),
+		time.Unix(-math.MaxInt64/int64(time.Second)+now.Unix()+2, 0),
+		// time.Time holds seconds since year 1 in an int64, so Unix
+		// seconds near int64's limits wrap; 2^62 is about as far as
+		// it goes either way.
+		time.Unix(1<<62, 0), time.Unix(-1<<62, 999_999_999),
+	}
+	rnd := uint64(1)
+	for range 2000 {
+		rnd = rnd*6364136223846793005 + 1442695040888963407
+		sec := int64(rnd>>2) >> (rnd % 62)
+		if rnd&(1<<40) != 0 {
+			sec = -sec
+		}
+		times = append(times, time.Unix(sec, int64(rnd%1e9)))
+	}
+	const margin = int64(time.Second)
+	for _, at := range times {
+		for _, n := range []time.Time{now, {}, at} {
+			got, want := until(at, n), at.Sub(n)
+			switch {
+			case got == want:
+			case int64(want) > math.MaxInt64-2*margin && int64(got) > math.MaxInt64-2*margin,
+				int64(want) < math.MinInt64+2*margin && int64(got) < math.MinInt64+2*margin:
+				// Within a second of saturation either way.
+			default:
+				t.Fatalf("until(%v, %v) = %v, Sub gives %v", at, n, got, want)
+			}
+		}
+	}
+}

@@ -394,12 +394,19 @@ func (m *Session) adopt(s *storeState, rec Record, now time.Time) bool {
 		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
 		return false
 	}
-	if !rec.Expires.IsZero() && !now.Before(rec.Expires) ||
+	// Zero Expires (no deadline) gives the least Duration: not expired
+	// by the first test, due for a touch by mayTouch.
+	left := until(rec.Expires, now)
+	if !rec.Expires.IsZero() && left <= 0 ||
 		m.cfg.AbsoluteTimeout > 0 && now.UnixNano() >= addNanos(created, m.cfg.AbsoluteTimeout) {
 		return false
 	}
 	s.isNew = false
 	s.base, s.created, s.idle, s.now = rec, time.Unix(0, created), idle, now
+	if s.mayTouch(left) {
+		// Save has a touch to judge (see storeState.quiet).
+		s.stir()
+	}
 	return true
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -60,6 +61,18 @@ type storeState struct {
 	// out of the request or made there, so that costs no allocation on
 	// the commonest, read-only path (see storeData.idBuf).
 	idArr [DefaultIDLength]byte
+	// quiet is gen+1 while a Save through a handle of generation gen has
+	// nothing to do: the session is unchanged, holds no misuse to report,
+	// and its deadline is not due for extending. Save reads it without
+	// taking mu, so that a read-only request takes the lock twice (its
+	// getter and its release) rather than three times: each pair is two
+	// atomic read-modify-writes, and three were an eighth of such a
+	// request. newStore and adopt set it before the handle is handed out,
+	// and lock clears it before any method that may give Save something
+	// to do runs (those that only read take read instead), so Save either
+	// sees it set before such a call, and runs before it, or finds it
+	// clear and takes the lock.
+	quiet atomic.Uint64
 	storeData
 }
 
@@ -126,6 +139,7 @@ func newStore(m *Session, t transport, ownID bool) *Store {
 	s.handles = s.handles[1:]
 	h.s, h.gen = s, s.gen
 	s.m, s.t, s.isNew = m, t, true
+	s.quiet.Store(s.gen + 1) // a new, empty session has nothing to save
 	if ownID {
 		s.idBuf = &s.idArr
 	}
@@ -133,8 +147,16 @@ func newStore(m *Session, t transport, ownID bool) *Store {
 }
 
 // lock locks the state for a call through h, or reports that h's request
-// is over (the state may serve another request by now).
-func (h *Store) lock() (*storeState, bool) {
+// is over (the state may serve another request by now). The call may
+// change the session, so Save's shortcut is off from now on (see quiet).
+func (h *Store) lock() (*storeState, bool) { return h.acquire(true) }
+
+// read is lock for calls that change nothing Save looks at: they leave
+// Save's shortcut as it is. A call that may change anything at all takes
+// lock.
+func (h *Store) read() (*storeState, bool) { return h.acquire(false) }
+
+func (h *Store) acquire(change bool) (*storeState, bool) {
 	if h == nil || h.s == nil {
 		return nil, false
 	}
@@ -144,7 +166,19 @@ func (h *Store) lock() (*storeState, bool) {
 		s.mu.Unlock()
 		return nil, false
 	}
+	if change {
+		s.stir()
+	}
 	return s, true
+}
+
+// stir turns off Save's shortcut: the session may change (see quiet).
+// The load first spares a clear flag the atomic store, which is a
+// read-modify-write on x86.
+func (s *storeState) stir() {
+	if s.quiet.Load() != 0 {
+		s.quiet.Store(0)
+	}
 }
 
 // Close ends the Store's use and recycles its state; unsaved changes are
@@ -180,7 +214,7 @@ var ErrReservedKey = errors.New("sessionkit: keys starting with a NUL byte are r
 // holds something. The string is the caller's own: keeping it keeps
 // nothing of the request's in memory.
 func (h *Store) ID() string {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return ""
 	}
@@ -252,7 +286,7 @@ func (s *storeState) ensureID() string {
 // IsNew reports whether the session has not been stored yet: the request
 // carried no live session ID, or the session was destroyed.
 func (h *Store) IsNew() bool {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return true
 	}
@@ -268,7 +302,7 @@ func (h *Store) Get(key string) any {
 }
 
 func (h *Store) lookup(key string) (any, error) {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return nil, ErrStoreReleased
 	}
@@ -314,7 +348,7 @@ func (s *storeState) getLocked(key string) (any, error) {
 
 // Has reports whether a value is stored under key.
 func (h *Store) Has(key string) bool {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return false
 	}
@@ -401,7 +435,7 @@ func (s *storeState) deleteLocked(key string) {
 
 // Keys returns the keys of all values, sorted. Flashes are not included.
 func (h *Store) Keys() []string {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return nil
 	}
@@ -483,7 +517,7 @@ func (s *storeState) clearLocked() {
 // the codec directly so that structs and typed maps and slices come back
 // with their own types.
 func (h *Store) Decode(key string, dst any) error {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return ErrStoreReleased
 	}
@@ -631,6 +665,10 @@ func (s *storeState) dirty() bool { return s.cleared && !s.isNew || s.pending.un
 // On error nothing was written and the Store keeps its changes, so Save
 // may be retried.
 func (h *Store) Save(ctx context.Context) error {
+	if h != nil && h.s != nil && h.s.quiet.Load() == h.gen+1 {
+		// Nothing to write: the commonest save, decided without the lock.
+		return nil
+	}
 	s, ok := h.lock()
 	if !ok {
 		return ErrStoreReleased
@@ -910,15 +948,22 @@ func (s *storeState) updateLocked(ctx context.Context, st *providerState, u *Upd
 	}
 }
 
+// mayTouch reports whether a save of the session unchanged, with left to
+// go before its deadline, might extend that deadline. The new deadline is
+// at most idle away, so one still more than idle-idle/touchEvery away
+// needs no touch: the commonest case, decided without working out the new
+// deadline.
+func (s *storeState) mayTouch(left time.Duration) bool {
+	idle := s.idleTimeout()
+	return s.shift || idle > 0 && left <= idle-idle/touchEvery
+}
+
 // touchLocked extends an unchanged session's deadline when due.
 func (s *storeState) touchLocked(ctx context.Context, st *providerState, now time.Time) error {
-	idle := s.idleTimeout()
-	// The new deadline is at most now+idle, so a deadline still more than
-	// idle-idle/touchEvery away needs no touch: the commonest case,
-	// decided without working out the new deadline.
-	if !s.shift && (idle <= 0 || now.Add(idle-idle/touchEvery).Before(s.base.Expires)) {
+	if !s.mayTouch(until(s.base.Expires, now)) {
 		return nil
 	}
+	idle := s.idleTimeout()
 	next := s.deadline(now)
 	if !s.shift && next.Sub(s.base.Expires) < idle/touchEvery {
 		return nil

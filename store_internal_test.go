@@ -230,3 +230,44 @@ func TestNewSessionMemoryIsNotKeptByPlainProviders(t *testing.T) {
 		}
 	}
 }
+
+// Save of a session that was only read returns without taking the Store's
+// lock (see storeState.quiet); with the lock held elsewhere it would wait.
+// Once the session changes, or after the request, Save takes it again.
+func TestSaveOfAnUnchangedSessionTakesNoLock(t *testing.T) {
+	s, ctx := startStored(t, &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0), "k": {1}}})
+	_ = s.Get("k")
+	_ = s.Has("k")
+	saved := func() bool {
+		done := make(chan error, 1)
+		s.s.mu.Lock()
+		go func() { done <- s.Save(ctx) }()
+		select {
+		case err := <-done:
+			s.s.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return true
+		case <-time.After(50 * time.Millisecond):
+			s.s.mu.Unlock()
+			<-done
+			return false
+		}
+	}
+	if !saved() {
+		t.Fatal("Save of an unchanged session waited for the lock")
+	}
+	s.Set("k", 2)
+	if saved() {
+		t.Fatal("Save of a changed session returned without the lock")
+	}
+	gen := s.gen
+	_ = s.Close()
+	if s.s.quiet.Load() == gen+1 {
+		t.Fatal("a released Store's shortcut is still on")
+	}
+	if err := s.Save(ctx); err != ErrStoreReleased {
+		t.Fatalf("Save after release = %v, want ErrStoreReleased", err)
+	}
+}

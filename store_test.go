@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sessionkit/sessionkit"
 	"github.com/valyala/fasthttp"
@@ -272,4 +273,82 @@ func TestIDsOutliveTheirRequest(t *testing.T) {
 		}
 		seen[c] = true
 	}
+}
+
+// Save writes nothing for a session that was only read, without taking
+// the Store's lock; every call that can change the session must therefore
+// turn that shortcut off, or Save would drop the change. Each case here
+// changes a stored session one way and checks that Save wrote it; the
+// read-only calls must write nothing.
+func TestSaveWritesEveryKindOfChange(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{IdleTimeout: time.Hour})
+	writes := func() int64 { return p.updates.Load() + p.touches.Load() }
+	for _, c := range []struct {
+		name  string
+		write bool
+		do    func(s *sessionkit.Store)
+	}{
+		{"reads only", false, func(s *sessionkit.Store) {
+			_, _ = s.GetString("a")
+			_, _ = s.GetInt("n")
+			_ = s.Get("a")
+			_ = s.Has("a")
+			_ = s.Keys()
+			_ = s.GetAll()
+			_ = s.ID()
+			_ = s.IsNew()
+			_ = s.HasFlash("f")
+			_ = s.GetFlash("missing")
+			var v string
+			_ = s.Decode("a", &v)
+		}},
+		{"Set", true, func(s *sessionkit.Store) { s.Set("b", 1) }},
+		{"SetImmutable", true, func(s *sessionkit.Store) { _ = s.SetImmutable("b", 1) }},
+		{"Delete", true, func(s *sessionkit.Store) { s.Delete("a") }},
+		{"Clear", true, func(s *sessionkit.Store) { s.Clear() }},
+		{"SetFlash", true, func(s *sessionkit.Store) { s.SetFlash("g", 1) }},
+		{"GetFlash", true, func(s *sessionkit.Store) { _ = s.GetFlash("f") }},
+		{"GetFlashes", true, func(s *sessionkit.Store) { _ = s.GetFlashes() }},
+		{"ClearFlashes", true, func(s *sessionkit.Store) { s.ClearFlashes() }},
+		{"ShiftExpiration", true, func(s *sessionkit.Store) { s.ShiftExpiration() }},
+		{"UpdateExpiration", true, func(s *sessionkit.Store) { _ = s.UpdateExpiration(2 * time.Hour) }},
+		{"Set from another goroutine", true, func(s *sessionkit.Store) {
+			done := make(chan struct{})
+			go func() { s.Set("b", 1); close(done) }()
+			<-done
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			id := serve(t, m, request{}, func(s *sessionkit.Store) {
+				s.Set("a", "x")
+				s.SetFlash("f", "once")
+			}).cookieVal
+			before := writes()
+			res := serve(t, m, request{cookie: id}, c.do)
+			if res.saveErr != nil {
+				t.Fatal(res.saveErr)
+			}
+			if wrote := writes() > before; wrote != c.write {
+				t.Errorf("Save wrote %v, want %v", wrote, c.write)
+			}
+		})
+	}
+	// A misuse is reported by Save even when nothing else changed.
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", "x") }).cookieVal
+	res := serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { s.Set("\x00m", 1) })
+	if !errors.Is(res.saveErr, sessionkit.ErrReservedKey) {
+		t.Errorf("Save after Set of a reserved key = %v, want ErrReservedKey", res.saveErr)
+	}
+	// A flash read is gone for good once saved.
+	id = serve(t, m, request{}, func(s *sessionkit.Store) { s.SetFlash("f", "once") }).cookieVal
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if s.GetFlash("f") != "once" {
+			t.Error("flash not found")
+		}
+	})
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+		if s.HasFlash("f") {
+			t.Error("flash still there after it was read and saved")
+		}
+	})
 }
