@@ -67,11 +67,13 @@ type storeState struct {
 	// taking mu, so that a read-only request takes the lock twice (its
 	// getter and its release) rather than three times: each pair is two
 	// atomic read-modify-writes, and three were an eighth of such a
-	// request. newStore and adopt set it before the handle is handed out,
-	// and lock clears it before any method that may give Save something
-	// to do runs (those that only read take read instead), so Save either
-	// sees it set before such a call, and runs before it, or finds it
-	// clear and takes the lock.
+	// request. It is set for each request before its handle is handed
+	// out (by Close for the state's next request, a new and empty
+	// session, and cleared by adopt if the session loaded may need a
+	// touch), and lock clears it before any method that may give Save
+	// something to do runs (those that only read take read instead), so
+	// Save either sees it set before such a call, and runs before it, or
+	// finds it clear and takes the lock.
 	quiet atomic.Uint64
 	storeData
 }
@@ -122,7 +124,11 @@ type storeData struct {
 	metaBuf [metaLen]byte
 }
 
-var statePool = sync.Pool{New: func() any { return new(storeState) }}
+var statePool = sync.Pool{New: func() any {
+	s := new(storeState)
+	s.quiet.Store(s.gen + 1) // see Close
+	return s
+}}
 
 // ErrStoreReleased is returned by a Store used after its request ended.
 var ErrStoreReleased = errors.New("sessionkit: the Store's request is over; a Store must not be used after its handler returns")
@@ -139,7 +145,6 @@ func newStore(m *Session, t transport, ownID bool) *Store {
 	s.handles = s.handles[1:]
 	h.s, h.gen = s, s.gen
 	s.m, s.t, s.isNew = m, t, true
-	s.quiet.Store(s.gen + 1) // a new, empty session has nothing to save
 	if ownID {
 		s.idBuf = &s.idArr
 	}
@@ -187,11 +192,17 @@ func (s *storeState) stir() {
 // when the wrapped handler returns, so handlers do not need to. Calls
 // after the first do nothing.
 func (h *Store) Close() error {
-	s, ok := h.lock()
+	s, ok := h.read()
 	if !ok {
 		return nil
 	}
 	s.gen++
+	// The state's next request starts with a new, empty session, which
+	// has nothing to save. Set here rather than in newStore: an atomic
+	// store waits for the writes before it to reach the cache, and here,
+	// just after the lock's own atomic operation, there are none, where
+	// in newStore there are the request's parsing's.
+	s.quiet.Store(s.gen + 1)
 	s.pending.reset()
 	list := s.pending.list[:0]
 	s.storeData = storeData{}
