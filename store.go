@@ -199,9 +199,10 @@ func (h *Store) Close() error {
 	s.gen++
 	// The state's next request starts with a new, empty session, which
 	// has nothing to save. Set here rather than in newStore: an atomic
-	// store waits for the writes before it to reach the cache, and here,
-	// just after the lock's own atomic operation, there are none, where
-	// in newStore there are the request's parsing's.
+	// store waits for the writes before it to reach the cache, and just
+	// after the lock's own atomic operation there are none, where in
+	// newStore the writes of the request's parsing would still be on
+	// their way.
 	s.quiet.Store(s.gen + 1)
 	s.pending.reset()
 	list := s.pending.list[:0]

@@ -238,7 +238,12 @@ func TestSaveOfAnUnchangedSessionTakesNoLock(t *testing.T) {
 	s, ctx := startStored(t, &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0), "k": {1}}})
 	_ = s.Get("k")
 	_ = s.Has("k")
-	saved := func() bool {
+	// saved reports whether Save returned within wait while the lock
+	// was held. A Save that takes the lock cannot; one that does not
+	// returns at once, however loaded the machine, so the wait for it is
+	// long, and the wait for one that should block need only be long
+	// enough to catch the shortcut taken by mistake.
+	saved := func(wait time.Duration) bool {
 		done := make(chan error, 1)
 		s.s.mu.Lock()
 		go func() { done <- s.Save(ctx) }()
@@ -249,17 +254,19 @@ func TestSaveOfAnUnchangedSessionTakesNoLock(t *testing.T) {
 				t.Fatal(err)
 			}
 			return true
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(wait):
 			s.s.mu.Unlock()
-			<-done
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
 			return false
 		}
 	}
-	if !saved() {
+	if !saved(10 * time.Second) {
 		t.Fatal("Save of an unchanged session waited for the lock")
 	}
 	s.Set("k", 2)
-	if saved() {
+	if saved(100 * time.Millisecond) {
 		t.Fatal("Save of a changed session returned without the lock")
 	}
 	gen := s.gen
