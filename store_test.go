@@ -352,3 +352,49 @@ func TestSaveWritesEveryKindOfChange(t *testing.T) {
 		}
 	})
 }
+
+// Goroutines of one request that each set a key and save, while others
+// only read and save, never lose a key: a Save after a goroutine's own Set
+// must not take the unchanged session's shortcut, whatever the others do.
+func TestConcurrentSetsAndSavesKeepEveryKey(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{IdleTimeout: time.Hour})
+	for round := range 50 {
+		id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", "x") }).cookieVal
+		var req fasthttp.Request
+		req.Header.SetCookie(m.Config().CookieName, id)
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, nil, nil)
+		s, err := m.Start(&ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for g := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = s.GetString("a")
+				if g%2 == 0 {
+					s.Set(fmt.Sprintf("k%d", g), g)
+				}
+				if err := s.Save(&ctx); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		serve(t, m, request{cookie: id}, func(s *sessionkit.Store) {
+			for g := 0; g < 16; g += 2 {
+				if n, err := s.GetInt(fmt.Sprintf("k%d", g)); err != nil || n != g {
+					t.Errorf("round %d: k%d = %d, %v after every goroutine saved", round, g, n, err)
+				}
+			}
+		})
+		ctx.ResetUserValues()
+	}
+}
