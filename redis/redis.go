@@ -61,6 +61,43 @@
 // every instance sharing the server at once: an earlier version cannot
 // read a session once it has been converted.
 //
+// # Local cache
+//
+// With Config.LocalCache, each process also keeps the sessions it read or
+// wrote in its own memory. A request whose session is cached then reads
+// it with no round trip: a read-only request costs none, a request that
+// writes costs one (the write), and a new session one (the SET NX). The
+// cost is Redis's pub/sub traffic: every write and delete of a session is
+// announced, by the same script and in the same atomic step, on the
+// channel Prefix+"invalidate" (the new write token, 16 characters, or
+// "----------------" for a deletion, then the key), and every process
+// receives every announcement. In a Cluster a PUBLISH reaches every node.
+//
+// What holds:
+//
+//   - No write is ever lost, and concurrent writes merge as without the
+//     cache: every write goes to Redis, and one made against a copy that
+//     turns out to be stale merges in Lua as usual.
+//   - A process reads its own writes: a write ends by caching what Redis
+//     now holds, or by dropping the copy when it cannot know.
+//   - A process reads another's write once Redis's announcement of it has
+//     reached it (well under a millisecond on a LAN; the write's reply
+//     and its announcement leave Redis in the same event-loop turn). Until
+//     then it may read the session as it was.
+//   - Announcements are lost while a subscription is down. The cache is
+//     emptied and bypassed from the moment the subscriber sees its
+//     connection fail until it has subscribed again; a connection that
+//     stays silent for three seconds despite a PING counts as failed.
+//   - A change made without the provider (a key deleted or rewritten by
+//     hand, or by a process without LocalCache) is not announced, and is
+//     seen when the copy reaches LocalCacheMaxAge, one minute by default.
+//     To have it seen at once, announce it in the format above.
+//
+// A copy is also read from Redis again once its session's deadline has
+// passed, since a Touch announced elsewhere may have moved it. The cache
+// holds at most LocalCacheSize sessions (100,000 by default) and evicts an
+// arbitrary one when full.
+//
 // # Rename
 //
 // On a single server or a Sentinel master, Rename is one atomic script.
@@ -147,6 +184,12 @@ const (
 	DefaultMaxRetryBackoff = 512 * time.Millisecond
 	// DefaultScanCount is the COUNT hint of Count's and Range's SCANs.
 	DefaultScanCount = 1000
+	// DefaultLocalCacheSize is how many sessions LocalCache keeps at
+	// most when LocalCacheSize is 0.
+	DefaultLocalCacheSize = 100_000
+	// DefaultLocalCacheMaxAge is how long LocalCache uses a copy at most
+	// when LocalCacheMaxAge is 0.
+	DefaultLocalCacheMaxAge = time.Minute
 )
 
 // cleanupLimit bounds removing a failed Cluster Rename's copy, which runs
@@ -258,6 +301,31 @@ type Config struct {
 	// ScanCount is the COUNT hint of the SCAN commands behind Count and
 	// Range: keys Redis examines per call. Default 1000.
 	ScanCount int
+
+	// LocalCache keeps the sessions this process read or wrote in its own
+	// memory, so that a request whose session is cached reads it with no
+	// round trip: a read-only request then costs none, and a request that
+	// writes costs one (the write). Off by default. See "Local cache" in
+	// the package documentation for what it guarantees; in short, a
+	// process may read a session changed by another process for as long
+	// as Redis's announcement of the change takes to reach it (well
+	// under a millisecond on a LAN), never for longer, and no write is
+	// ever lost.
+	//
+	// Every process that writes the sessions under Prefix must set it,
+	// since only processes that set it announce their writes. It needs
+	// PUBLISH and SUBSCRIBE on the server, and is refused for a
+	// *redis.Ring Config.Client, whose shards do not share messages.
+	LocalCache bool
+	// LocalCacheSize caps the number of sessions LocalCache keeps.
+	// Default 100,000; when it is full, caching a session evicts another
+	// one.
+	LocalCacheSize int
+	// LocalCacheMaxAge bounds how long LocalCache uses a copy before it
+	// reads the session from Redis again. Default 1m. It is what bounds
+	// how long a change made without the provider (a key deleted by hand)
+	// goes unseen.
+	LocalCacheMaxAge time.Duration
 }
 
 // ProviderName implements sessionkit.ProviderConfig.
@@ -318,6 +386,21 @@ func (c *Config) validate() error {
 	}
 	if c.ScanCount < 0 {
 		return invalid("ScanCount %d is negative: use 0 for the default", c.ScanCount)
+	}
+	if c.LocalCacheSize < 0 || c.LocalCacheMaxAge < 0 {
+		return invalid("LocalCacheSize and LocalCacheMaxAge must not be negative: use 0 for the default")
+	}
+	if (c.LocalCacheSize != 0 || c.LocalCacheMaxAge != 0) && !c.LocalCache {
+		return invalid("LocalCacheSize or LocalCacheMaxAge is set but LocalCache is off")
+	}
+	if c.LocalCacheSize == 0 {
+		c.LocalCacheSize = DefaultLocalCacheSize
+	}
+	if c.LocalCacheMaxAge == 0 {
+		c.LocalCacheMaxAge = DefaultLocalCacheMaxAge
+	}
+	if _, ring := c.Client.(*goredis.Ring); ring && c.LocalCache {
+		return invalid("LocalCache needs one pub/sub for all sessions, which a *redis.Ring's shards do not share")
 	}
 	if c.Client != nil {
 		if f := c.connFieldSet(); f != "" {
@@ -445,7 +528,11 @@ type Provider struct {
 	// so one script can move the session.
 	atomicRename bool
 	scanCount    int64
-	closed       atomic.Bool
+	scripts      *scripts
+	// cache and sub are set with Config.LocalCache.
+	cache  *localCache
+	sub    *subscriber
+	closed atomic.Bool
 	// afterCopy, if set, runs between a Cluster Rename's copy and its
 	// take, so tests can write to the old session at the worst moment.
 	afterCopy func()
@@ -475,6 +562,11 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		prefix:    cfg.Prefix,
 		match:     globEscape(cfg.Prefix) + "*",
 		scanCount: int64(cfg.ScanCount),
+		scripts:   plainScripts,
+	}
+	if cfg.LocalCache {
+		p.scripts = newScripts(channelFor(cfg.Prefix))
+		p.cache = newLocalCache(cfg.LocalCacheSize, cfg.LocalCacheMaxAge)
 	}
 	limit := 10 * time.Second
 	if p.client == nil {
@@ -484,7 +576,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		limit = max(opts.DialTimeout, 0) + max(opts.ReadTimeout, 0) + time.Second
 	}
 	_, p.atomicRename = p.client.(*goredis.Client)
-	if err := p.open(ctx, limit); err != nil {
+	if err := p.open(ctx, limit, cfg.Prefix); err != nil {
 		if p.owned {
 			_ = p.client.Close()
 		}
@@ -493,8 +585,9 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 	return p, nil
 }
 
-// open checks the server: reachable, authenticated, recent enough.
-func (p *Provider) open(ctx context.Context, limit time.Duration) error {
+// open checks the server: reachable, authenticated, recent enough; with
+// the local cache, it also subscribes to the announcements of writes.
+func (p *Provider) open(ctx context.Context, limit time.Duration, prefix string) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, limit)
@@ -505,7 +598,7 @@ func (p *Provider) open(ctx context.Context, limit time.Duration) error {
 	}
 	// Loading now saves each script's first call the NOSCRIPT round trip;
 	// a Cluster client loads on every master.
-	for _, s := range allScripts {
+	for _, s := range p.scripts.all() {
 		if err := s.Load(ctx, p.client).Err(); err != nil {
 			return fmt.Errorf("SCRIPT LOAD: %w", err)
 		}
@@ -516,11 +609,21 @@ func (p *Provider) open(ctx context.Context, limit time.Duration) error {
 	err := p.client.Do(ctx, "PEXPIRETIME", p.prefix+"\x00probe").Err()
 	switch {
 	case err == nil:
-		return nil
 	case strings.Contains(strings.ToLower(err.Error()), "unknown"):
 		return fmt.Errorf("the server lacks PEXPIRETIME; Redis 7.0 or later is required: %w", err)
+	default:
+		return err
 	}
-	return err
+	if p.cache == nil {
+		return nil
+	}
+	p.sub = &subscriber{client: p.client, channel: channelFor(prefix), prefix: prefix, cache: p.cache,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if err := p.sub.subscribe(ctx); err != nil {
+		p.sub = nil
+		return fmt.Errorf("SUBSCRIBE for LocalCache: %w", err)
+	}
+	return nil
 }
 
 // globEscape quotes SCAN MATCH's special characters in a prefix.
@@ -568,7 +671,7 @@ func (p *Provider) fail(ctx context.Context, op string, err error) error {
 // result maps a script's status code to the provider's errors.
 func result(op string, code int64) error {
 	switch code {
-	case codeOK:
+	case codeOK, codeStoredBase:
 		return nil
 	case codeExists:
 		return errExists
@@ -601,7 +704,17 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 	if err := p.check(ctx, "get"); err != nil {
 		return sessionkit.Record{}, err
 	}
-	return p.read(ctx, p.key(id))
+	c := p.cache
+	if c == nil {
+		return p.read(ctx, p.key(id))
+	}
+	if r, ok := c.get(id); ok {
+		return r, nil
+	}
+	f := c.begin(id)
+	r, err := p.read(ctx, p.key(id))
+	c.end(id, f, r, err == nil, false)
+	return r, err
 }
 
 // read returns the session at key, its write token as Rev.
@@ -663,7 +776,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		return err
 	}
 	if u.Create {
-		return p.create(ctx, p.key(id), u)
+		return p.create(ctx, id, u)
 	}
 	dl := "0"
 	if !u.Expires.IsZero() {
@@ -680,8 +793,9 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	if u.Base.Rev != 0 && !u.Clear {
 		baseTok, full = tokenArg(u.Base.Rev), u.AppendPacked(nil, u.Base.Pack())
 	}
+	tok := token()
 	args := make([]any, 0, 7+len(u.Set)+len(u.Delete))
-	args = append(args, flag(u.Clear), dl, tokenArg(token()), n, set, baseTok, full)
+	args = append(args, flag(u.Clear), dl, tokenArg(tok), n, set, baseTok, full)
 	if !u.Clear {
 		// The stored keys to drop: what Set replaces and what Delete
 		// removes (Clear removes everything anyway).
@@ -692,7 +806,20 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 			args = append(args, k)
 		}
 	}
-	code, err := updateScript.Run(ctx, p.client, []string{p.key(id)}, args...).Int64()
+	f := p.cache.begin(id)
+	code, err := p.scripts.update.Run(ctx, p.client, []string{p.key(id)}, args...).Int64()
+	if p.cache != nil {
+		// What Redis holds is known only when the script stored what Go
+		// merged; otherwise the copy is dropped.
+		var r sessionkit.Record
+		if code == codeStoredBase && err == nil {
+			r = sessionkit.Record{Packed: sessionkit.Packed(full), Expires: u.Base.Expires, Rev: tok}
+			if !u.Expires.IsZero() {
+				r.Expires = time.UnixMilli(deadline(u.Expires))
+			}
+		}
+		p.cache.end(id, f, r, r.Rev != 0, true)
+	}
 	if err != nil {
 		return p.fail(ctx, "update", err)
 	}
@@ -704,16 +831,23 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 // SET that had applied (the stored token is this call's, and the create
 // succeeded), a live session (ErrExists), or something else
 // (ErrCorruptValue).
-func (p *Provider) create(ctx context.Context, key string, u sessionkit.Update) error {
+func (p *Provider) create(ctx context.Context, id string, u sessionkit.Update) error {
 	if u.Expires.IsZero() {
 		return errors.New("redis: update: Create without an Expires deadline")
 	}
+	key := p.key(id)
 	dl, tok := deadline(u.Expires), token()
 	// Clear and Delete mean nothing for a session that does not exist
 	// yet: the value is the header and Set.
 	val := appendHeader(make([]byte, 0, headerLen+u.PackedSize("")), dl, tok)
 	val = u.AppendPacked(val, "")
+	f := p.cache.begin(id)
 	err := p.client.Do(ctx, "SET", key, val, "NX", "PXAT", dl).Err()
+	if p.cache != nil {
+		// A key that was taken is left to the session that holds it.
+		r := sessionkit.Record{Packed: sessionkit.Packed(val[headerLen:]), Expires: time.UnixMilli(dl), Rev: tok}
+		p.cache.end(id, f, r, err == nil, err == nil)
+	}
 	if !errors.Is(err, goredis.Nil) {
 		if err != nil {
 			return p.fail(ctx, "update", err)
@@ -741,7 +875,8 @@ func (p *Provider) Touch(ctx context.Context, id string, expires time.Time) erro
 	if expires.IsZero() {
 		return errors.New("redis: touch: zero deadline")
 	}
-	code, err := touchScript.Run(ctx, p.client, []string{p.key(id)}, deadlineArg(deadline(expires)), tokenArg(token())).Int64()
+	code, err := p.scripts.touch.Run(ctx, p.client, []string{p.key(id)}, deadlineArg(deadline(expires)), tokenArg(token())).Int64()
+	p.cache.forget(id)
 	if err != nil {
 		return p.fail(ctx, "touch", err)
 	}
@@ -753,7 +888,14 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	if err := p.check(ctx, "delete"); err != nil {
 		return err
 	}
-	if err := p.client.Del(ctx, p.key(id)).Err(); err != nil {
+	var err error
+	if p.cache == nil {
+		err = p.client.Del(ctx, p.key(id)).Err()
+	} else {
+		err = p.scripts.del.Run(ctx, p.client, []string{p.key(id)}).Err()
+		p.cache.forget(id)
+	}
+	if err != nil {
 		return p.fail(ctx, "delete", err)
 	}
 	return nil
@@ -773,10 +915,12 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 		return fmt.Errorf("redis: rename to the same ID: %w", sessionkit.ErrExists)
 	}
 	dl := deadlineArg(deadline(expires))
+	defer p.cache.forget(oldID)
+	defer p.cache.forget(newID)
 	if !p.atomicRename {
 		return p.renameSharded(ctx, p.key(oldID), p.key(newID), dl)
 	}
-	code, err := renameScript.Run(ctx, p.client, []string{p.key(oldID), p.key(newID)}, dl, tokenArg(token())).Int64()
+	code, err := p.scripts.rename.Run(ctx, p.client, []string{p.key(oldID), p.key(newID)}, dl, tokenArg(token())).Int64()
 	if goredis.HasErrorPrefix(err, "CROSSSLOT") {
 		// A *redis.Client talking to a cluster proxy or to one node of a
 		// cluster: the keys are on different slots after all.
@@ -799,7 +943,7 @@ func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey, dl string)
 		return err
 	}
 	tok := tokenArg(token())
-	code, err := putScript.Run(ctx, p.client, []string{newKey}, dl, tok, "c", string(r.Packed)).Int64()
+	code, err := p.scripts.put.Run(ctx, p.client, []string{newKey}, dl, tok, "c", string(r.Packed)).Int64()
 	if err != nil {
 		p.undoCopy(ctx, newKey, tok)
 		return p.fail(ctx, "rename", err)
@@ -810,7 +954,7 @@ func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey, dl string)
 	if p.afterCopy != nil {
 		p.afterCopy()
 	}
-	taken, err := takeScript.Run(ctx, p.client, []string{oldKey}, tokenArg(r.Rev)).Result()
+	taken, err := p.scripts.take.Run(ctx, p.client, []string{oldKey}, tokenArg(r.Rev)).Result()
 	if err != nil {
 		// The take may have applied, and deleted the old key, before the
 		// connection failed: the session may then be lost, but keeping
@@ -833,7 +977,7 @@ func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey, dl string)
 			p.undoCopy(ctx, newKey, tok)
 			return err
 		}
-		code, err := putScript.Run(ctx, p.client, []string{newKey}, dl, tok, "r", string(fresh.Packed)).Int64()
+		code, err := p.scripts.put.Run(ctx, p.client, []string{newKey}, dl, tok, "r", string(fresh.Packed)).Int64()
 		if err == nil && code != codeOK {
 			err = errors.New("the copy was changed by another client")
 		}
@@ -853,7 +997,7 @@ func (p *Provider) renameSharded(ctx context.Context, oldKey, newKey, dl string)
 func (p *Provider) undoCopy(ctx context.Context, newKey, tok string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupLimit)
 	defer cancel()
-	_ = dropScript.Run(ctx, p.client, []string{newKey}, tok).Err()
+	_ = p.scripts.undo.Run(ctx, p.client, []string{newKey}, tok).Err()
 }
 
 // shards returns the clients to scan: every master of a Cluster, every
@@ -988,7 +1132,13 @@ func (p *Provider) Range(ctx context.Context, fn func(id string, r sessionkit.Re
 // it; a Config.Client stays open, for its owner to close. Later calls fail
 // with an error wrapping sessionkit.ErrClosed.
 func (p *Provider) Close() error {
-	if p.closed.Swap(true) || !p.owned {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	if p.sub != nil {
+		p.sub.close()
+	}
+	if !p.owned {
 		return nil
 	}
 	return p.client.Close()

@@ -1261,6 +1261,14 @@ func BenchmarkProvider(b *testing.B) { providertest.BenchProvider(b, benchProvid
 
 func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, benchProvider(b)) }
 
+// BenchmarkManagerLocalCache is BenchmarkManager with Config.LocalCache:
+// W1 reads from the cache, W2 and W3 make one round trip.
+func BenchmarkManagerLocalCache(b *testing.B) {
+	addr := singleAddr()
+	adm := admin(b, "redis", addr)
+	providertest.BenchManager(b, open(b, adm, Config{Addrs: []string{addr}, LocalCache: true}))
+}
+
 // TestBaseSkipsTheMerge checks that an Update made against the session as
 // read stores what Go merged from Update.Base without the script parsing
 // the stored values: given a Base whose values differ from the stored

@@ -1,6 +1,11 @@
 package redis
 
-import goredis "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+)
 
 // Storage layout, shared by every script below and by layout.go.
 //
@@ -33,12 +38,22 @@ import goredis "github.com/redis/go-redis/v9"
 // (load) and writes them back in the string layout, so each such session
 // is converted by its next write.
 //
+// With Config.LocalCache, every write and delete in the scripts below is
+// also announced: PUBLISH on Prefix+"invalidate" of the new token (16
+// characters; "----------------" for a deletion) followed by the key, in
+// the same atomic step. Other processes drop their cached copy of the
+// session on hearing a token that is not their copy's (localcache.go).
+//
 // Scripts return 0 for success or one of the codes below.
 const (
 	codeOK       = 0
 	codeExists   = 1
 	codeNotFound = 2
 	codeCorrupt  = 3
+	// codeStoredBase is the update script's success when it stored the
+	// values merged from Update.Base, so the caller knows what Redis now
+	// holds.
+	codeStoredBase = 4
 )
 
 // luaLib defines what the scripts share:
@@ -50,7 +65,8 @@ const (
 //     (zero-padded or cut to 16 characters, as the Go side does).
 //   - store(k, d, tok, values) writes a session: deadline d (15 digits),
 //     token tok, packed values. PXAT refuses the leading zeros, so they
-//     are cut.
+//     are cut. It announces the write when chan is set.
+//   - drop(k) deletes a session and announces that too.
 //
 // Lua 5.1 numbers are doubles: exact up to 2^53, far beyond any length or
 // deadline here.
@@ -122,12 +138,22 @@ local function load(k)
 	return v
 end
 
+local function announce(k, tok)
+	if chan then redis.call('PUBLISH', chan, tok .. k) end
+end
+
 local function store(k, d, tok, values)
 	redis.call('SET', k, 'S' .. d .. tok .. values, 'PXAT', (string.gsub(d, '^0+', '')))
+	announce(k, tok)
+end
+
+local function drop(k)
+	redis.call('DEL', k)
+	announce(k, '` + deletedToken + `')
 end
 `
 
-// updateScript applies a sessionkit.Update to a live session (Create goes
+// updateSrc applies a sessionkit.Update to a live session (Create goes
 // through SET NX instead; see Provider.create).
 //
 // ARGV: clear ("1"/"0"), deadline (15 digits, "0" keeps the stored one),
@@ -138,12 +164,13 @@ end
 // Delete's (none with clear).
 //
 // If the stored token is the one the request read, nothing was written
-// since, and the values merged from the read are stored as they come.
-// Otherwise the merge copies the stored entries that are kept as they
+// since, and the values merged from the read are stored as they come; the
+// script then returns codeStoredBase, so that the caller knows what is
+// stored. Otherwise the merge copies the stored entries that are kept as they
 // are, run by run, and puts the Set entries after them, as
 // Update.AppendPacked does. It finds the keys to drop by length first, so
 // an entry whose key cannot match costs no string.
-var updateScript = goredis.NewScript(luaLib + `
+const updateSrc = `
 local k = KEYS[1]
 local v = load(k)
 if v == nil then return 2 end
@@ -153,7 +180,7 @@ local dl = ARGV[2]
 if dl == '0' then dl = string.sub(v, 2, 16) end
 if ARGV[6] ~= '' and string.sub(v, 17, 32) == ARGV[6] then
 	store(k, dl, ARGV[3], ARGV[7])
-	return 0
+	return 4
 end
 local n = tonumber(ARGV[4])
 local values = ARGV[5]
@@ -202,21 +229,21 @@ local h = {'\1'}
 putvarint(h, n)
 store(k, dl, ARGV[3], table.concat(h) .. values)
 return 0
-`)
+`
 
-// touchScript sets a live session's deadline. ARGV: deadline, token.
-var touchScript = goredis.NewScript(luaLib + `
+// touchSrc sets a live session's deadline. ARGV: deadline, token.
+const touchSrc = `
 local v = load(KEYS[1])
 if v == nil then return 2 end
 if v == false then return 3 end
 store(KEYS[1], ARGV[1], ARGV[2], string.sub(v, 33))
 return 0
-`)
+`
 
-// renameScript moves KEYS[1] to KEYS[2] atomically, for servers where both
+// renameSrc moves KEYS[1] to KEYS[2] atomically, for servers where both
 // keys live on one node. ARGV: deadline, token. The token check comes
 // first so that a retried, already applied rename reports success.
-var renameScript = goredis.NewScript(luaLib + `
+const renameSrc = `
 local o, n = KEYS[1], KEYS[2]
 local nv = load(n)
 if nv and string.sub(nv, 17, 32) == ARGV[2] then return 0 end
@@ -225,15 +252,15 @@ if v == nil then return 2 end
 if v == false then return 3 end
 if nv ~= nil then return 1 end
 store(n, ARGV[1], ARGV[2], string.sub(v, 33))
-redis.call('DEL', o)
+drop(o)
 return 0
-`)
+`
 
-// putScript writes a Cluster Rename's copy to KEYS[1]. ARGV: deadline,
+// putSrc writes a Cluster Rename's copy to KEYS[1]. ARGV: deadline,
 // token, mode, packed values. Mode "c" creates the copy, refusing any
 // existing key; mode "r" replaces a copy this rename made (same token)
 // with fresher values.
-var putScript = goredis.NewScript(luaLib + `
+const putSrc = `
 local k = KEYS[1]
 local nv = load(k)
 local mine = nv and string.sub(nv, 17, 32) == ARGV[2]
@@ -245,32 +272,82 @@ elseif not mine then
 end
 store(k, ARGV[1], ARGV[2], ARGV[4])
 return 0
-`)
+`
 
-// takeScript is a Cluster Rename's last step on the old key: it deletes
+// takeSrc is a Cluster Rename's last step on the old key: it deletes
 // KEYS[1] and returns 0 if its token is still ARGV[1], the one read before
 // the copy. If a write changed the session since, it returns the session
 // in the string layout and deletes the key all the same,
 // so the caller can bring the copy up to date: no write is lost and no
 // retry loop can starve.
-var takeScript = goredis.NewScript(luaLib + `
+const takeSrc = `
 local v = load(KEYS[1])
 if v == nil then return 2 end
 if v == false then return 3 end
-redis.call('DEL', KEYS[1])
+drop(KEYS[1])
 if string.sub(v, 17, 32) == ARGV[1] then return 0 end
 return v
-`)
+`
 
-// dropScript deletes KEYS[1] only if its token is ARGV[1]: it removes a
+// undoSrc deletes KEYS[1] only if its token is ARGV[1]: it removes a
 // Cluster Rename's copy when the rename fails.
-var dropScript = goredis.NewScript(luaLib + `
+const undoSrc = `
 local v = load(KEYS[1])
 if v and string.sub(v, 17, 32) == ARGV[1] then
-	redis.call('DEL', KEYS[1])
+	drop(KEYS[1])
 	return 0
 end
 return 1
-`)
+`
 
-var allScripts = []*goredis.Script{updateScript, touchScript, renameScript, putScript, takeScript, dropScript}
+// delSrc deletes KEYS[1], announcing it: Delete's script with
+// Config.LocalCache (a plain DEL otherwise).
+const delSrc = `
+drop(KEYS[1])
+return 0
+`
+
+// scripts are the provider's scripts, built for one announcement channel
+// ("" for none).
+type scripts struct {
+	update, touch, rename, put, take, undo, del *goredis.Script
+}
+
+// plainScripts announce nothing: the provider's scripts without
+// Config.LocalCache.
+var plainScripts = newScripts("")
+
+func newScripts(channel string) *scripts {
+	head := "local chan = nil\n"
+	if channel != "" {
+		head = "local chan = " + luaString(channel) + "\n"
+	}
+	lib := head + luaLib
+	return &scripts{
+		update: goredis.NewScript(lib + updateSrc),
+		touch:  goredis.NewScript(lib + touchSrc),
+		rename: goredis.NewScript(lib + renameSrc),
+		put:    goredis.NewScript(lib + putSrc),
+		take:   goredis.NewScript(lib + takeSrc),
+		undo:   goredis.NewScript(lib + undoSrc),
+		del:    goredis.NewScript(lib + delSrc),
+	}
+}
+
+// all lists the scripts, for loading them.
+func (s *scripts) all() []*goredis.Script {
+	return []*goredis.Script{s.update, s.touch, s.rename, s.put, s.take, s.undo, s.del}
+}
+
+// luaString quotes s as a Lua string literal, every byte a decimal
+// escape, so no prefix can end the literal early.
+func luaString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		b.WriteByte('\\')
+		b.WriteString(strconv.Itoa(int(s[i])))
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -67,6 +67,26 @@ func redisLibs() []redisLib {
 			},
 		},
 		{
+			name:   "sessionkit-localcache",
+			module: "github.com/sessionkit/sessionkit/redis",
+			note:   "Config.LocalCache on; otherwise as above",
+			open: func(addr, prefix string, hook goredis.Hook) (Instance, func(), error) {
+				client := goredis.NewClient(&goredis.Options{Addr: addr})
+				client.AddHook(hook)
+				p, err := skredis.New(context.Background(), skredis.Config{Client: client, Prefix: prefix, LocalCache: true})
+				if err != nil {
+					_ = client.Close()
+					return nil, nil, err
+				}
+				inst, err := newSessionkit(p)
+				if err != nil {
+					_ = client.Close()
+					return nil, nil, err
+				}
+				return inst, func() { inst.Close(); _ = client.Close() }, nil
+			},
+		},
+		{
 			name:   "fasthttp-session",
 			module: fasthttpSessionModule + " providers/redis",
 			note:   "builds its own go-redis client: counted at the proxy only",

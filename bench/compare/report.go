@@ -91,6 +91,8 @@ func DisplayName(lib string) string {
 		return "fasthttp/session (memory provider as shipped)"
 	case "go-sessions":
 		return "kataras/go-sessions"
+	case "sessionkit-localcache":
+		return "sessionkit (LocalCache)"
 	}
 	return lib
 }

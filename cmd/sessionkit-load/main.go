@@ -68,6 +68,7 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured run of each handler before the rounds (0 skips)")
 	maxRequests := flag.Int64("max-requests", 50_000_000, "stop a run after this many requests")
 	redisAddr := flag.String("redis", "", "keep sessions on this Redis server; bare then does one plain GET")
+	localCache := flag.Bool("local-cache", false, "with -redis, turn on the redis provider's LocalCache")
 	only := flag.String("only", "", "run only this handler in the rounds (bare, W1 or W2), e.g. to profile it")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the rounds (client and server both) to this file")
 	flag.Parse()
@@ -85,7 +86,7 @@ func main() {
 		rdb = redis.NewClient(&redis.Options{Addr: *redisAddr, PoolSize: *conns})
 		defer rdb.Close()
 		prefix = "sessionkit-load:" + sessionkit.NewID()[:8] + ":"
-		p, err := skredis.New(context.Background(), skredis.Config{Client: rdb, Prefix: prefix})
+		p, err := skredis.New(context.Background(), skredis.Config{Client: rdb, Prefix: prefix, LocalCache: *localCache})
 		if err != nil {
 			fail(err)
 		}
@@ -137,6 +138,9 @@ func main() {
 	store := "memory provider; bare answers at once"
 	if rdb != nil {
 		store = "redis provider at " + *redisAddr + "; bare does one plain GET"
+		if *localCache {
+			store = "redis provider with LocalCache at " + *redisAddr + "; bare does one plain GET"
+		}
 	}
 	fmt.Printf("server http://%s, %d connections, %s per run, %d rounds, %d sessions, %s, GOMAXPROCS=%d, %s\n\n",
 		addr, *conns, *duration, *rounds, len(ids), store, runtime.GOMAXPROCS(0), runtime.Version())
