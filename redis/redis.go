@@ -81,9 +81,11 @@
 //   - A process reads its own writes: a write ends by caching what Redis
 //     now holds, or by dropping the copy when it cannot know.
 //   - A process reads another's write once Redis's announcement of it has
-//     reached it (well under a millisecond on a LAN; the write's reply
-//     and its announcement leave Redis in the same event-loop turn). Until
-//     then it may read the session as it was.
+//     reached it (well under a millisecond on a LAN: on a single server
+//     the write's reply and its announcement leave Redis in the same
+//     event-loop turn; in a Cluster the announcement takes one more hop,
+//     over the cluster bus, when the process subscribed through another
+//     node). Until then it may read the session as it was.
 //   - Announcements are lost while a subscription is down. The cache is
 //     emptied and bypassed from the moment the subscriber sees its
 //     connection fail until it has subscribed again; a connection that
