@@ -60,9 +60,10 @@ type localCache struct {
 	// live is set while the subscription is up: only then is the cache
 	// read or filled.
 	live atomic.Bool
-	// ups counts the subscriptions confirmed, for tests.
-	ups    atomic.Int64
-	shards [localCacheShards]cacheShard
+	// ups counts the subscriptions confirmed (for tests), downs the
+	// times the subscription was lost.
+	ups, downs atomic.Int64
+	shards     [localCacheShards]cacheShard
 }
 
 type cacheShard struct {
@@ -72,7 +73,10 @@ type cacheShard struct {
 	// seq numbers the changes made to entries, so that a flight can tell
 	// an entry put there after it started from an older one.
 	seq uint64
-	_   [64]byte // keeps neighbouring shards' locks off one cache line
+	// The shard's part of CacheStats, counted under mu, which the counted
+	// operations hold anyway.
+	hits, misses, evictions, invalidations uint64
+	_                                      [64]byte // keeps neighbouring shards' locks off one cache line
 }
 
 type cacheEntry struct {
@@ -109,23 +113,20 @@ func (c *localCache) shard(id string) *cacheShard {
 // get returns the cached session id, if it is cached, live and young
 // enough.
 func (c *localCache) get(id string) (sessionkit.Record, bool) {
-	if !c.live.Load() {
-		return sessionkit.Record{}, false
-	}
 	s := c.shard(id)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	e, ok := s.entries[id]
-	s.mu.Unlock()
-	if !ok {
-		return sessionkit.Record{}, false
+	if ok && c.live.Load() {
+		// A copy past its deadline may have been pushed back by a Touch
+		// this process has not heard of yet: ask Redis.
+		if now := time.Now(); now.Before(e.rec.Expires) && now.Sub(e.made) < c.maxAge {
+			s.hits++
+			return e.rec, true
+		}
 	}
-	now := time.Now()
-	if !now.Before(e.rec.Expires) || now.Sub(e.made) >= c.maxAge {
-		// The deadline may have been pushed back by a Touch this process
-		// has not heard of yet: ask Redis.
-		return sessionkit.Record{}, false
-	}
-	return e.rec, true
+	s.misses++
+	return sessionkit.Record{}, false
 }
 
 // begin registers a flight for id; end must follow. It returns nil (and
@@ -188,6 +189,7 @@ func (c *localCache) end(id string, f *flight, rec sessionkit.Record, keep, wrot
 		if !cached && len(s.entries) >= c.perShard {
 			for k := range s.entries { // any one: Go's map order is random
 				delete(s.entries, k)
+				s.evictions++
 				break
 			}
 		}
@@ -218,6 +220,7 @@ func (c *localCache) announced(id string, rev uint64) {
 	s.mu.Lock()
 	if e, ok := s.entries[id]; ok && (rev == 0 || e.rec.Rev != rev) {
 		s.seq++
+		s.invalidations++
 		delete(s.entries, id)
 	}
 	for f := s.flights[id]; f != nil; f = f.next {
@@ -234,8 +237,8 @@ func (c *localCache) announced(id string, rev uint64) {
 // reset empties the cache and spoils every flight, then marks it live or
 // not: the subscription just came up, or went down.
 func (c *localCache) reset(live bool) {
-	if !live {
-		c.live.Store(false)
+	if !live && c.live.Swap(false) {
+		c.downs.Add(1)
 	}
 	for i := range c.shards {
 		s := &c.shards[i]
@@ -253,6 +256,48 @@ func (c *localCache) reset(live bool) {
 		c.ups.Add(1)
 		c.live.Store(true)
 	}
+}
+
+// CacheStats counts what Config.LocalCache did since New.
+type CacheStats struct {
+	// Hits counts Gets answered from the cache, Misses those that went to
+	// Redis.
+	Hits, Misses uint64
+	// Evictions counts copies dropped to make room for others.
+	Evictions uint64
+	// Invalidations counts copies dropped on hearing of a write or
+	// delete that this process did not make or has not cached.
+	Invalidations uint64
+	// Outages counts the times the subscription went down, each of which
+	// emptied the cache and turned it off until a new subscription was
+	// confirmed.
+	Outages uint64
+	// Entries is the number of sessions cached now.
+	Entries int
+}
+
+// CacheStats reports what the local cache did since New: all zero
+// without Config.LocalCache.
+func (p *Provider) CacheStats() CacheStats {
+	if p.cache == nil {
+		return CacheStats{}
+	}
+	return p.cache.stats()
+}
+
+func (c *localCache) stats() CacheStats {
+	st := CacheStats{Outages: uint64(c.downs.Load())}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		st.Hits += s.hits
+		st.Misses += s.misses
+		st.Evictions += s.evictions
+		st.Invalidations += s.invalidations
+		st.Entries += len(s.entries)
+		s.mu.Unlock()
+	}
+	return st
 }
 
 // subscriber keeps the cache's subscription and applies its messages.

@@ -92,6 +92,10 @@ func TestLocalCacheRoundTrips(t *testing.T) {
 		}
 		return nil
 	})
+	// The Gets above that sent nothing were hits, the others misses.
+	if st := p.CacheStats(); st.Hits != 3 || st.Misses != 5 || st.Outages != 0 || st.Entries != 0 {
+		t.Errorf("CacheStats %+v, want 3 hits, 5 misses, no outage, nothing cached", st)
+	}
 }
 
 // pair opens two providers with the cache on one prefix, each with its
@@ -208,6 +212,10 @@ func TestLocalCacheSeesOtherProcesses(t *testing.T) {
 			if _, err := b.Get(bg, id2); !errors.Is(err, sessionkit.ErrNotFound) {
 				t.Fatalf("after Delete: %v, want ErrNotFound", err)
 			}
+			// b cached the session before each of a's six writes.
+			if st := b.CacheStats(); st.Invalidations < 6 {
+				t.Errorf("b's CacheStats %+v: want at least 6 invalidations", st)
+			}
 		})
 	}
 }
@@ -264,6 +272,9 @@ func TestLocalCacheResubscribeEmptiesIt(t *testing.T) {
 	}
 	if r := mustGet(t, p, id); string(r.Map()["n"]) != "2" {
 		t.Fatalf("n = %q after resubscribing, want the value stored meanwhile", r.Map()["n"])
+	}
+	if st := p.CacheStats(); st.Outages != 1 {
+		t.Errorf("CacheStats %+v, want 1 outage", st)
 	}
 }
 
@@ -485,15 +496,13 @@ func TestLocalCacheFlights(t *testing.T) {
 			k := fmt.Sprintf("%022d", i)
 			c.end(k, c.begin(k), rec(uint64(i+1)), true, false)
 		}
-		n := 0
 		for i := range c.shards {
 			if l := len(c.shards[i].entries); l > 2 {
 				t.Fatalf("shard %d holds %d entries, cap 2", i, l)
 			}
-			n += len(c.shards[i].entries)
 		}
-		if n == 0 {
-			t.Fatal("nothing cached")
+		if st := c.stats(); st.Entries == 0 || st.Entries+int(st.Evictions) != 10*localCacheShards {
+			t.Fatalf("%+v: every copy is either held or was evicted", st)
 		}
 	})
 }

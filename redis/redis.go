@@ -98,7 +98,8 @@
 // A copy is also read from Redis again once its session's deadline has
 // passed, since a Touch announced elsewhere may have moved it. The cache
 // holds at most LocalCacheSize sessions (100,000 by default) and evicts an
-// arbitrary one when full.
+// arbitrary one when full. Provider.CacheStats counts its hits, misses,
+// evictions, invalidations and outages, for monitoring.
 //
 // # Rename
 //

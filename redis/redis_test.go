@@ -990,6 +990,15 @@ func (s *redisServer) stop() {
 // promptly, then work again once the server is back, with the same
 // provider; Close must leave no goroutine behind.
 func TestServerFailure(t *testing.T) {
+	t.Run("default", func(t *testing.T) { testServerFailure(t, false) })
+	t.Run("LocalCache", func(t *testing.T) { testServerFailure(t, true) })
+}
+
+// testServerFailure stops and restarts a private server under a
+// provider. With the cache, the provider must stop using it when the
+// server goes away, and must not bring back sessions the restarted server
+// lost.
+func testServerFailure(t *testing.T, cache bool) {
 	srv := startServer(t)
 	before := runtime.NumGoroutine()
 	p, err := New(bg, Config{
@@ -997,6 +1006,7 @@ func TestServerFailure(t *testing.T) {
 		DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: 200 * time.Millisecond,
 		MaxRetries:  1,
+		LocalCache:  cache,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1009,6 +1019,16 @@ func TestServerFailure(t *testing.T) {
 	mustGet(t, p, id)
 
 	srv.stop()
+	if cache {
+		// The subscriber sees its connection close and turns the cache
+		// off; until then a read may still be answered from it.
+		for deadline := time.Now().Add(5 * time.Second); p.cache.live.Load(); {
+			if time.Now().After(deadline) {
+				t.Fatal("the cache is still on 5s after the server stopped")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	for name, op := range map[string]func() error{
 		"Get":    func() error { _, err := p.Get(bg, id); return err },
 		"Update": func() error { return p.Update(bg, id, sessionkit.Update{Set: vals("b", "2")}) },
