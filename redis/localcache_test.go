@@ -645,3 +645,15 @@ func TestLocalCacheSilentSubscription(t *testing.T) {
 		}
 	}
 }
+
+// TestLuaString checks that any prefix, quotes, backslashes, NUL and
+// non-ASCII bytes included, reaches the scripts as it is.
+func TestLuaString(t *testing.T) {
+	adm := admin(t, "redis", singleAddr())
+	for _, s := range []string{"", "sessionkit:", `a"b'c\d]]==]`, "\x00\x01\xff\xfe", "é:\n\t9"} {
+		got, err := adm.Eval(bg, "return "+luaString(s), nil).Text()
+		if err != nil || got != s {
+			t.Errorf("luaString(%q) came back as %q, %v", s, got, err)
+		}
+	}
+}
