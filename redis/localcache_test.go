@@ -144,10 +144,7 @@ func heard(t *testing.T, adm goredis.UniversalClient, p *Provider, id string) {
 // process's write has arrived, the cached copy is gone, whatever the
 // write was.
 func TestLocalCacheSeesOtherProcesses(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		addrs []string
-	}{{"single", []string{singleAddr()}}, {"cluster", clusterAddrs()}} {
+	for _, tc := range deployments() {
 		t.Run(tc.name, func(t *testing.T) {
 			adm := admin(t, "redis", tc.addrs...)
 			a, b := pair(t, adm, Config{Addrs: tc.addrs})

@@ -733,13 +733,21 @@ func TestRetriedWriteIsIdempotent(t *testing.T) {
 	}
 }
 
+// deployment is a server to run a test against.
+type deployment struct {
+	name  string
+	addrs []string
+}
+
+// deployments lists the single server and the Cluster.
+func deployments() []deployment {
+	return []deployment{{"single", []string{singleAddr()}}, {"cluster", clusterAddrs()}}
+}
+
 // TestStepwiseRenameRaces writes to the old session between the Cluster
 // Rename's copy and its take, the moment the take exists for.
 func TestStepwiseRenameRaces(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		addrs []string
-	}{{"single", []string{singleAddr()}}, {"cluster", clusterAddrs()}} {
+	for _, tc := range deployments() {
 		t.Run(tc.name, func(t *testing.T) {
 			adm := admin(t, "redis", tc.addrs...)
 			p := open(t, adm, Config{Addrs: tc.addrs})

@@ -50,41 +50,13 @@ func redisLibs() []redisLib {
 			name:   "sessionkit",
 			module: "github.com/sessionkit/sessionkit/redis",
 			note:   "go-redis client passed in Config.Client, hook counts commands and pipelines",
-			open: func(addr, prefix string, hook goredis.Hook) (Instance, func(), error) {
-				client := goredis.NewClient(&goredis.Options{Addr: addr})
-				client.AddHook(hook)
-				p, err := skredis.New(context.Background(), skredis.Config{Client: client, Prefix: prefix})
-				if err != nil {
-					_ = client.Close()
-					return nil, nil, err
-				}
-				inst, err := newSessionkit(p)
-				if err != nil {
-					_ = client.Close()
-					return nil, nil, err
-				}
-				return inst, func() { inst.Close(); _ = client.Close() }, nil
-			},
+			open:   openSessionkit(false),
 		},
 		{
 			name:   "sessionkit-localcache",
 			module: "github.com/sessionkit/sessionkit/redis",
 			note:   "Config.LocalCache on; otherwise as above",
-			open: func(addr, prefix string, hook goredis.Hook) (Instance, func(), error) {
-				client := goredis.NewClient(&goredis.Options{Addr: addr})
-				client.AddHook(hook)
-				p, err := skredis.New(context.Background(), skredis.Config{Client: client, Prefix: prefix, LocalCache: true})
-				if err != nil {
-					_ = client.Close()
-					return nil, nil, err
-				}
-				inst, err := newSessionkit(p)
-				if err != nil {
-					_ = client.Close()
-					return nil, nil, err
-				}
-				return inst, func() { inst.Close(); _ = client.Close() }, nil
-			},
+			open:   openSessionkit(true),
 		},
 		{
 			name:   "fasthttp-session",
@@ -120,6 +92,26 @@ func redisLibs() []redisLib {
 				return inst, func() { inst.Close(); _ = db.Close() }, nil
 			},
 		},
+	}
+}
+
+// openSessionkit opens sessionkit's redis provider through a go-redis
+// client of its own that carries the counting hook.
+func openSessionkit(localCache bool) func(addr, prefix string, hook goredis.Hook) (Instance, func(), error) {
+	return func(addr, prefix string, hook goredis.Hook) (Instance, func(), error) {
+		client := goredis.NewClient(&goredis.Options{Addr: addr})
+		client.AddHook(hook)
+		p, err := skredis.New(context.Background(), skredis.Config{Client: client, Prefix: prefix, LocalCache: localCache})
+		if err != nil {
+			_ = client.Close()
+			return nil, nil, err
+		}
+		inst, err := newSessionkit(p)
+		if err != nil {
+			_ = client.Close()
+			return nil, nil, err
+		}
+		return inst, func() { inst.Close(); _ = client.Close() }, nil
 	}
 }
 
