@@ -1200,14 +1200,19 @@ func TestSentinel(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	adm := admin(t, "private redis", master.addr())
-	cfg := Config{MasterName: "skm", Addrs: []string{sentinel.addr()}}
-	providertest.Run(t, func(t *testing.T) sessionkit.Provider {
-		p := open(t, adm, cfg)
-		if !p.atomicRename {
-			t.Fatal("a Sentinel provider talks to one master and must rename atomically")
-		}
-		return p
-	})
+	for _, cache := range []bool{false, true} {
+		cfg := Config{MasterName: "skm", Addrs: []string{sentinel.addr()}, LocalCache: cache}
+		t.Run(fmt.Sprintf("LocalCache=%v", cache), func(t *testing.T) {
+			t.Parallel()
+			providertest.Run(t, func(t *testing.T) sessionkit.Provider {
+				p := open(t, adm, cfg)
+				if !p.atomicRename {
+					t.Fatal("a Sentinel provider talks to one master and must rename atomically")
+				}
+				return p
+			})
+		})
+	}
 }
 
 func TestConfigValidation(t *testing.T) {
