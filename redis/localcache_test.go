@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -653,4 +654,55 @@ func TestLuaString(t *testing.T) {
 			t.Errorf("luaString(%q) came back as %q, %v", s, got, err)
 		}
 	}
+}
+
+// BenchmarkLocalCacheAnnouncement measures how long after a write returns
+// in one process another process has applied its announcement: the time
+// during which that other process may still read the session as it was.
+// It reports the median and the 99th percentile (negative: applied before
+// the write returned) and the share applied before the write returned.
+func BenchmarkLocalCacheAnnouncement(b *testing.B) {
+	addr := singleAddr()
+	adm := admin(b, "redis", addr)
+	cfg := Config{Addrs: []string{addr}, LocalCache: true, Prefix: providertest.UniquePrefix(b) + ":"}
+	w, r := open(b, adm, cfg), open(b, nil, cfg)
+	id := providertest.ID()
+	if err := w.Update(bg, id, sessionkit.Update{Create: true, Set: vals("n", "0"), Expires: time.Now().Add(time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	arrived := make(chan time.Time, 1)
+	fn := func(payload string) {
+		if strings.HasSuffix(payload, id) {
+			select {
+			case arrived <- time.Now():
+			default:
+			}
+		}
+	}
+	r.sub.observe.Store(&fn)
+	lags := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		if err := w.Update(bg, id, sessionkit.Update{Set: vals("n", strconv.Itoa(i))}); err != nil {
+			b.Fatal(err)
+		}
+		done := time.Now()
+		select {
+		case at := <-arrived:
+			lags = append(lags, at.Sub(done))
+		case <-time.After(5 * time.Second):
+			b.Fatal("no announcement within 5s")
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lags)
+	before := 0
+	for _, l := range lags {
+		if l <= 0 {
+			before++
+		}
+	}
+	b.ReportMetric(float64(lags[len(lags)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(100*float64(before)/float64(len(lags)), "%-before")
 }
