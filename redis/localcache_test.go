@@ -146,75 +146,83 @@ func heard(t *testing.T, adm goredis.UniversalClient, p *Provider, id string) {
 // write was.
 func TestLocalCacheSeesOtherProcesses(t *testing.T) {
 	for _, tc := range deployments() {
-		t.Run(tc.name, func(t *testing.T) {
-			adm := admin(t, "redis", tc.addrs...)
-			a, b := pair(t, adm, Config{Addrs: tc.addrs})
-			id, id2 := providertest.ID(), providertest.ID()
-			exp := time.Now().Add(time.Hour)
-			if err := a.Update(bg, id, sessionkit.Update{Create: true, Set: vals("n", "1"), Expires: exp}); err != nil {
-				t.Fatal(err)
-			}
-			want := func(p *Provider, id, key, v string) {
-				t.Helper()
-				r, err := p.Get(bg, id)
-				if err != nil {
-					t.Fatalf("Get: %v", err)
-				}
-				if got, _ := r.Lookup(key); string(got) != v {
-					t.Fatalf("%s = %q, want %q", key, got, v)
-				}
-			}
-			want(b, id, "n", "1") // cached by b now
-			for i, write := range []func(base sessionkit.Record) error{
-				func(base sessionkit.Record) error { // the fast path, with Base
-					return a.Update(bg, id, sessionkit.Update{Set: vals("n", "2"), Base: base})
-				},
-				func(sessionkit.Record) error { // the merge in Lua
-					return a.Update(bg, id, sessionkit.Update{Set: vals("n", "3")})
-				},
-				func(sessionkit.Record) error {
-					return a.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("n", "4")})
-				},
-			} {
-				base, err := a.Get(bg, id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := write(base); err != nil {
-					t.Fatal(err)
-				}
-				heard(t, adm, b, id)
-				want(b, id, "n", strconv.Itoa(i+2))
-				want(a, id, "n", strconv.Itoa(i+2))
-			}
-			if err := a.Touch(bg, id, exp.Add(time.Hour)); err != nil {
-				t.Fatal(err)
-			}
-			heard(t, adm, b, id)
-			if r, err := b.Get(bg, id); err != nil || r.Expires.UnixMilli() != exp.Add(time.Hour).UnixMilli() {
-				t.Fatalf("after Touch: %v, %v; want the new deadline", r.Expires, err)
-			}
-			if err := a.Rename(bg, id, id2, exp); err != nil {
-				t.Fatal(err)
-			}
-			heard(t, adm, b, id)
-			heard(t, adm, b, id2)
-			if _, err := b.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
-				t.Fatalf("old ID after Rename: %v, want ErrNotFound", err)
-			}
-			want(b, id2, "n", "4")
-			if err := a.Delete(bg, id2); err != nil {
-				t.Fatal(err)
-			}
-			heard(t, adm, b, id2)
-			if _, err := b.Get(bg, id2); !errors.Is(err, sessionkit.ErrNotFound) {
-				t.Fatalf("after Delete: %v, want ErrNotFound", err)
-			}
-			// b cached the session before each of a's six writes.
-			if st := b.CacheStats(); st.Invalidations < 6 {
-				t.Errorf("b's CacheStats %+v: want at least 6 invalidations", st)
-			}
-		})
+		// Messages come as RESP3 pushes or as RESP2 replies.
+		for _, proto := range []int{2, 3} {
+			t.Run(fmt.Sprintf("%s/RESP%d", tc.name, proto), func(t *testing.T) {
+				testSeesOtherProcesses(t, tc, proto)
+			})
+		}
+	}
+}
+
+// testSeesOtherProcesses is one run of TestLocalCacheSeesOtherProcesses.
+func testSeesOtherProcesses(t *testing.T, tc deployment, proto int) {
+	adm := admin(t, "redis", tc.addrs...)
+	a, b := pair(t, adm, Config{Addrs: tc.addrs, Protocol: proto})
+	id, id2 := providertest.ID(), providertest.ID()
+	exp := time.Now().Add(time.Hour)
+	if err := a.Update(bg, id, sessionkit.Update{Create: true, Set: vals("n", "1"), Expires: exp}); err != nil {
+		t.Fatal(err)
+	}
+	want := func(p *Provider, id, key, v string) {
+		t.Helper()
+		r, err := p.Get(bg, id)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if got, _ := r.Lookup(key); string(got) != v {
+			t.Fatalf("%s = %q, want %q", key, got, v)
+		}
+	}
+	want(b, id, "n", "1") // cached by b now
+	for i, write := range []func(base sessionkit.Record) error{
+		func(base sessionkit.Record) error { // the fast path, with Base
+			return a.Update(bg, id, sessionkit.Update{Set: vals("n", "2"), Base: base})
+		},
+		func(sessionkit.Record) error { // the merge in Lua
+			return a.Update(bg, id, sessionkit.Update{Set: vals("n", "3")})
+		},
+		func(sessionkit.Record) error {
+			return a.Update(bg, id, sessionkit.Update{Clear: true, Set: vals("n", "4")})
+		},
+	} {
+		base, err := a.Get(bg, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := write(base); err != nil {
+			t.Fatal(err)
+		}
+		heard(t, adm, b, id)
+		want(b, id, "n", strconv.Itoa(i+2))
+		want(a, id, "n", strconv.Itoa(i+2))
+	}
+	if err := a.Touch(bg, id, exp.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	heard(t, adm, b, id)
+	if r, err := b.Get(bg, id); err != nil || r.Expires.UnixMilli() != exp.Add(time.Hour).UnixMilli() {
+		t.Fatalf("after Touch: %v, %v; want the new deadline", r.Expires, err)
+	}
+	if err := a.Rename(bg, id, id2, exp); err != nil {
+		t.Fatal(err)
+	}
+	heard(t, adm, b, id)
+	heard(t, adm, b, id2)
+	if _, err := b.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("old ID after Rename: %v, want ErrNotFound", err)
+	}
+	want(b, id2, "n", "4")
+	if err := a.Delete(bg, id2); err != nil {
+		t.Fatal(err)
+	}
+	heard(t, adm, b, id2)
+	if _, err := b.Get(bg, id2); !errors.Is(err, sessionkit.ErrNotFound) {
+		t.Fatalf("after Delete: %v, want ErrNotFound", err)
+	}
+	// b cached the session before each of a's six writes.
+	if st := b.CacheStats(); st.Invalidations < 6 {
+		t.Errorf("b's CacheStats %+v: want at least 6 invalidations", st)
 	}
 }
 
