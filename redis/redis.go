@@ -317,8 +317,10 @@ type Config struct {
 	//
 	// Every process that writes the sessions under Prefix must set it,
 	// since only processes that set it announce their writes. It needs
-	// PUBLISH and SUBSCRIBE on the server, and is refused for a
-	// *redis.Ring Config.Client, whose shards do not share messages.
+	// PUBLISH and SUBSCRIBE on the server (an ACL user needs the channel
+	// Prefix+"invalidate"), holds one connection of its own for the
+	// subscription, beside the pool, and is refused for a *redis.Ring
+	// Config.Client, whose shards do not share messages.
 	LocalCache bool
 	// LocalCacheSize caps the number of sessions LocalCache keeps.
 	// Default 100,000; when it is full, caching a session evicts another
