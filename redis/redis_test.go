@@ -1151,6 +1151,27 @@ func TestACL(t *testing.T) {
 		}
 		t.Logf("New as %s: %v", c.user, err)
 	}
+
+	// LocalCache needs the announcement channel: refused at New without
+	// it (Redis 7 grants no channel by default), working with it.
+	lc := Config{Addrs: []string{srv.addr()}, Username: "sk", Password: "s3cret", LocalCache: true, Prefix: "acl:"}
+	if p, err := New(bg, lc); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		if p != nil {
+			_ = p.Close()
+		}
+		t.Fatalf("New with LocalCache and no channel permission: %v; want NOPERM", err)
+	}
+	if err := adm.Do(bg, "ACL", "SETUSER", "sk", "&acl:invalidate").Err(); err != nil {
+		t.Fatal(err)
+	}
+	p = open(t, nil, lc)
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	base := mustGet(t, p, id)
+	if err := p.Update(bg, id, sessionkit.Update{Set: vals("b", "2"), Base: base}); err != nil {
+		t.Fatalf("a write that announces itself, with the channel permitted: %v", err)
+	}
 }
 
 // TestUnixSocket connects through a unix socket given as the address.
