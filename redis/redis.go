@@ -94,6 +94,9 @@
 //     hand, or by a process without LocalCache) is not announced, and is
 //     seen when the copy reaches LocalCacheMaxAge, one minute by default.
 //     To have it seen at once, announce it in the format above.
+//     This includes the writes of processes not yet restarted while
+//     LocalCache is being turned on across a fleet: keep LocalCacheMaxAge
+//     short until every process has it.
 //
 // A copy is also read from Redis again once its session's deadline has
 // passed, since a Touch announced elsewhere may have moved it. The cache
