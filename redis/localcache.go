@@ -111,8 +111,8 @@ func (c *localCache) shard(id string) *cacheShard {
 }
 
 // get returns the cached session id, if it is cached, live and young
-// enough.
-func (c *localCache) get(id string) (sessionkit.Record, bool) {
+// enough at the request's time (sessionkit.Now: no clock read of its own).
+func (c *localCache) get(ctx context.Context, id string) (sessionkit.Record, bool) {
 	s := c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,7 +120,7 @@ func (c *localCache) get(id string) (sessionkit.Record, bool) {
 	if ok && c.live.Load() {
 		// A copy past its deadline may have been pushed back by a Touch
 		// this process has not heard of yet: ask Redis.
-		if now := time.Now(); now.Before(e.rec.Expires) && now.Sub(e.made) < c.maxAge {
+		if now := sessionkit.Now(ctx); now.Before(e.rec.Expires) && now.Sub(e.made) < c.maxAge {
 			s.hits++
 			return e.rec, true
 		}
@@ -144,11 +144,11 @@ func (c *localCache) begin(id string) *flight {
 	return f
 }
 
-// end closes f. With keep, rec is what Redis now holds for id, as far as
-// this flight knows, and is cached if no announcement or newer entry
-// contradicts it; without keep, the entry is dropped. A write (wrote)
-// also spoils the session's other flights.
-func (c *localCache) end(id string, f *flight, rec sessionkit.Record, keep, wrote bool) {
+// end closes f, at the time of ctx's request. With keep, rec is what
+// Redis now holds for id, as far as this flight knows, and is cached if
+// no announcement or newer entry contradicts it; without keep, the entry
+// is dropped. A write (wrote) also spoils the session's other flights.
+func (c *localCache) end(ctx context.Context, id string, f *flight, rec sessionkit.Record, keep, wrote bool) {
 	s := c.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,16 +176,15 @@ func (c *localCache) end(id string, f *flight, rec sessionkit.Record, keep, wrot
 		}
 	}
 	old, cached := s.entries[id]
-	if cached && f != nil && old.seq > f.start && !wrote {
-		// Cached by a read that ended after this one began: either copy
-		// was current after this read began, and a write since would
-		// have spoiled this read or will drop that copy when announced.
+	// newer: another flight cached a copy since this one began.
+	newer := cached && f != nil && old.seq > f.start
+	switch {
+	case newer && !wrote:
+		// Either copy was current after this read began; a write since
+		// would have spoiled this read, or will drop that copy when
+		// announced. Keep that one.
 		return
-	}
-	// A write that finds a copy made during its flight cannot tell which
-	// is newer, so it drops it (below) rather than keep either.
-	if keep && f != nil && !f.spoiled && (!f.heard || f.seen == rec.Rev) && rec.Rev != 0 &&
-		c.live.Load() && !(cached && old.seq > f.start) {
+	case keep && f != nil && !newer && !f.spoiled && (!f.heard || f.seen == rec.Rev) && rec.Rev != 0 && c.live.Load():
 		if !cached && len(s.entries) >= c.perShard {
 			for k := range s.entries { // any one: Go's map order is random
 				delete(s.entries, k)
@@ -194,9 +193,11 @@ func (c *localCache) end(id string, f *flight, rec sessionkit.Record, keep, wrot
 			}
 		}
 		s.seq++
-		s.entries[id] = cacheEntry{rec: rec, made: time.Now(), seq: s.seq}
+		s.entries[id] = cacheEntry{rec: rec, made: sessionkit.Now(ctx), seq: s.seq}
 		return
 	}
+	// Not cacheable, or a write that finds a newer copy: it cannot tell
+	// which is newer, so it keeps neither.
 	if cached {
 		s.seq++
 		delete(s.entries, id)
@@ -210,7 +211,7 @@ func (c *localCache) forget(id string) {
 	if c == nil {
 		return
 	}
-	c.end(id, nil, sessionkit.Record{}, false, true)
+	c.end(context.Background(), id, nil, sessionkit.Record{}, false, true)
 }
 
 // announced handles a message: the session id was written with token rev
@@ -356,8 +357,9 @@ func (sub *subscriber) confirm(ctx context.Context, ps *goredis.PubSub) error {
 // new subscription is confirmed.
 func (sub *subscriber) run() {
 	defer close(sub.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	// close ends a receive by closing ps, so the calls need no context
+	// of their own.
+	ctx := context.Background()
 	sub.mu.Lock()
 	ps := sub.ps
 	sub.mu.Unlock()

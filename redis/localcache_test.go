@@ -237,13 +237,11 @@ func setBehind(t *testing.T, adm goredis.UniversalClient, p *Provider, id string
 	}
 }
 
-// TestLocalCacheResubscribeEmptiesIt: announcements are lost while the
-// subscription is down, so a new subscription starts from an empty cache.
-func TestLocalCacheResubscribeEmptiesIt(t *testing.T) {
-	addr := singleAddr()
-	adm := admin(t, "redis", addr)
-	name := "sessionkit-test-" + providertest.ID()[:8]
-	p := open(t, adm, Config{Addrs: []string{addr}, LocalCache: true, ClientName: name})
+// cachedThenChanged creates a session through p, then changes it behind
+// p's back, unannounced, and checks that p still answers from its copy.
+// It returns the session's ID.
+func cachedThenChanged(t *testing.T, adm goredis.UniversalClient, p *Provider) string {
+	t.Helper()
 	id := providertest.ID()
 	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("n", "1"), Expires: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -252,6 +250,29 @@ func TestLocalCacheResubscribeEmptiesIt(t *testing.T) {
 	if r := mustGet(t, p, id); string(r.Map()["n"]) != "1" {
 		t.Fatalf("n = %q: the cache should still hold the copy, since nothing was announced", r.Map()["n"])
 	}
+	return id
+}
+
+// waitFor polls cond until it holds, and fails the test if it still does
+// not after limit.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after %v", what, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestLocalCacheResubscribeEmptiesIt: announcements are lost while the
+// subscription is down, so a new subscription starts from an empty cache.
+func TestLocalCacheResubscribeEmptiesIt(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	name := "sessionkit-test-" + providertest.ID()[:8]
+	p := open(t, adm, Config{Addrs: []string{addr}, LocalCache: true, ClientName: name})
+	id := cachedThenChanged(t, adm, p)
 	ups := p.cache.ups.Load()
 	list, err := adm.ClientList(bg).Result()
 	if err != nil {
@@ -270,12 +291,7 @@ func TestLocalCacheResubscribeEmptiesIt(t *testing.T) {
 	if killed != 1 {
 		t.Fatalf("found %d subscriber connections named %s, want 1", killed, name)
 	}
-	for deadline := time.Now().Add(10 * time.Second); p.cache.ups.Load() == ups; {
-		if time.Now().After(deadline) {
-			t.Fatal("no new subscription within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "a new subscription", func() bool { return p.cache.ups.Load() != ups })
 	if r := mustGet(t, p, id); string(r.Map()["n"]) != "2" {
 		t.Fatalf("n = %q after resubscribing, want the value stored meanwhile", r.Map()["n"])
 	}
@@ -379,7 +395,7 @@ func TestLocalCacheFlights(t *testing.T) {
 		return sessionkit.Record{Packed: sessionkit.Pack(vals("r", strconv.FormatUint(rev, 10))), Expires: time.Now().Add(time.Hour), Rev: rev}
 	}
 	cached := func(c *localCache, id string) uint64 {
-		r, ok := c.get(id)
+		r, ok := c.get(bg, id)
 		if !ok {
 			return 0
 		}
@@ -398,68 +414,68 @@ func TestLocalCacheFlights(t *testing.T) {
 	}{
 		{"read, nothing heard", func(c *localCache) {
 			f := c.begin(id)
-			c.end(id, f, rec(1), true, false)
+			c.end(bg, id, f, rec(1), true, false)
 		}, 1},
 		{"read, its own revision announced", func(c *localCache) {
 			f := c.begin(id)
 			c.announced(id, 1)
-			c.end(id, f, rec(1), true, false)
+			c.end(bg, id, f, rec(1), true, false)
 		}, 1},
 		{"read, another revision announced", func(c *localCache) {
 			f := c.begin(id)
 			c.announced(id, 2)
-			c.end(id, f, rec(1), true, false)
+			c.end(bg, id, f, rec(1), true, false)
 		}, 0},
 		{"read, two revisions announced", func(c *localCache) {
 			f := c.begin(id)
 			c.announced(id, 1)
 			c.announced(id, 2)
-			c.end(id, f, rec(1), true, false)
+			c.end(bg, id, f, rec(1), true, false)
 		}, 0},
 		{"read, deletion announced", func(c *localCache) {
 			f := c.begin(id)
 			c.announced(id, 0)
-			c.end(id, f, rec(1), true, false)
+			c.end(bg, id, f, rec(1), true, false)
 		}, 0},
 		{"announcement of the cached revision keeps it", func(c *localCache) {
-			c.end(id, c.begin(id), rec(1), true, false)
+			c.end(bg, id, c.begin(id), rec(1), true, false)
 			c.announced(id, 1)
 		}, 1},
 		{"announcement of another revision drops it", func(c *localCache) {
-			c.end(id, c.begin(id), rec(1), true, false)
+			c.end(bg, id, c.begin(id), rec(1), true, false)
 			c.announced(id, 2)
 		}, 0},
 		{"a write ending during a read spoils the read", func(c *localCache) {
 			r := c.begin(id)
 			w := c.begin(id)
-			c.end(id, w, rec(2), true, true)
-			c.end(id, r, rec(1), true, false)
+			c.end(bg, id, w, rec(2), true, true)
+			c.end(bg, id, r, rec(1), true, false)
 		}, 2},
 		{"a failed write ending during a read spoils the read", func(c *localCache) {
 			r := c.begin(id)
 			w := c.begin(id)
-			c.end(id, w, sessionkit.Record{}, false, true)
-			c.end(id, r, rec(1), true, false)
+			c.end(bg, id, w, sessionkit.Record{}, false, true)
+			c.end(bg, id, r, rec(1), true, false)
 		}, 0},
 		{"a write finding a copy made during its flight drops it", func(c *localCache) {
 			w := c.begin(id)
-			c.end(id, c.begin(id), rec(1), true, false)
-			c.end(id, w, rec(2), true, true)
+			c.end(bg, id, c.begin(id), rec(1), true, false)
+			c.end(bg, id, w, rec(2), true, true)
 		}, 0},
 		{"an older read does not replace a newer one", func(c *localCache) {
 			r1 := c.begin(id)
 			r2 := c.begin(id)
-			c.end(id, r2, rec(2), true, false)
-			c.end(id, r1, rec(1), true, false)
+			c.end(bg, id, r2, rec(2), true, false)
+			c.end(bg, id, r1, rec(1), true, false)
 		}, 2},
 		{"subscription lost mid-flight", func(c *localCache) {
 			f := c.begin(id)
 			c.reset(false)
 			c.reset(true)
-			c.end(id, f, rec(1), true, false)
+			c.end(bg, id, f, rec(1), true, false)
 		}, 0},
 		{"forget", func(c *localCache) {
-			c.end(id, c.begin(id), rec(1), true, false)
+			c.end(bg, id, c.begin(id), rec(1), true, false)
 			c.forget(id)
 		}, 0},
 	} {
@@ -476,7 +492,7 @@ func TestLocalCacheFlights(t *testing.T) {
 	}
 	t.Run("down", func(t *testing.T) {
 		c := newCache()
-		c.end(id, c.begin(id), rec(1), true, false)
+		c.end(bg, id, c.begin(id), rec(1), true, false)
 		c.reset(false)
 		if c.begin(id) != nil {
 			t.Error("a flight began while the subscription is down")
@@ -490,7 +506,7 @@ func TestLocalCacheFlights(t *testing.T) {
 		c := newCache()
 		r := rec(1)
 		r.Expires = time.Now().Add(-time.Millisecond)
-		c.end(id, c.begin(id), r, true, false)
+		c.end(bg, id, c.begin(id), r, true, false)
 		if got := cached(c, id); got != 0 {
 			t.Error("an expired copy was returned")
 		}
@@ -500,7 +516,7 @@ func TestLocalCacheFlights(t *testing.T) {
 		c.reset(true)
 		for i := range 10 * localCacheShards {
 			k := fmt.Sprintf("%022d", i)
-			c.end(k, c.begin(k), rec(uint64(i+1)), true, false)
+			c.end(bg, k, c.begin(k), rec(uint64(i+1)), true, false)
 		}
 		for i := range c.shards {
 			if l := len(c.shards[i].entries); l > 2 {
@@ -621,34 +637,19 @@ func TestLocalCacheSilentSubscription(t *testing.T) {
 	adm := admin(t, "redis", addr)
 	fr := newFreezer(t, addr)
 	p := open(t, adm, Config{Addrs: []string{fr.addr()}, LocalCache: true, ReadTimeout: time.Second})
-	id := providertest.ID()
-	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("n", "1"), Expires: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	setBehind(t, adm, p, id, vals("n", "2"))
-	if r := mustGet(t, p, id); string(r.Map()["n"]) != "1" {
-		t.Fatalf("n = %q: the copy was not used", r.Map()["n"])
-	}
+	id := cachedThenChanged(t, adm, p)
 	ups := p.cache.ups.Load()
 	fr.freeze()
-	for deadline := time.Now().Add(15 * time.Second); p.cache.ups.Load() == ups; {
-		if time.Now().After(deadline) {
-			t.Fatal("the silent subscription was not replaced within 15s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, 15*time.Second, "the silent subscription to be replaced", func() bool { return p.cache.ups.Load() != ups })
 	// The request pool's connections are frozen too; new ones work.
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		r, err := p.Get(bg, id)
-		if err == nil {
-			if string(r.Map()["n"]) != "2" {
-				t.Fatalf("n = %q after the new subscription, want the value stored meanwhile", r.Map()["n"])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Get: %v", err)
-		}
+	var r sessionkit.Record
+	waitFor(t, 15*time.Second, "a Get on a new connection", func() bool {
+		var err error
+		r, err = p.Get(bg, id)
+		return err == nil
+	})
+	if string(r.Map()["n"]) != "2" {
+		t.Fatalf("n = %q after the new subscription, want the value stored meanwhile", r.Map()["n"])
 	}
 }
 

@@ -584,7 +584,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		limit = max(opts.DialTimeout, 0) + max(opts.ReadTimeout, 0) + time.Second
 	}
 	_, p.atomicRename = p.client.(*goredis.Client)
-	if err := p.open(ctx, limit, cfg.Prefix); err != nil {
+	if err := p.open(ctx, limit); err != nil {
 		if p.owned {
 			_ = p.client.Close()
 		}
@@ -595,7 +595,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 
 // open checks the server: reachable, authenticated, recent enough; with
 // the local cache, it also subscribes to the announcements of writes.
-func (p *Provider) open(ctx context.Context, limit time.Duration, prefix string) error {
+func (p *Provider) open(ctx context.Context, limit time.Duration) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, limit)
@@ -625,7 +625,7 @@ func (p *Provider) open(ctx context.Context, limit time.Duration, prefix string)
 	if p.cache == nil {
 		return nil
 	}
-	p.sub = &subscriber{client: p.client, channel: channelFor(prefix), prefix: prefix, cache: p.cache,
+	p.sub = &subscriber{client: p.client, channel: channelFor(p.prefix), prefix: p.prefix, cache: p.cache,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := p.sub.subscribe(ctx); err != nil {
 		p.sub = nil
@@ -716,12 +716,12 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 	if c == nil {
 		return p.read(ctx, p.key(id))
 	}
-	if r, ok := c.get(id); ok {
+	if r, ok := c.get(ctx, id); ok {
 		return r, nil
 	}
 	f := c.begin(id)
 	r, err := p.read(ctx, p.key(id))
-	c.end(id, f, r, err == nil, false)
+	c.end(ctx, id, f, r, err == nil, false)
 	return r, err
 }
 
@@ -826,7 +826,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 				r.Expires = time.UnixMilli(deadline(u.Expires))
 			}
 		}
-		p.cache.end(id, f, r, r.Rev != 0, true)
+		p.cache.end(ctx, id, f, r, r.Rev != 0, true)
 	}
 	if err != nil {
 		return p.fail(ctx, "update", err)
@@ -854,7 +854,7 @@ func (p *Provider) create(ctx context.Context, id string, u sessionkit.Update) e
 	if p.cache != nil {
 		// A key that was taken is left to the session that holds it.
 		r := sessionkit.Record{Packed: sessionkit.Packed(val[headerLen:]), Expires: time.UnixMilli(dl), Rev: tok}
-		p.cache.end(id, f, r, err == nil, err == nil)
+		p.cache.end(ctx, id, f, r, err == nil, err == nil)
 	}
 	if !errors.Is(err, goredis.Nil) {
 		if err != nil {

@@ -1030,12 +1030,7 @@ func testServerFailure(t *testing.T, cache bool) {
 	if cache {
 		// The subscriber sees its connection close and turns the cache
 		// off; until then a read may still be answered from it.
-		for deadline := time.Now().Add(5 * time.Second); p.cache.live.Load(); {
-			if time.Now().After(deadline) {
-				t.Fatal("the cache is still on 5s after the server stopped")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(t, 5*time.Second, "the cache to switch off after the server stopped", func() bool { return !p.cache.live.Load() })
 	}
 	for name, op := range map[string]func() error{
 		"Get":    func() error { _, err := p.Get(bg, id); return err },

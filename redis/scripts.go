@@ -308,7 +308,7 @@ return 0
 `
 
 // scripts are the provider's scripts, built for one announcement channel
-// ("" for none).
+// ("" for none, and then del is nil).
 type scripts struct {
 	update, touch, rename, put, take, undo, del *goredis.Script
 }
@@ -323,20 +323,28 @@ func newScripts(channel string) *scripts {
 		head = "local chan = " + luaString(channel) + "\n"
 	}
 	lib := head + luaLib
-	return &scripts{
+	s := &scripts{
 		update: goredis.NewScript(lib + updateSrc),
 		touch:  goredis.NewScript(lib + touchSrc),
 		rename: goredis.NewScript(lib + renameSrc),
 		put:    goredis.NewScript(lib + putSrc),
 		take:   goredis.NewScript(lib + takeSrc),
 		undo:   goredis.NewScript(lib + undoSrc),
-		del:    goredis.NewScript(lib + delSrc),
 	}
+	if channel != "" {
+		// Without announcements Delete is a plain DEL.
+		s.del = goredis.NewScript(lib + delSrc)
+	}
+	return s
 }
 
 // all lists the scripts, for loading them.
 func (s *scripts) all() []*goredis.Script {
-	return []*goredis.Script{s.update, s.touch, s.rename, s.put, s.take, s.undo, s.del}
+	all := []*goredis.Script{s.update, s.touch, s.rename, s.put, s.take, s.undo}
+	if s.del != nil {
+		all = append(all, s.del)
+	}
+	return all
 }
 
 // luaString quotes s as a Lua string literal, every byte a decimal
