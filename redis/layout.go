@@ -128,13 +128,46 @@ func parseDeadline(s string) (int64, error) {
 	return ms, nil
 }
 
-// setEntries returns u's Set entries encoded as in packed values, without
-// the version byte and count that start them there, and their number: the
-// form the update script appends them in.
-func setEntries(u sessionkit.Update) ([]byte, int) {
-	p := u.AppendPacked(nil, "")
-	n, k := binary.Uvarint(p[1:])
-	return p[1+k:], int(n)
+// updateHeadLen is the length of the update script's head (see
+// updateSrc): clear, deadline, token, base token, entry count.
+const updateHeadLen = 1 + deadlineLen + tokenLen + tokenLen + countLen
+
+// countLen is the digits of the head's entry count.
+const countLen = 10
+
+// noToken is the head's base token when the update has no Base: not hex,
+// so no stored token equals it.
+const noToken = deletedToken
+
+// updateArg returns the update script's first argument (see updateSrc):
+// the head for an update with the given deadline (0 keeps the stored
+// one), token and base token (0 for none), then u's Set entries encoded
+// as in packed values, without the version byte and count that start
+// them there. It is one allocation, of the exact size.
+func updateArg(u *sessionkit.Update, dl int64, tok, base uint64) []byte {
+	b := make([]byte, updateHeadLen, updateHeadLen+u.PackedSize(""))
+	b = u.AppendPacked(b, "")
+	// The script counts the entries from the head: drop the version
+	// byte and count that AppendPacked put before them.
+	n, k := binary.Uvarint(b[updateHeadLen+1:])
+	b = b[:updateHeadLen+copy(b[updateHeadLen:], b[updateHeadLen+1+k:])]
+	h := append(b[:0], '0')
+	if u.Clear {
+		h[0] = '1'
+	}
+	h = appendToken(appendDeadline(h, dl), tok) // a deadline of 0 is all zeros: keep
+	if base != 0 {
+		h = appendToken(h, base)
+	} else {
+		h = append(h, noToken...)
+	}
+	// A session holds far fewer than 10^10 entries (Redis strings stop
+	// at 512 MB).
+	for i := updateHeadLen - 1; i >= len(h); i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return b
 }
 
 // Sessions in the hash layout of earlier versions (see scripts.go).

@@ -691,13 +691,6 @@ func result(op string, code int64) error {
 	return fmt.Errorf("redis: %s: unexpected script result %d", op, code)
 }
 
-func flag(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
-}
-
 // token returns a fresh write token. It only needs to differ from the
 // tokens of other writes to the same session, not to be unpredictable.
 func token() uint64 { return rand.Uint64() }
@@ -786,24 +779,23 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	if u.Create {
 		return p.create(ctx, id, u)
 	}
-	dl := "0"
+	var dl int64 // keep the stored deadline
 	if !u.Expires.IsZero() {
-		dl = deadlineArg(deadline(u.Expires))
+		dl = deadline(u.Expires)
 	}
-	set, n := setEntries(u)
 	// With a Base, the script writes the session Go merged from it if
 	// the stored one is still Base (its token is Base.Rev's), without
 	// parsing anything. The Set entries and the keys to drop travel too,
 	// so that when another write came in between the same round trip
 	// merges instead.
-	var baseTok string
+	var base uint64
 	var full []byte
 	if u.Base.Rev != 0 && !u.Clear {
-		baseTok, full = tokenArg(u.Base.Rev), u.AppendPacked(nil, u.Base.Pack())
+		base, full = u.Base.Rev, u.AppendPacked(nil, u.Base.Pack())
 	}
 	tok := token()
-	args := make([]any, 0, 7+len(u.Set)+len(u.Delete))
-	args = append(args, flag(u.Clear), dl, tokenArg(tok), n, set, baseTok, full)
+	args := make([]any, scriptHead, scriptHead+2+len(u.Set)+len(u.Delete))
+	args = append(args, updateArg(&u, dl, tok, base), full)
 	if !u.Clear {
 		// The stored keys to drop: what Set replaces and what Delete
 		// removes (Clear removes everything anyway).
@@ -815,7 +807,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		}
 	}
 	f := p.cache.begin(id)
-	code, err := p.scripts.update.Run(ctx, p.client, []string{p.key(id)}, args...).Int64()
+	code, err := p.scripts.update.run(ctx, p.client, p.key(id), args).Int64()
 	if p.cache != nil {
 		// What Redis holds is known only when the script stored what Go
 		// merged; otherwise the copy is dropped.

@@ -1346,3 +1346,60 @@ func TestBaseSkipsTheMerge(t *testing.T) {
 		t.Fatalf("stored %q, want z and b: the script merged instead of storing what was merged from Base", got)
 	}
 }
+
+// TestScriptsFlushed: a server that lost the provider's scripts (SCRIPT
+// FLUSH, or a replica promoted since they were loaded) answers EVALSHA
+// with NOSCRIPT. Every write must then send the script itself and apply
+// once: the update script, whose command Update builds itself, as well as
+// those run through goredis.Script.
+func TestScriptsFlushed(t *testing.T) {
+	for _, cache := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LocalCache=%v", cache), func(t *testing.T) {
+			srv := startServer(t)
+			adm := admin(t, "redis", srv.addr())
+			p := open(t, adm, Config{Addrs: []string{srv.addr()}, LocalCache: cache})
+			id := providertest.ID()
+			exp := time.Now().Add(time.Hour)
+			if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: vals("a", "1"), Expires: exp}); err != nil {
+				t.Fatal(err)
+			}
+			flush := func() {
+				t.Helper()
+				if err := adm.ScriptFlush(bg).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			flush()
+			// Without a Base: the script merges.
+			if err := p.Update(bg, id, sessionkit.Update{Set: vals("b", "2")}); err != nil {
+				t.Fatalf("update after SCRIPT FLUSH: %v", err)
+			}
+			flush()
+			// With the session as read: the script stores what Go merged.
+			read := mustGet(t, p, id)
+			if err := p.Update(bg, id, sessionkit.Update{Set: vals("c", "3"), Delete: []string{"a"}, Base: read}); err != nil {
+				t.Fatalf("update with a Base after SCRIPT FLUSH: %v", err)
+			}
+			flush()
+			exp = exp.Add(time.Hour)
+			if err := p.Touch(bg, id, exp); err != nil {
+				t.Fatalf("touch after SCRIPT FLUSH: %v", err)
+			}
+			got := mustGet(t, p, id)
+			if m := got.Map(); len(m) != 2 || string(m["b"]) != "2" || string(m["c"]) != "3" {
+				t.Fatalf("stored %q, want b=2 and c=3", m)
+			}
+			if got.Expires.UnixMilli() != exp.UnixMilli() {
+				t.Fatalf("deadline %v, want %v", got.Expires, exp)
+			}
+			// The EVAL loaded the script again: the next update is an EVALSHA.
+			if err := p.Update(bg, id, sessionkit.Update{Set: vals("d", "4")}); err != nil {
+				t.Fatal(err)
+			}
+			calls := adm.Info(bg, "commandstats").Val()
+			if !strings.Contains(calls, "cmdstat_eval:") || !strings.Contains(calls, "cmdstat_evalsha:") {
+				t.Fatalf("commandstats show no EVAL fallback or no EVALSHA:\n%s", calls)
+			}
+		})
+	}
+}

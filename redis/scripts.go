@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -156,12 +158,16 @@ end
 // updateSrc applies a sessionkit.Update to a live session (Create goes
 // through SET NX instead; see Provider.create).
 //
-// ARGV: clear ("1"/"0"), deadline (15 digits, "0" keeps the stored one),
-// token, the number of Set entries, the Set entries encoded as in packed
-// values (without the version byte and count), the token of the session
-// the request read (Update.Base; "" if none), the packed values merged
-// from that session, then the stored keys to drop: Set's keys and
-// Delete's (none with clear).
+// ARGV[1] is the update's head followed by its Set entries (see
+// appendUpdateHead): clear ("1"/"0"), the deadline (15 digits, all zeros
+// keeping the stored one), the new token, the token of the session the
+// request read (Update.Base; noToken if none), the number of Set entries
+// (10 digits), then the Set entries encoded as in packed values (without
+// the version byte and count). One argument rather than five costs Go
+// four allocations and the script four strings. ARGV[2] is the packed
+// values merged from the session read (empty without a Base), and the
+// rest are the stored keys to drop: Set's keys and Delete's (none with
+// clear).
 //
 // If the stored token is the one the request read, nothing was written
 // since, and the values merged from the read are stored as they come; the
@@ -171,23 +177,24 @@ end
 // Update.AppendPacked does. It finds the keys to drop by length first, so
 // an entry whose key cannot match costs no string.
 const updateSrc = `
-local k = KEYS[1]
+local k, h = KEYS[1], ARGV[1]
 local v = load(k)
 if v == nil then return 2 end
 if v == false then return 3 end
-if string.sub(v, 17, 32) == ARGV[3] then return 0 end
-local dl = ARGV[2]
-if dl == '0' then dl = string.sub(v, 2, 16) end
-if ARGV[6] ~= '' and string.sub(v, 17, 32) == ARGV[6] then
-	store(k, dl, ARGV[3], ARGV[7])
+local stored, tok = string.sub(v, 17, 32), string.sub(h, 17, 32)
+if stored == tok then return 0 end
+local dl = string.sub(h, 2, 16)
+if dl == '000000000000000' then dl = string.sub(v, 2, 16) end
+if ARGV[2] ~= '' and stored == string.sub(h, 33, 48) then
+	store(k, dl, tok, ARGV[2])
 	return 4
 end
-local n = tonumber(ARGV[4])
-local values = ARGV[5]
-if ARGV[1] ~= '1' then
+local n = tonumber(string.sub(h, 49, 58))
+local values = string.sub(h, 59)
+if string.byte(h, 1) ~= 49 then
 	local byte, sub = string.byte, string.sub
 	local lens = {}
-	for j = 8, #ARGV do lens[#ARGV[j]] = true end
+	for j = 3, #ARGV do lens[#ARGV[j]] = true end
 	if byte(v, 33) ~= 1 then return 3 end
 	local c, i = varint(v, 34)
 	if not c then return 3 end
@@ -206,7 +213,7 @@ if ARGV[1] ~= '1' then
 		local hit = false
 		if lens[l] then
 			local key = sub(v, ks, ks + l - 1)
-			for j = 8, #ARGV do
+			for j = 3, #ARGV do
 				if ARGV[j] == key then
 					hit = true
 					break
@@ -225,9 +232,9 @@ if ARGV[1] ~= '1' then
 	t[#t + 1] = values
 	values = table.concat(t)
 end
-local h = {'\1'}
-putvarint(h, n)
-store(k, dl, ARGV[3], table.concat(h) .. values)
+local head = {'\1'}
+putvarint(head, n)
+store(k, dl, tok, table.concat(head) .. values)
 return 0
 `
 
@@ -310,7 +317,44 @@ return 0
 // scripts are the provider's scripts, built for one announcement channel
 // ("" for none, and then del is nil).
 type scripts struct {
-	update, touch, rename, put, take, undo, del *goredis.Script
+	// update is the one script of the hot path: Update builds its
+	// command itself (see hotScript).
+	update                         *hotScript
+	touch, rename, put, take, undo *goredis.Script
+	del                            *goredis.Script
+}
+
+// hotScript is a script run by a command its caller builds: EVALSHA with
+// one key, the hash and the source boxed once, so that a call allocates
+// one argument slice where goredis.Script.Run allocates the caller's and
+// its own.
+type hotScript struct {
+	*goredis.Script
+	sha, src any
+}
+
+func newHotScript(src string) *hotScript {
+	s := goredis.NewScript(src)
+	return &hotScript{Script: s, sha: s.Hash(), src: src}
+}
+
+// scriptHead is the number of leading slots of a hotScript's arguments
+// that run fills: the command, the script, the key count and the key.
+const scriptHead = 4
+
+// run runs s on key with the arguments args holds after its first
+// scriptHead slots. Like goredis.Script.Run, it sends the source with
+// EVAL when the server does not hold the script (after a SCRIPT FLUSH, or
+// on a replica promoted since the script was loaded).
+func (s *hotScript) run(ctx context.Context, c goredis.UniversalClient, key string, args []any) *goredis.Cmd {
+	args[0], args[1], args[2], args[3] = "evalsha", s.sha, 1, key
+	cmd := c.Do(ctx, args...)
+	if err := cmd.Err(); err != nil && (errors.Is(err, goredis.ErrNoScript) || goredis.HasErrorPrefix(err, "NOSCRIPT")) {
+		// A fresh slice: hooks of the client may still hold the first.
+		retry := append([]any{"eval", s.src}, args[2:]...)
+		cmd = c.Do(ctx, retry...)
+	}
+	return cmd
 }
 
 // plainScripts announce nothing: the provider's scripts without
@@ -324,7 +368,7 @@ func newScripts(channel string) *scripts {
 	}
 	lib := head + luaLib
 	s := &scripts{
-		update: goredis.NewScript(lib + updateSrc),
+		update: newHotScript(lib + updateSrc),
 		touch:  goredis.NewScript(lib + touchSrc),
 		rename: goredis.NewScript(lib + renameSrc),
 		put:    goredis.NewScript(lib + putSrc),
@@ -340,7 +384,7 @@ func newScripts(channel string) *scripts {
 
 // all lists the scripts, for loading them.
 func (s *scripts) all() []*goredis.Script {
-	all := []*goredis.Script{s.update, s.touch, s.rename, s.put, s.take, s.undo}
+	all := []*goredis.Script{s.update.Script, s.touch, s.rename, s.put, s.take, s.undo}
 	if s.del != nil {
 		all = append(all, s.del)
 	}
