@@ -408,3 +408,13 @@ func BenchmarkProvider(b *testing.B) {
 func BenchmarkManager(b *testing.B) {
 	providertest.BenchManager(b, open(b, file.Config{Dir: b.TempDir()}))
 }
+
+// TestSharedStore runs providertest.RunShared on pairs of providers over
+// one directory, as processes of one host (or of hosts sharing a file
+// system) would use it.
+func TestSharedStore(t *testing.T) {
+	providertest.RunShared(t, func(t *testing.T) (sessionkit.Provider, sessionkit.Provider) {
+		cfg := file.Config{Dir: t.TempDir()}
+		return open(t, cfg), open(t, cfg)
+	})
+}

@@ -41,7 +41,14 @@ func requireServers(t testing.TB) {
 // of its own, closed when the test ends.
 func newProvider(t testing.TB) *memcache.Provider {
 	t.Helper()
-	p, err := memcache.New(memcache.Config{Servers: servers(), Prefix: providertest.UniquePrefix(t) + ":"})
+	return newProviderWith(t, providertest.UniquePrefix(t)+":")
+}
+
+// newProviderWith returns a provider on the shared servers with the given
+// key prefix, closed when the test ends.
+func newProviderWith(t testing.TB, prefix string) *memcache.Provider {
+	t.Helper()
+	p, err := memcache.New(memcache.Config{Servers: servers(), Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +66,16 @@ func create(t testing.TB, p sessionkit.Provider, id string, v map[string][]byte)
 func TestConformance(t *testing.T) {
 	requireServers(t)
 	providertest.Run(t, func(t *testing.T) sessionkit.Provider { return newProvider(t) })
+}
+
+// TestSharedStore runs providertest.RunShared on pairs of providers with
+// one prefix, as processes of a fleet on the same servers.
+func TestSharedStore(t *testing.T) {
+	requireServers(t)
+	providertest.RunShared(t, func(t *testing.T) (sessionkit.Provider, sessionkit.Provider) {
+		prefix := providertest.UniquePrefix(t) + ":"
+		return newProviderWith(t, prefix), newProviderWith(t, prefix)
+	})
 }
 
 func TestNotCounterOrRanger(t *testing.T) {

@@ -319,3 +319,12 @@ func TestEdges(t *testing.T) {
 }
 
 func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, open(b, Config{})) }
+
+// TestSharedStore runs providertest.RunShared on pairs of providers over
+// one table, as processes of a fleet on one database.
+func TestSharedStore(t *testing.T) {
+	providertest.RunShared(t, func(t *testing.T) (sessionkit.Provider, sessionkit.Provider) {
+		cfg := Config{MaxOpenConns: 4, Table: "t_" + providertest.UniquePrefix(t)}
+		return open(t, cfg), open(t, cfg)
+	})
+}

@@ -34,6 +34,10 @@
 // fail with an error wrapping context.Canceled; and Close makes later calls
 // fail without panicking.
 //
+// RunShared checks what Run cannot: two instances of a provider over one
+// store, as processes of a fleet, each seeing the other's writes. A
+// provider whose store can be shared runs both.
+//
 // A sessionkit.ClientSide provider (sessions sealed into the cookie) runs
 // the cases that apply without server state instead: round trips (of
 // Records holding their values as a map, packed, or none), binary

@@ -715,3 +715,32 @@ func BenchmarkLocalCacheAnnouncement(b *testing.B) {
 	b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(100*float64(before)/float64(len(lags)), "%-before")
 }
+
+// TestSharedStore runs providertest.RunShared on pairs of providers with
+// one prefix, as processes of a fleet: without the cache, with it on both
+// (on a single server and on a Cluster), so that every instance's copies
+// are checked against the other's writes. A pair with the cache on one
+// side only would fail it, as the package documentation says: the
+// uncached side's writes are not announced.
+func TestSharedStore(t *testing.T) {
+	t.Parallel() // mostly waiting; runs after the tests that count goroutines
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	pair := func(cfg Config, adm goredis.UniversalClient) providertest.NewShared {
+		return func(t *testing.T) (sessionkit.Provider, sessionkit.Provider) {
+			c := cfg // subtests run in parallel: each its own prefix
+			c.Prefix = providertest.UniquePrefix(t) + ":"
+			return open(t, adm, c), open(t, adm, c)
+		}
+	}
+	t.Run("default", func(t *testing.T) {
+		providertest.RunShared(t, pair(Config{Addrs: []string{addr}}, adm))
+	})
+	t.Run("LocalCache", func(t *testing.T) {
+		providertest.RunShared(t, pair(Config{Addrs: []string{addr}, LocalCache: true}, adm))
+	})
+	t.Run("LocalCacheCluster", func(t *testing.T) {
+		addrs := clusterAddrs()
+		providertest.RunShared(t, pair(Config{Addrs: addrs, LocalCache: true}, admin(t, "Redis Cluster", addrs...)))
+	})
+}

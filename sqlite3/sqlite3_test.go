@@ -273,3 +273,13 @@ func TestEdges(t *testing.T) {
 }
 
 func BenchmarkManager(b *testing.B) { providertest.BenchManager(b, open(b, Config{})) }
+
+// TestSharedStore runs providertest.RunShared on pairs of providers over
+// one table of one database file, as processes of one host would share
+// it.
+func TestSharedStore(t *testing.T) {
+	providertest.RunShared(t, func(t *testing.T) (sessionkit.Provider, sessionkit.Provider) {
+		cfg := Config{Path: filepath.Join(t.TempDir(), "shared.db"), Table: "t_" + providertest.UniquePrefix(t)}
+		return open(t, cfg), open(t, cfg)
+	})
+}
