@@ -76,8 +76,7 @@ func (m *Session) Middleware(next http.Handler) http.Handler {
 		// goroutine that kept the Store then gets ErrStoreReleased.
 		defer s.Close()
 		sw.s, sw.ctx = s, r.Context()
-		ctx := context.WithValue(context.WithValue(r.Context(), m.key, s), latestKey{}, s)
-		next.ServeHTTP(sw, r.WithContext(ctx))
+		next.ServeHTTP(sw, r.WithContext(&storeCtx{Context: r.Context(), key: m.key, s: s}))
 		if !sw.wroteHeader {
 			if sw.commit() {
 				w.WriteHeader(http.StatusOK)
@@ -97,6 +96,23 @@ func (m *Session) Middleware(next http.Handler) http.Handler {
 			m.cfg.Logger.Error("sessionkit: save session after the response", "err", err)
 		}
 	})
+}
+
+// storeCtx is the context Middleware hands to next: the request's, with
+// the Store under both the manager's key (for Session.FromContext) and
+// latestKey (for FromContext). It is one allocation where two
+// context.WithValue calls would make two.
+type storeCtx struct {
+	context.Context
+	key storeKey
+	s   *Store
+}
+
+func (c *storeCtx) Value(key any) any {
+	if key == c.key || key == (latestKey{}) {
+		return c.s
+	}
+	return c.Context.Value(key)
 }
 
 func (h *Store) dirtyNow() bool {

@@ -246,7 +246,7 @@ func (m *Session) Start(ctx *fasthttp.RequestCtx) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := m.load(ctx, st, fastTransport{ctx}, m.rawIDFast(ctx))
+	s, err := m.load(ctx, st, newStore(m, fastTransport{ctx}, st.copies), m.rawIDFast(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +268,12 @@ func (m *Session) StartHTTP(w http.ResponseWriter, r *http.Request) (*Store, err
 	if err != nil {
 		return nil, err
 	}
-	return m.load(r.Context(), st, &httpTransport{w: w, r: r}, m.rawIDHTTP(r))
+	// The transport lives in the Store's pooled state, so that it costs
+	// no allocation: it is needed exactly as long as the state is.
+	h := newStore(m, nil, st.copies)
+	h.s.ht = httpTransport{w: w, r: r}
+	h.s.t = &h.s.ht
+	return m.load(r.Context(), st, h, m.rawIDHTTP(r))
 }
 
 // rawIDFast finds the client's session ID in a fasthttp request: header,
@@ -288,17 +293,20 @@ func (m *Session) rawIDFast(ctx *fasthttp.RequestCtx) []byte {
 	return nil
 }
 
+// rawIDHTTP is rawIDFast for net/http. The bytes share the request's
+// strings, which are immutable: like fasthttp's buffer, they are only
+// read, and copied (Store.setID) before they outlive the lookup.
 func (m *Session) rawIDHTTP(r *http.Request) []byte {
 	if m.cfg.IDInHeader {
 		if v := r.Header.Get(m.cfg.HeaderName); v != "" {
-			return []byte(v)
+			return bytesOf(v)
 		}
 	}
-	if c, err := r.Cookie(m.cfg.CookieName); err == nil && c.Value != "" {
-		return []byte(c.Value)
+	if v := cookieValue(r.Header, m.cfg.CookieName); v != "" {
+		return bytesOf(v)
 	}
 	if m.cfg.IDInQuery {
-		return []byte(r.URL.Query().Get(m.cfg.QueryName))
+		return bytesOf(r.URL.Query().Get(m.cfg.QueryName))
 	}
 	return nil
 }
@@ -350,8 +358,7 @@ const (
 )
 
 // load builds the Store for a request whose client sent raw.
-func (m *Session) load(ctx context.Context, st *providerState, t transport, raw []byte) (*Store, error) {
-	h := newStore(m, t, st.copies)
+func (m *Session) load(ctx context.Context, st *providerState, h *Store, raw []byte) (*Store, error) {
 	// Nobody else holds h yet, so s needs no locking here.
 	s := h.s
 	if st.client != nil {

@@ -91,6 +91,9 @@ const handleBlock = 32
 type storeData struct {
 	m *Session
 	t transport
+	// ht is t for net/http (StartHTTP points t at it): kept here, in the
+	// pooled state, rather than allocated per request.
+	ht httpTransport
 
 	id      string // "" until a new session needs one
 	isNew   bool   // nothing stored under id yet
@@ -792,9 +795,12 @@ func (s *storeState) clock(ctx context.Context) time.Time {
 // (reused by the state's next requests) and otherwise one of a block of
 // contexts never reused (see clks); later calls share it when they are
 // made for the same fasthttp request at the same instant (a load and a
-// save on fasthttp, the usual request, so they cost nothing), and
-// otherwise get one allocated. Should the manager's provider change from a
-// Copier to another in mid-request, the state's own is not handed on.
+// save on fasthttp, the usual request, so they cost nothing). A Copier's
+// is then simply overwritten, since the Copier kept nothing of the last
+// call (so a load and a save on net/http, whose save reads the clock
+// again, cost nothing either), and other providers' later calls get one
+// allocated. Should the manager's provider change from a Copier to
+// another in mid-request, the state's own is not handed on.
 func (s *storeState) withClock(ctx context.Context, now time.Time, copier bool) context.Context {
 	c := s.clk
 	switch {
@@ -812,6 +818,9 @@ func (s *storeState) withClock(ctx context.Context, now time.Time, copier bool) 
 		*c = clockCtx{Context: ctx, now: now}
 		return c
 	case sameRequest(c.Context, ctx) && c.now.Equal(now):
+		return c
+	case c == &s.ownClk:
+		*c = clockCtx{Context: ctx, now: now}
 		return c
 	}
 	return &clockCtx{Context: ctx, now: now}

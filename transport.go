@@ -2,6 +2,7 @@ package sessionkit
 
 import (
 	"net/http"
+	"net/textproto"
 	"strings"
 	"unsafe"
 
@@ -122,6 +123,46 @@ func appendFastCookieAttrs(dst []byte, c cookie) []byte {
 	var fc fasthttp.Cookie
 	setFastCookieAttrs(&fc, c)
 	return fc.AppendBytes(dst)
+}
+
+// cookieValue returns the value of the first cookie called name in the
+// request header h, as (*http.Request).Cookie reads it (each Cookie
+// line split at ";", names and values trimmed of spaces, one pair of
+// double quotes stripped, pairs with a byte RFC 6265 forbids in the value
+// skipped), or "" if there is none. It allocates nothing, where Cookie
+// parses every cookie of the request into a new *http.Cookie; and it
+// stops at the first match, so net/http's cap of 3,000 cookies per request,
+// which bounds that parsing, has nothing to bound here.
+func cookieValue(h http.Header, name string) string {
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(textproto.TrimString(part), "=")
+			if textproto.TrimString(k) != name {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if validCookieValue(v) {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// validCookieValue reports whether every byte of v may appear in a
+// cookie value (RFC 6265's cookie-octet, and the space net/http lets
+// through).
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // httpTransport serves net/http. Cookies must reach the header map before

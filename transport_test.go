@@ -71,3 +71,64 @@ func TestFastCookieMatchesFasthttp(t *testing.T) {
 		}
 	}
 }
+
+// netHTTPCookie is what (*http.Request).Cookie finds for name in the
+// Cookie lines, or "".
+func netHTTPCookie(lines []string, name string) string {
+	r := &http.Request{Header: http.Header{"Cookie": lines}}
+	if c, err := r.Cookie(name); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// TestCookieValueMatchesNetHTTP checks cookieValue, sessionkit's own
+// reading of a request's cookie, against net/http's on the cases where a
+// reader could go wrong.
+func TestCookieValueMatchesNetHTTP(t *testing.T) {
+	cases := [][]string{
+		nil,
+		{""},
+		{"sid=abc"},
+		{"a=1; sid=abc; b=2"},
+		{"  sid = abc  "},
+		{"sid=abc;sid=def"},
+		{"other=1", "sid=second-line"},
+		{`sid="quoted"`},
+		{`sid="`},
+		{`sid=""`},
+		{`sid="a"b"`},
+		{"sid=a\\b; sid=ok"},
+		{"sid=a\x7fb; sid=ok"},
+		{"sid=has space"},
+		{"sid="},
+		{"sid"},
+		{"=sid; sid=x"},
+		{"SID=upper; sid=lower"},
+		{"xsid=1; sidx=2; sid=3"},
+		{";;; ; sid=x ;"},
+		{"sid=a=b"},
+		{"sid=\t tab"},
+	}
+	for _, lines := range cases {
+		if got, want := cookieValue(http.Header{"Cookie": lines}, "sid"), netHTTPCookie(lines, "sid"); got != want {
+			t.Errorf("Cookie %q: cookieValue = %q, net/http = %q", lines, got, want)
+		}
+	}
+}
+
+// FuzzCookieValue compares cookieValue with net/http on any Cookie line.
+func FuzzCookieValue(f *testing.F) {
+	for _, s := range []string{"sid=abc", `a=1; sid="x"; b`, " sid = v ;sid=w", "sid=\x00; sid=ok"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.Count(line, ";") >= 3000 {
+			t.Skip("net/http reads no cookie past 3,000 of them; cookieValue stops at the first match")
+		}
+		lines := []string{line}
+		if got, want := cookieValue(http.Header{"Cookie": lines}, "sid"), netHTTPCookie(lines, "sid"); got != want {
+			t.Fatalf("Cookie %q: cookieValue = %q, net/http = %q", line, got, want)
+		}
+	})
+}
