@@ -147,9 +147,11 @@ func BenchmarkW1SignedIDs(b *testing.B) {
 	runSerialWith(b, sessionkit.Config{SignKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}}, w1, true)
 }
 
-// The allocation budgets of the performance issue, held as tests:
-// allocation counts, unlike times, do not depend on the machine.
-func TestWorkloadAllocs(t *testing.T) {
+// allocsManager returns a manager on the memory provider holding one
+// session as the workloads find it, and its ID, for the allocation
+// budgets; it skips under the race detector, which allocates.
+func allocsManager(t *testing.T) (*sessionkit.Session, string) {
+	t.Helper()
 	if raceEnabled {
 		t.Skip("allocation counts differ under the race detector")
 	}
@@ -162,6 +164,13 @@ func TestWorkloadAllocs(t *testing.T) {
 		s.Set("name", "sessionkit")
 		s.Set("n", 0)
 	}).cookieVal
+	return m, id
+}
+
+// The allocation budgets of the performance issue, held as tests:
+// allocation counts, unlike times, do not depend on the machine.
+func TestWorkloadAllocs(t *testing.T) {
+	m, id := allocsManager(t)
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&fasthttp.Request{}, nil, nil)
 	for _, tc := range []struct {

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/sessionkit/sessionkit"
-	"github.com/sessionkit/sessionkit/memory"
 )
 
 // The workloads through net/http: Session.Middleware around the work,
@@ -40,8 +39,8 @@ func newHTTPClient() *httpClient {
 	return &httpClient{r: httptest.NewRequest(http.MethodGet, "/", nil), w: reusedWriter{h: http.Header{}}, cookie: make([]string, 1)}
 }
 
-// do serves one request through h, with the session cookie id ("" for
-// none).
+// do serves one request through h, with the Cookie header cookieHeader
+// ("" for none), and fails tb on a status other than 200.
 func (c *httpClient) do(tb testing.TB, h http.Handler, cookieHeader string) {
 	clear(c.w.h)
 	c.w.code = 0
@@ -118,18 +117,7 @@ func BenchmarkHTTPW3NewSessionParallel(b *testing.B)    { runHTTP(b, w3, false, 
 // new version. Reading the cookie, the transport and the provider calls'
 // context cost none.
 func TestHTTPWorkloadAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts differ under the race detector")
-	}
-	m := sessionkit.New(sessionkit.Config{})
-	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	id := serve(t, m, request{}, func(s *sessionkit.Store) {
-		s.Set("name", "sessionkit")
-		s.Set("n", 0)
-	}).cookieVal
+	m, id := allocsManager(t)
 	c := newHTTPClient()
 	for _, tc := range []struct {
 		name   string

@@ -48,26 +48,80 @@ func catch(msg *string) {
 	}
 }
 
+// conn is one client connection to an instance of a library under check,
+// over fasthttp or net/http: the checks below are written once, for both.
+type conn interface {
+	// serve sends a request of op with the session cookie id ("" for
+	// none), calling afterStart (if not nil) once the library has loaded
+	// the session, and returns op's number and the session ID the
+	// response's cookie sets ("" if none).
+	serve(id string, op Op, afterStart func()) (n int, setID string, err error)
+}
+
+// subject is a library under check: it opens a fresh instance, returning
+// a way to make connections to it and its close.
+type subject struct {
+	name string
+	open func() (newConn func() conn, close func(), err error)
+}
+
+// fastConn is a conn on a fasthttp library: one reused RequestCtx.
+type fastConn struct {
+	inst Instance
+	ctx  *fasthttp.RequestCtx
+}
+
+func (c fastConn) serve(id string, op Op, afterStart func()) (int, string, error) {
+	Prepare(c.ctx, id)
+	n, err := c.inst.ServeAfterStart(c.ctx, op, afterStart)
+	return n, ResponseCookie(c.ctx), err
+}
+
+func fastSubject(lib Lib) subject {
+	return subject{lib.Name, func() (func() conn, func(), error) {
+		inst, err := lib.New()
+		if err != nil {
+			return nil, nil, err
+		}
+		return func() conn { return fastConn{inst, NewCtx()} }, inst.Close, nil
+	}}
+}
+
+// preloadVia creates n sessions through c, as Preload does.
+func preloadVia(c conn, n int) ([]string, error) {
+	ids := make([]string, n)
+	for i := range ids {
+		_, id, err := c.serve("", OpPreload, nil)
+		if err != nil {
+			return nil, err
+		}
+		if id == "" {
+			return nil, fmt.Errorf("preload: no session cookie in the response")
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
 // CheckFixation sends a request with an unknown, attacker-chosen session
 // ID that sets a value, and reports whether the library kept that ID.
-func CheckFixation(lib Lib) (res FixationResult) {
-	res.Lib = lib.Name
+func CheckFixation(lib Lib) FixationResult { return checkFixation(fastSubject(lib)) }
+
+func checkFixation(sub subject) (res FixationResult) {
+	res.Lib = sub.name
 	res.AttackerID = randomID()
-	inst, err := lib.New()
+	newConn, closeInst, err := sub.open()
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
-	defer inst.Close()
-	ctx := NewCtx()
-	Prepare(ctx, res.AttackerID)
-	if _, err := inst.Serve(ctx, W3); err != nil {
+	defer closeInst()
+	c := newConn()
+	if _, res.ResponseCookie, err = c.serve(res.AttackerID, W3, nil); err != nil {
 		res.Err = err.Error()
 		return res
 	}
-	res.ResponseCookie = ResponseCookie(ctx)
-	Prepare(ctx, res.AttackerID)
-	has, err := inst.Serve(ctx, OpHasName)
+	has, _, err := c.serve(res.AttackerID, OpHasName, nil)
 	if err != nil {
 		res.Err = err.Error()
 		return res
@@ -108,43 +162,49 @@ func (r UpdatesResult) OK() bool {
 const checkConns = 3
 
 // CheckUpdates preloads sessions, runs passes rounds of W2 over all of
-// them, the requests taking checkConns reused RequestCtxs in turn, then
-// reads every counter back.
-func CheckUpdates(lib Lib, sessions, passes int) (res UpdatesResult) {
-	res.Lib, res.Sessions, res.Passes = lib.Name, sessions, passes
+// them, the requests taking checkConns connections in turn, then reads
+// every counter back.
+func CheckUpdates(lib Lib, sessions, passes int) UpdatesResult {
+	return checkUpdates(fastSubject(lib), sessions, passes)
+}
+
+func checkUpdates(sub subject, sessions, passes int) (res UpdatesResult) {
+	res.Lib, res.Sessions, res.Passes = sub.name, sessions, passes
 	defer catch(&res.Panic)
-	inst, ids, err := open(lib, sessions)
+	newConn, closeInst, err := sub.open()
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
-	defer inst.Close()
-	var ctxs [checkConns]*fasthttp.RequestCtx
-	for i := range ctxs {
-		ctxs[i] = NewCtx()
+	defer closeInst()
+	var conns [checkConns]conn
+	for i := range conns {
+		conns[i] = newConn()
+	}
+	ids, err := preloadVia(conns[0], sessions)
+	if err != nil {
+		res.Err = err.Error()
+		return res
 	}
 	req := 0
-	next := func() *fasthttp.RequestCtx {
+	next := func() conn {
 		req++
-		return ctxs[req%checkConns]
+		return conns[req%checkConns]
 	}
 	for p := 0; p < passes; p++ {
 		for _, id := range ids {
-			ctx := next()
-			Prepare(ctx, id)
-			if _, err := inst.Serve(ctx, W2); err != nil {
+			_, set, err := next().serve(id, W2, nil)
+			if err != nil {
 				res.Err = err.Error()
 				return res
 			}
-			if c := ResponseCookie(ctx); c != "" && c != id {
+			if set != "" && set != id {
 				res.NewCookies++
 			}
 		}
 	}
 	for _, id := range ids {
-		ctx := next()
-		Prepare(ctx, id)
-		n, err := inst.Serve(ctx, OpReadN)
+		n, _, err := next().serve(id, OpReadN, nil)
 		if err != nil || n != passes {
 			res.Wrong++
 			if res.Example == "" {
@@ -188,16 +248,23 @@ func (r MergeResult) OK() bool { return r.Lost == 0 && r.Panic == "" && r.Err ==
 // CheckMerge sends, for each of n sessions, two requests at once: one sets
 // "a", the other "b", and neither does its work (or saves) before both
 // have started their session. Then it counts the sessions that kept both.
-func CheckMerge(lib Lib, n int) (res MergeResult) {
-	res.Lib, res.Sessions = lib.Name, n
+func CheckMerge(lib Lib, n int) MergeResult { return checkMerge(fastSubject(lib), n) }
+
+func checkMerge(sub subject, n int) (res MergeResult) {
+	res.Lib, res.Sessions = sub.name, n
 	defer catch(&res.Panic)
-	inst, ids, err := open(lib, n)
+	newConn, closeInst, err := sub.open()
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
-	defer inst.Close()
-	ctxA, ctxB := NewCtx(), NewCtx()
+	defer closeInst()
+	conns := [2]conn{newConn(), newConn()}
+	ids, err := preloadVia(conns[0], n)
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
 	for _, id := range ids {
 		var started sync.WaitGroup
 		started.Add(2)
@@ -206,7 +273,7 @@ func CheckMerge(lib Lib, n int) (res MergeResult) {
 			started.Wait()
 		}
 		errs := make(chan error, 2)
-		run := func(ctx *fasthttp.RequestCtx, op Op) {
+		run := func(c conn, op Op) {
 			// Reach the barrier even when the request fails before it,
 			// or the other request would wait forever.
 			var once sync.Once
@@ -217,21 +284,19 @@ func CheckMerge(lib Lib, n int) (res MergeResult) {
 					errs <- fmt.Errorf("panic: %v", r)
 				}
 			}()
-			Prepare(ctx, id)
-			_, err := inst.ServeAfterStart(ctx, op, reach)
+			_, _, err := c.serve(id, op, reach)
 			reach()
 			errs <- err
 		}
-		go run(ctxA, OpSetA)
-		go run(ctxB, OpSetB)
+		go run(conns[0], OpSetA)
+		go run(conns[1], OpSetB)
 		for range 2 {
 			if err := <-errs; err != nil {
 				res.Err = err.Error()
 				return res
 			}
 		}
-		Prepare(ctxA, id)
-		got, err := inst.Serve(ctxA, OpCountAB)
+		got, _, err := conns[0].serve(id, OpCountAB, nil)
 		if err != nil {
 			res.Err = err.Error()
 			return res

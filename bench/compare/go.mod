@@ -5,6 +5,7 @@ go 1.25.0
 replace github.com/sessionkit/sessionkit => ../..
 
 require (
+	github.com/alexedwards/scs/v2 v2.8.0
 	github.com/fasthttp/session/v2 v2.5.9
 	github.com/kataras/go-sessions/v3 v3.3.1
 	github.com/redis/go-redis/v9 v9.22.0

@@ -42,7 +42,15 @@ func (i *sessionkitInst) ServeAfterStart(ctx *fasthttp.RequestCtx, op Op, afterS
 	if afterStart != nil {
 		afterStart()
 	}
-	n := 0
+	n, err := sessionkitWork(s, op)
+	if err != nil {
+		return 0, err
+	}
+	return n, s.Save(ctx)
+}
+
+// sessionkitWork does op's work on a started session, for both servers.
+func sessionkitWork(s *sessionkit.Store, op Op) (n int, err error) {
 	switch op {
 	case W1:
 		_, _ = s.GetString("name")
@@ -56,9 +64,7 @@ func (i *sessionkitInst) ServeAfterStart(ctx *fasthttp.RequestCtx, op Op, afterS
 		s.Set("name", "sessionkit")
 		s.Set("n", 0)
 	case OpReadN:
-		if n, err = s.GetInt("n"); err != nil {
-			return 0, err
-		}
+		return s.GetInt("n")
 	case OpHasName:
 		if _, err := s.GetString("name"); err == nil {
 			n = 1
@@ -76,7 +82,7 @@ func (i *sessionkitInst) ServeAfterStart(ctx *fasthttp.RequestCtx, op Op, afterS
 			}
 		}
 	}
-	return n, s.Save(ctx)
+	return n, nil
 }
 
 func (i *sessionkitInst) Close() { _ = i.m.Close() }

@@ -30,6 +30,15 @@ type Report struct {
 	Parallel   []ParallelResult `json:"parallel,omitempty"`
 	Redis      []RoundTrips     `json:"redis,omitempty"`
 	RedisError string           `json:"redis_error,omitempty"`
+
+	// The net/http comparison (nethttp.go): the same workloads through
+	// each library's net/http middleware.
+	HTTPLibs     []LibInfo        `json:"http_libs,omitempty"`
+	HTTPResults  []Result         `json:"http_results,omitempty"`
+	HTTPBaseline []Result         `json:"http_baseline,omitempty"`
+	HTTPFixation []FixationResult `json:"http_fixation,omitempty"`
+	HTTPUpdates  []UpdatesResult  `json:"http_updates,omitempty"`
+	HTTPMerge    []MergeResult    `json:"http_merge,omitempty"`
 }
 
 // LibInfo describes a library in a report.
@@ -74,7 +83,11 @@ func Median(xs []float64) float64 {
 
 // Find returns the result for workload, mode and lib.
 func (r *Report) Find(workload, mode, lib string) (Result, bool) {
-	for _, x := range r.Results {
+	return find(r.Results, workload, mode, lib)
+}
+
+func find(results []Result, workload, mode, lib string) (Result, bool) {
+	for _, x := range results {
 		if x.Workload == workload && x.Mode == mode && x.Lib == lib {
 			return x, true
 		}
@@ -93,6 +106,10 @@ func DisplayName(lib string) string {
 		return "kataras/go-sessions"
 	case "sessionkit-localcache":
 		return "sessionkit (LocalCache)"
+	case "scs":
+		return "alexedwards/scs"
+	case "scs-lifetime":
+		return "alexedwards/scs (Lifetime)"
 	}
 	return lib
 }
@@ -134,61 +151,10 @@ func addCommas(s string) string {
 
 // WriteMarkdown writes the report's tables.
 func (r *Report) WriteMarkdown(w io.Writer) {
-	libs := make([]string, 0, len(r.Libs))
-	for _, l := range r.Libs {
-		libs = append(libs, l.Name)
-	}
 	fmt.Fprintf(w, "### In-process handler, memory storage (median of %d interleaved rounds)\n\n", r.Rounds)
 	fmt.Fprintf(w, "%s %s, GOMAXPROCS=%d (%d CPUs), benchtime %s per benchmark, fasthttp %s, %d preloaded sessions, %s.\n\n",
 		r.Go, r.Platform, r.CPUs, r.NumCPU, r.BenchTime, r.Fasthttp, Preloaded, r.Generated)
-	fmt.Fprint(w, "| workload | mode |")
-	for i, l := range libs {
-		if i == 0 {
-			fmt.Fprintf(w, " %s ns/op | allocs/op |", DisplayName(l))
-			continue
-		}
-		fmt.Fprintf(w, " %s ns/op | allocs/op | × |", DisplayName(l))
-	}
-	fmt.Fprint(w, "\n|---|---|")
-	for i := range libs {
-		if i == 0 {
-			fmt.Fprint(w, "--:|--:|")
-			continue
-		}
-		fmt.Fprint(w, "--:|--:|--:|")
-	}
-	fmt.Fprintln(w)
-	for _, op := range Workloads {
-		for _, mode := range Modes {
-			fmt.Fprintf(w, "| %s %s | %s |", op, op.Describe(), mode)
-			for i, l := range libs {
-				x, ok := r.Find(op.String(), mode, l)
-				switch {
-				case !ok || x.Err != "":
-					fmt.Fprint(w, " failed | |")
-					if i > 0 {
-						fmt.Fprint(w, " |")
-					}
-					continue
-				}
-				fmt.Fprintf(w, " %s | %s |", fmtNum(x.NsOp), fmtAllocs(x.AllocsOp))
-				if i > 0 {
-					fmt.Fprintf(w, " %.2f |", x.Ratio)
-				}
-			}
-			fmt.Fprintln(w)
-		}
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "× is the library's ns/op divided by sessionkit's (median of the per-round ratios): above 1, sessionkit is faster.")
-	if len(r.Baseline) > 0 {
-		var parts []string
-		for _, b := range r.Baseline {
-			parts = append(parts, fmt.Sprintf("%s %s ns/op, %s allocs/op", b.Mode, fmtNum(b.NsOp), fmtAllocs(b.AllocsOp)))
-		}
-		fmt.Fprintf(w, "Every number includes resetting the request and setting its cookie, which alone costs: %s.\n", strings.Join(parts, "; "))
-	}
-	fmt.Fprintln(w)
+	writeResults(w, r.Libs, r.Results, r.Baseline, "resetting the request and setting its cookie")
 
 	if len(r.Fixation) > 0 || len(r.Updates) > 0 {
 		fmt.Fprintln(w, "### Correctness")
@@ -248,6 +214,8 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 
+	r.writeHTTP(w)
+
 	if len(r.Redis) > 0 || r.RedisError != "" {
 		fmt.Fprintln(w, "### Redis round trips per request")
 		fmt.Fprintln(w)
@@ -280,6 +248,92 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		fmt.Fprintln(w, "Counted by a loopback proxy in front of Redis (one client write, one reply = one round trip), serially, after preloading and warming the connection pool.")
 		fmt.Fprintln(w)
 	}
+}
+
+// writeResults writes the table of one comparison: a row per workload
+// and mode, a column group per library, then what the baseline (which
+// does baselineWhat) costs alone.
+func writeResults(w io.Writer, libs []LibInfo, results, baseline []Result, baselineWhat string) {
+	fmt.Fprint(w, "| workload | mode |")
+	for i, l := range libs {
+		if i == 0 {
+			fmt.Fprintf(w, " %s ns/op | allocs/op |", DisplayName(l.Name))
+			continue
+		}
+		fmt.Fprintf(w, " %s ns/op | allocs/op | × |", DisplayName(l.Name))
+	}
+	fmt.Fprint(w, "\n|---|---|")
+	for i := range libs {
+		if i == 0 {
+			fmt.Fprint(w, "--:|--:|")
+			continue
+		}
+		fmt.Fprint(w, "--:|--:|--:|")
+	}
+	fmt.Fprintln(w)
+	for _, op := range Workloads {
+		for _, mode := range Modes {
+			fmt.Fprintf(w, "| %s %s | %s |", op, op.Describe(), mode)
+			for i, l := range libs {
+				x, ok := find(results, op.String(), mode, l.Name)
+				switch {
+				case !ok || x.Err != "":
+					fmt.Fprint(w, " failed | |")
+					if i > 0 {
+						fmt.Fprint(w, " |")
+					}
+					continue
+				}
+				fmt.Fprintf(w, " %s | %s |", fmtNum(x.NsOp), fmtAllocs(x.AllocsOp))
+				if i > 0 {
+					fmt.Fprintf(w, " %.2f |", x.Ratio)
+				}
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "× is the library's ns/op divided by sessionkit's (median of the per-round ratios): above 1, sessionkit is faster.")
+	if len(baseline) > 0 {
+		var parts []string
+		for _, b := range baseline {
+			parts = append(parts, fmt.Sprintf("%s %s ns/op, %s allocs/op", b.Mode, fmtNum(b.NsOp), fmtAllocs(b.AllocsOp)))
+		}
+		fmt.Fprintf(w, "Every number includes %s, which alone costs: %s.\n", baselineWhat, strings.Join(parts, "; "))
+	}
+	fmt.Fprintln(w)
+}
+
+// writeHTTP writes the net/http comparison, if the report has one.
+func (r *Report) writeHTTP(w io.Writer) {
+	if len(r.HTTPResults) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "### net/http middleware, memory storage (median of %d interleaved rounds)\n\n", r.Rounds)
+	fmt.Fprintf(w, "The same workloads through each library's own net/http middleware, on one reused `*http.Request` and `ResponseWriter` per goroutine. %d preloaded sessions.\n\n", Preloaded)
+	writeResults(w, r.HTTPLibs, r.HTTPResults, r.HTTPBaseline, "resetting the response header and setting the request's Cookie header")
+	fmt.Fprintln(w, "| library | setup | adopts an unknown, attacker-chosen session ID | W2 increments kept (1000 sessions × 3 passes) | two concurrent requests set different keys: both kept |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, l := range r.HTTPLibs {
+		fix, upd, mrg := "", "", ""
+		for _, f := range r.HTTPFixation {
+			if f.Lib == l.Name {
+				fix = describeFixation(f)
+			}
+		}
+		for _, u := range r.HTTPUpdates {
+			if u.Lib == l.Name {
+				upd = describeUpdates(u)
+			}
+		}
+		for _, m := range r.HTTPMerge {
+			if m.Lib == l.Name {
+				mrg = describeMerge(m)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", DisplayName(l.Name), l.Setup, fix, upd, mrg)
+	}
+	fmt.Fprintln(w)
 }
 
 func describeFixation(f FixationResult) string {
@@ -351,6 +405,15 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			strconv.FormatFloat(x.NsOp, 'f', 1, 64),
 			strconv.FormatFloat(x.AllocsOp, 'f', 1, 64),
 			strconv.FormatFloat(x.BytesOp, 'f', 0, 64), ""})
+	}
+	// The net/http comparison's rows name their library "nethttp/" + its
+	// name.
+	for _, x := range r.HTTPResults {
+		_ = cw.Write([]string{x.Workload, x.Mode, "nethttp/" + x.Lib,
+			strconv.FormatFloat(x.NsOp, 'f', 1, 64),
+			strconv.FormatFloat(x.AllocsOp, 'f', 1, 64),
+			strconv.FormatFloat(x.BytesOp, 'f', 0, 64),
+			strconv.FormatFloat(x.Ratio, 'f', 3, 64)})
 	}
 	cw.Flush()
 	return cw.Error()

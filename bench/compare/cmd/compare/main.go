@@ -1,7 +1,8 @@
 // Command compare runs the W1/W2/W3 workloads against sessionkit and the
-// other fasthttp session libraries, interleaved: every round runs each
-// library once on each workload and mode, back to back, so that a slow
-// moment of a shared machine hits all libraries alike. It prints markdown
+// other fasthttp session libraries, and (unless -http=false) through
+// net/http middleware against alexedwards/scs, interleaved: every round
+// runs each library once on each workload and mode, back to back, so that
+// a slow moment of a shared machine hits all libraries alike. It prints markdown
 // tables of the medians, the ratios to sessionkit and the correctness
 // checks, and writes the same data as JSON and CSV (for cmd/chart).
 //
@@ -35,6 +36,7 @@ func main() {
 	redisN := flag.Int("redis-requests", 200, "requests per workload for the round-trip count")
 	only := flag.String("libs", "", "comma-separated library names to run (default all)")
 	checks := flag.Bool("checks", true, "run the correctness checks")
+	withHTTP := flag.Bool("http", true, "also compare the net/http libraries (sessionkit's Middleware, alexedwards/scs)")
 	flag.Parse()
 	if err := flag.Set("test.benchtime", *benchtime); err != nil {
 		fail(err)
@@ -69,6 +71,13 @@ func main() {
 	for _, l := range libs {
 		rep.Libs = append(rep.Libs, compare.LibInfo{Name: l.Name, Module: l.Module, Setup: l.Setup})
 	}
+	var httpLibs []compare.HTTPLib
+	if *withHTTP {
+		httpLibs = compare.HTTPLibs()
+		for _, l := range httpLibs {
+			rep.HTTPLibs = append(rep.HTTPLibs, compare.LibInfo{Name: l.Name, Module: l.Module, Setup: l.Setup})
+		}
+	}
 
 	if *checks {
 		for _, l := range compare.Libs() {
@@ -76,6 +85,11 @@ func main() {
 			rep.Updates = append(rep.Updates, compare.CheckUpdates(l, 1000, 3))
 			rep.Merge = append(rep.Merge, compare.CheckMerge(l, 200))
 			rep.Parallel = append(rep.Parallel, compare.CheckParallel(l, 2, 50000))
+		}
+		for _, l := range httpLibs {
+			rep.HTTPFixation = append(rep.HTTPFixation, compare.CheckFixationHTTP(l))
+			rep.HTTPUpdates = append(rep.HTTPUpdates, compare.CheckUpdatesHTTP(l, 1000, 3))
+			rep.HTTPMerge = append(rep.HTTPMerge, compare.CheckMergeHTTP(l, 200))
 		}
 	}
 	if *redisAddr != "" {
@@ -87,71 +101,25 @@ func main() {
 		rep.Redis = rt
 	}
 
-	type key struct{ op, mode, lib string }
-	samples := map[key][]testing.BenchmarkResult{}
-	base := map[string][]testing.BenchmarkResult{}
-	errs := map[key]string{}
+	fast := newRuns(libNames(libs), "", compare.Baseline, func(i int, op compare.Op, parallel bool) func(*testing.B) {
+		return compare.Bench(libs[i], op, parallel)
+	})
+	web := newRuns(httpLibNames(httpLibs), "net/http ", compare.BaselineHTTP, func(i int, op compare.Op, parallel bool) func(*testing.B) {
+		return compare.BenchHTTP(httpLibs[i], op, parallel)
+	})
 	start := time.Now()
 	for round := 0; round < *rounds; round++ {
 		for _, mode := range compare.Modes {
-			parallel := mode == "parallel"
-			progress("round %d/%d: baseline %s", round+1, *rounds, mode)
-			base[mode] = append(base[mode], testing.Benchmark(compare.Baseline(parallel)))
-			for _, op := range compare.Workloads {
-				// Rotate the order each round, so no library always
-				// runs first (or right after the same neighbour).
-				for i := range libs {
-					l := libs[(i+round)%len(libs)]
-					progress("round %d/%d: %s %s %s", round+1, *rounds, op, mode, l.Name)
-					r := testing.Benchmark(compare.Bench(l, op, parallel))
-					k := key{op.String(), mode, l.Name}
-					if r.N == 0 {
-						errs[k] = "benchmark failed"
-						continue
-					}
-					samples[k] = append(samples[k], r)
-				}
+			fast.round(round, *rounds, mode)
+			if len(httpLibs) > 0 {
+				web.round(round, *rounds, mode)
 			}
 		}
 	}
 	progress("benchmarks took %s", time.Since(start).Round(time.Second))
-
-	for _, op := range compare.Workloads {
-		for _, mode := range compare.Modes {
-			ref := samples[key{op.String(), mode, "sessionkit"}]
-			for _, l := range libs {
-				k := key{op.String(), mode, l.Name}
-				res := compare.Result{Workload: op.String(), Mode: mode, Lib: l.Name, Err: errs[k]}
-				rs := samples[k]
-				var ns, allocs, bs, ratios []float64
-				for i, r := range rs {
-					ns = append(ns, float64(r.T.Nanoseconds())/float64(r.N))
-					allocs = append(allocs, float64(r.MemAllocs)/float64(r.N))
-					bs = append(bs, float64(r.MemBytes)/float64(r.N))
-					if i < len(ref) {
-						refNs := float64(ref[i].T.Nanoseconds()) / float64(ref[i].N)
-						ratios = append(ratios, ns[i]/refNs)
-					}
-				}
-				res.Samples = ns
-				res.NsOp, res.AllocsOp, res.BytesOp = compare.Median(ns), compare.Median(allocs), compare.Median(bs)
-				res.Ratio = compare.Median(ratios)
-				if len(rs) == 0 && res.Err == "" {
-					res.Err = "no result"
-				}
-				rep.Results = append(rep.Results, res)
-			}
-		}
-	}
-	for _, mode := range compare.Modes {
-		var ns, allocs, bs []float64
-		for _, r := range base[mode] {
-			ns = append(ns, float64(r.T.Nanoseconds())/float64(r.N))
-			allocs = append(allocs, float64(r.MemAllocs)/float64(r.N))
-			bs = append(bs, float64(r.MemBytes)/float64(r.N))
-		}
-		rep.Baseline = append(rep.Baseline, compare.Result{Workload: "baseline", Mode: mode, Lib: "none",
-			NsOp: compare.Median(ns), AllocsOp: compare.Median(allocs), BytesOp: compare.Median(bs), Samples: ns})
+	rep.Results, rep.Baseline = fast.results(), fast.baselines()
+	if len(httpLibs) > 0 {
+		rep.HTTPResults, rep.HTTPBaseline = web.results(), web.baselines()
 	}
 
 	var md bytes.Buffer
@@ -183,6 +151,116 @@ func main() {
 			fail(err)
 		}
 	}
+}
+
+func libNames(libs []compare.Lib) []string {
+	var out []string
+	for _, l := range libs {
+		out = append(out, l.Name)
+	}
+	return out
+}
+
+func httpLibNames(libs []compare.HTTPLib) []string {
+	var out []string
+	for _, l := range libs {
+		out = append(out, l.Name)
+	}
+	return out
+}
+
+// runs is one comparison (fasthttp's libraries, or net/http's): its
+// benchmarks, and their results over the rounds.
+type runs struct {
+	libs     []string // sessionkit first: the others' ratios are to it
+	label    string   // before progress lines
+	baseline func(parallel bool) func(*testing.B)
+	bench    func(lib int, op compare.Op, parallel bool) func(*testing.B)
+	samples  map[runKey][]testing.BenchmarkResult
+	errs     map[runKey]string
+	base     map[string][]testing.BenchmarkResult // by mode
+}
+
+type runKey struct{ op, mode, lib string }
+
+func newRuns(libs []string, label string, baseline func(bool) func(*testing.B), bench func(int, compare.Op, bool) func(*testing.B)) *runs {
+	return &runs{libs: libs, label: label, baseline: baseline, bench: bench,
+		samples: map[runKey][]testing.BenchmarkResult{}, errs: map[runKey]string{}, base: map[string][]testing.BenchmarkResult{}}
+}
+
+// round runs the baseline, then every library on every workload, in mode.
+func (r *runs) round(round, rounds int, mode string) {
+	parallel := mode == "parallel"
+	progress("round %d/%d: %sbaseline %s", round+1, rounds, r.label, mode)
+	r.base[mode] = append(r.base[mode], testing.Benchmark(r.baseline(parallel)))
+	for _, op := range compare.Workloads {
+		// Rotate the order each round, so no library always runs first
+		// (or right after the same neighbour).
+		for i := range r.libs {
+			lib := (i + round) % len(r.libs)
+			progress("round %d/%d: %s%s %s %s", round+1, rounds, r.label, op, mode, r.libs[lib])
+			res := testing.Benchmark(r.bench(lib, op, parallel))
+			k := runKey{op.String(), mode, r.libs[lib]}
+			if res.N == 0 {
+				r.errs[k] = "benchmark failed"
+				continue
+			}
+			r.samples[k] = append(r.samples[k], res)
+		}
+	}
+}
+
+// perOp returns a result's ns, allocs and bytes per operation.
+func perOp(res testing.BenchmarkResult) (ns, allocs, bytes float64) {
+	n := float64(res.N)
+	return float64(res.T.Nanoseconds()) / n, float64(res.MemAllocs) / n, float64(res.MemBytes) / n
+}
+
+// results returns the medians of every library, workload and mode, with
+// each library's ratio to the first (sessionkit) taken round by round.
+func (r *runs) results() []compare.Result {
+	var out []compare.Result
+	for _, op := range compare.Workloads {
+		for _, mode := range compare.Modes {
+			ref := r.samples[runKey{op.String(), mode, r.libs[0]}]
+			for _, lib := range r.libs {
+				k := runKey{op.String(), mode, lib}
+				res := compare.Result{Workload: op.String(), Mode: mode, Lib: lib, Err: r.errs[k]}
+				var ns, allocs, bs, ratios []float64
+				for i, s := range r.samples[k] {
+					n, a, b := perOp(s)
+					ns, allocs, bs = append(ns, n), append(allocs, a), append(bs, b)
+					if i < len(ref) {
+						refNs, _, _ := perOp(ref[i])
+						ratios = append(ratios, n/refNs)
+					}
+				}
+				res.Samples = ns
+				res.NsOp, res.AllocsOp, res.BytesOp = compare.Median(ns), compare.Median(allocs), compare.Median(bs)
+				res.Ratio = compare.Median(ratios)
+				if len(ns) == 0 && res.Err == "" {
+					res.Err = "no result"
+				}
+				out = append(out, res)
+			}
+		}
+	}
+	return out
+}
+
+// baselines returns the baseline's medians, by mode.
+func (r *runs) baselines() []compare.Result {
+	var out []compare.Result
+	for _, mode := range compare.Modes {
+		var ns, allocs, bs []float64
+		for _, s := range r.base[mode] {
+			n, a, b := perOp(s)
+			ns, allocs, bs = append(ns, n), append(allocs, a), append(bs, b)
+		}
+		out = append(out, compare.Result{Workload: "baseline", Mode: mode, Lib: "none",
+			NsOp: compare.Median(ns), AllocsOp: compare.Median(allocs), BytesOp: compare.Median(bs), Samples: ns})
+	}
+	return out
 }
 
 // moduleVersion is the version of a dependency built into the binary.
