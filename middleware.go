@@ -65,7 +65,8 @@ func (m *Session) Handler(next fasthttp.RequestHandler) fasthttp.RequestHandler 
 // where nobody can reach it.
 func (m *Session) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &saveWriter{ResponseWriter: w, m: m}
+		mw := &middlewareRequest{sw: saveWriter{ResponseWriter: w, m: m}}
+		sw := &mw.sw
 		s, err := m.StartHTTP(sw, r)
 		if err != nil {
 			m.cfg.Logger.Error("sessionkit: start session", "err", err)
@@ -76,7 +77,8 @@ func (m *Session) Middleware(next http.Handler) http.Handler {
 		// goroutine that kept the Store then gets ErrStoreReleased.
 		defer s.Close()
 		sw.s, sw.ctx = s, r.Context()
-		next.ServeHTTP(sw, r.WithContext(&storeCtx{Context: r.Context(), key: m.key, s: s}))
+		mw.ctx = storeCtx{Context: r.Context(), key: m.key, s: s}
+		next.ServeHTTP(sw, r.WithContext(&mw.ctx))
 		if !sw.wroteHeader {
 			if sw.commit() {
 				w.WriteHeader(http.StatusOK)
@@ -98,10 +100,17 @@ func (m *Session) Middleware(next http.Handler) http.Handler {
 	})
 }
 
+// middlewareRequest is what Middleware allocates for a request, in one
+// piece: the ResponseWriter and the context it hands to next.
+type middlewareRequest struct {
+	sw  saveWriter
+	ctx storeCtx
+}
+
 // storeCtx is the context Middleware hands to next: the request's, with
 // the Store under both the manager's key (for Session.FromContext) and
-// latestKey (for FromContext). It is one allocation where two
-// context.WithValue calls would make two.
+// latestKey (for FromContext), where two context.WithValue calls would
+// make two allocations.
 type storeCtx struct {
 	context.Context
 	key storeKey
