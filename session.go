@@ -357,7 +357,8 @@ const (
 	flashPrefix = "\x00f" // flash values: flashPrefix + user key
 )
 
-// load builds the Store for a request whose client sent raw.
+// load opens the session of a request whose client sent raw in h, the
+// request's new Store.
 func (m *Session) load(ctx context.Context, st *providerState, h *Store, raw []byte) (*Store, error) {
 	// Nobody else holds h yet, so s needs no locking here.
 	s := h.s
