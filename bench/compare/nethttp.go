@@ -147,7 +147,10 @@ func PreloadHTTP(inst HTTPInstance, n int) ([]string, error) {
 }
 
 // BenchHTTP returns the benchmark of op on lib, serial or with
-// b.RunParallel, as Bench does for the fasthttp libraries.
+// b.RunParallel, as Bench does for the fasthttp libraries, walking the
+// sessions the same way. Its loop is Bench's written again rather than
+// shared through a function value, so that neither measured loop makes
+// an indirect call per request that the other does not.
 func BenchHTTP(lib HTTPLib, op Op, parallel bool) func(b *testing.B) {
 	return func(b *testing.B) {
 		inst, err := lib.New()
