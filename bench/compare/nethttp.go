@@ -149,8 +149,9 @@ func PreloadHTTP(inst HTTPInstance, n int) ([]string, error) {
 // BenchHTTP returns the benchmark of op on lib, serial or with
 // b.RunParallel, as Bench does for the fasthttp libraries, walking the
 // sessions the same way. Its loop is Bench's written again rather than
-// shared through a function value, so that neither measured loop makes
-// an indirect call per request that the other does not.
+// shared through a function value: the measured loops then make no
+// indirect call per request, and Bench's stays the loop that earlier runs
+// measured.
 func BenchHTTP(lib HTTPLib, op Op, parallel bool) func(b *testing.B) {
 	return func(b *testing.B) {
 		inst, err := lib.New()
