@@ -1,7 +1,5 @@
 package compare
 
-import "net/http"
-
 // The correctness checks of checks.go, through the net/http libraries.
 
 // httpConn is a conn on a net/http library: one reused request and
@@ -20,7 +18,7 @@ func (c httpConn) serve(id string, op Op, afterStart func()) (int, string, error
 		return 0, "", err
 	}
 	n := 0
-	if c.c.w.code == http.StatusOK && len(c.c.w.body) > 0 {
+	if len(c.c.w.body) > 0 { // the ops that read a number write it
 		var err error
 		if n, err = c.c.Number(); err != nil {
 			return 0, "", err

@@ -34,7 +34,7 @@ func main() {
 	mdPath := flag.String("md", "", "also write the markdown tables to this file")
 	redisAddr := flag.String("redis", "127.0.0.1:6379", `Redis for the round-trip count ("" skips it)`)
 	redisN := flag.Int("redis-requests", 200, "requests per workload for the round-trip count")
-	only := flag.String("libs", "", "comma-separated library names to run (default all)")
+	only := flag.String("libs", "", "comma-separated library names to run, fasthttp's and net/http's (default all; sessionkit always runs)")
 	checks := flag.Bool("checks", true, "run the correctness checks")
 	withHTTP := flag.Bool("http", true, "also compare the net/http libraries (sessionkit's Middleware, alexedwards/scs)")
 	flag.Parse()
@@ -43,19 +43,19 @@ func main() {
 	}
 	runtime.GOMAXPROCS(*cpu)
 
-	libs := compare.BenchLibs()
+	want := func(string) bool { return true }
 	if *only != "" {
-		want := map[string]bool{}
+		names := map[string]bool{"sessionkit": true}
 		for _, n := range strings.Split(*only, ",") {
-			want[strings.TrimSpace(n)] = true
+			names[strings.TrimSpace(n)] = true
 		}
-		var kept []compare.Lib
-		for _, l := range libs {
-			if want[l.Name] || l.Name == "sessionkit" {
-				kept = append(kept, l)
-			}
+		want = func(name string) bool { return names[name] }
+	}
+	var libs []compare.Lib
+	for _, l := range compare.BenchLibs() {
+		if want(l.Name) {
+			libs = append(libs, l)
 		}
-		libs = kept
 	}
 
 	rep := &compare.Report{
@@ -73,9 +73,11 @@ func main() {
 	}
 	var httpLibs []compare.HTTPLib
 	if *withHTTP {
-		httpLibs = compare.HTTPLibs()
-		for _, l := range httpLibs {
-			rep.HTTPLibs = append(rep.HTTPLibs, compare.LibInfo{Name: l.Name, Module: l.Module, Setup: l.Setup})
+		for _, l := range compare.HTTPLibs() {
+			if want(l.Name) {
+				httpLibs = append(httpLibs, l)
+				rep.HTTPLibs = append(rep.HTTPLibs, compare.LibInfo{Name: l.Name, Module: l.Module, Setup: l.Setup})
+			}
 		}
 	}
 
