@@ -301,6 +301,9 @@ func (pb *PackedBuilder) Packed() Packed {
 func (u Update) AppendPacked(dst []byte, p Packed) []byte {
 	var buf [8]setEntry
 	set := u.setEntries(buf[:0])
+	if out, ok := u.appendPatched(dst, p, set); ok {
+		return out
+	}
 	if out, ok := u.appendInPlace(dst, p, set); ok {
 		return out
 	}
@@ -332,6 +335,33 @@ func (u Update) AppendPacked(dst []byte, p Packed) []byte {
 		dst = appendEntry(dst, e.k, e.v)
 	}
 	return dst
+}
+
+// appendPatched is AppendPacked's no-scan path, for the commonest write of
+// all (read a value, write it back changed: a counter, a flag, a time): p
+// is the very Packed the request read, u.Base.Packed, and each value u sets
+// replaces one the request read out of it, at the same length, whose place
+// the manager noted (setEntry.at). Then the result is p copied, those
+// bytes overwritten, with no entry parsed. It reports false, having
+// appended nothing, for any other u or p. Comparing the strings' memory
+// rather than their bytes is enough: p is immutable, so a string of the
+// same address and length holds the same bytes.
+func (u *Update) appendPatched(dst []byte, p Packed, set []setEntry) ([]byte, bool) {
+	if len(set) == 0 || u.Clear || len(u.Delete) > 0 || len(p) != len(u.Base.Packed) ||
+		unsafe.StringData(string(p)) != unsafe.StringData(string(u.Base.Packed)) {
+		return dst, false
+	}
+	for i := range set {
+		if at := set[i].at - 1; at < 0 || at > len(p)-len(set[i].v) {
+			return dst, false
+		}
+	}
+	start := len(dst)
+	dst = append(dst, p...)
+	for i := range set {
+		copy(dst[start+set[i].at-1:], set[i].v)
+	}
+	return dst, true
 }
 
 // appendInPlace is AppendPacked's one-scan path, for the commonest
@@ -410,6 +440,10 @@ type span struct{ start, end int }
 type setEntry struct {
 	k string
 	v []byte
+	// at is 1 + the offset in Update.Base.Packed of the value v replaces,
+	// when the manager knows it (the request read that value) and v is
+	// exactly as long; 0 otherwise. See appendPatched.
+	at int
 }
 
 func (u *Update) setEntries(buf []setEntry) []setEntry {
@@ -417,7 +451,7 @@ func (u *Update) setEntries(buf []setEntry) []setEntry {
 		return u.set
 	}
 	for k, v := range u.Set {
-		buf = append(buf, setEntry{k, v})
+		buf = append(buf, setEntry{k: k, v: v})
 	}
 	return buf
 }

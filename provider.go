@@ -155,9 +155,12 @@ type Update struct {
 }
 
 // put sets key in both Set and set.
-func (u *Update) put(key string, v []byte) {
+func (u *Update) put(key string, v []byte) { u.putAt(key, v, 0) }
+
+// putAt is put with setEntry.at.
+func (u *Update) putAt(key string, v []byte, at int) {
 	if u.set != nil {
-		u.set = append(u.set, setEntry{key, v})
+		u.set = append(u.set, setEntry{k: key, v: v, at: at})
 	}
 	u.Set[key] = v
 }

@@ -10,15 +10,19 @@ import (
 // times outside int64's range (before 1678 or after 2262) instead of
 // wrapping; the zero time is 0, a deadline long past.
 func UnixNano(t time.Time) int64 {
+	const maxSec, minSec = math.MaxInt64 / int64(time.Second), math.MinInt64 / int64(time.Second)
+	// One reading of the seconds decides the common case: every write
+	// converts a deadline or two. The zero time lies before minSec.
+	sec := t.Unix()
 	switch {
+	case sec > minSec && sec < maxSec:
+		return sec*int64(time.Second) + int64(t.Nanosecond())
 	case t.IsZero():
 		return 0
-	case t.Unix() >= math.MaxInt64/int64(time.Second):
+	case sec >= maxSec:
 		return math.MaxInt64
-	case t.Unix() <= math.MinInt64/int64(time.Second):
-		return math.MinInt64
 	}
-	return t.UnixNano()
+	return math.MinInt64
 }
 
 // until returns t-now, clamped to Duration's range like time.Time.Sub,

@@ -82,9 +82,31 @@ func TestUnixNano(t *testing.T) {
 	if got := UnixNano(time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)); got != math.MinInt64 {
 		t.Errorf("year 1000 = %d, want MinInt64", got)
 	}
-	ts := time.Unix(1700000000, 123)
-	if got := UnixNano(ts); got != ts.UnixNano() {
-		t.Errorf("%v = %d, want %d", ts, got, ts.UnixNano())
+	const maxSec, minSec = math.MaxInt64 / int64(time.Second), math.MinInt64 / int64(time.Second)
+	for _, ts := range []time.Time{
+		time.Unix(1700000000, 123),
+		time.Unix(-1, 5),                // before 1970, nanoseconds after
+		time.Unix(maxSec-1, 999999999),  // the last second in range
+		time.Unix(minSec+1, 0),          // the first one
+		time.Unix(0, math.MaxInt64),     // the very ends of int64
+		time.Unix(0, math.MinInt64+2e9), // (time.Unix normalizes)
+		time.Now(),                      // with a monotonic reading
+		time.Now().In(time.FixedZone("x", 3600)),
+	} {
+		if got := UnixNano(ts); got != ts.UnixNano() {
+			t.Errorf("%v = %d, want %d", ts, got, ts.UnixNano())
+		}
+	}
+	for _, c := range []struct {
+		t    time.Time
+		want int64
+	}{
+		{time.Unix(maxSec, 0), math.MaxInt64},
+		{time.Unix(minSec, 0), math.MinInt64},
+	} {
+		if got := UnixNano(c.t); got != c.want {
+			t.Errorf("%v = %d, want %d", c.t, got, c.want)
+		}
 	}
 }
 

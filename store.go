@@ -121,6 +121,12 @@ type storeData struct {
 	// call to it (see keyFor).
 	idBuf     *[DefaultIDLength]byte
 	idBufUsed bool // idBuf is used once only
+	// hintKey and hintOld are the value a typed getter last read out of
+	// base, as it lies there: a save that overwrites it at the same length
+	// tells the provider where (setEntry.at), and AppendPacked then patches
+	// a copy of the stored session rather than parsing it.
+	hintKey string
+	hintOld []byte
 	// setBuf holds a save's Update.set, so listing it costs nothing.
 	setBuf [4]setEntry
 	// metaBuf holds a new session's bookkeeping for a Copier's save.
@@ -645,19 +651,24 @@ func (s *storeState) idleTimeout() time.Duration {
 	return s.m.cfg.IdleTimeout
 }
 
-// deadline is when the session expires if it is saved at now.
+// deadline is when the session expires if it is saved at now, the zero
+// time for never. It is worked out in Unix nanoseconds, clamped as
+// providers store deadlines (see UnixNano): every write computes it, and
+// that costs a third of time.Time's arithmetic.
 func (s *storeState) deadline(now time.Time) time.Time {
-	idle := s.idleTimeout()
-	var d time.Time
-	if idle > 0 {
-		d = now.Add(idle)
+	d, ok := int64(0), false
+	if idle := s.idleTimeout(); idle > 0 {
+		d, ok = addNanos(UnixNano(now), idle), true
 	}
 	if abs := s.m.cfg.AbsoluteTimeout; abs > 0 {
-		if limit := s.created.Add(abs); d.IsZero() || limit.Before(d) {
-			d = limit
+		if limit := addNanos(UnixNano(s.created), abs); !ok || limit < d {
+			d, ok = limit, true
 		}
 	}
-	return d
+	if !ok {
+		return time.Time{}
+	}
+	return time.Unix(0, d)
 }
 
 // touchEvery is the fraction of the idle timeout after which an unchanged
@@ -725,8 +736,8 @@ func (s *storeState) saveLocked(ctx context.Context) error {
 func (s *storeState) writeLocked(ctx context.Context, st *providerState) error {
 	now := s.clock(ctx)
 	ctx = s.withClock(ctx, now, st.copies)
-	u, err := s.pendingUpdate(now, st.copies)
-	if err != nil {
+	var u Update
+	if err := s.pendingUpdate(&u, now, st.copies); err != nil {
 		return err
 	}
 	// Deferred so that even a provider's panic leaves the map empty for
@@ -744,12 +755,14 @@ func (s *storeState) writeLocked(ctx context.Context, st *providerState) error {
 	return nil
 }
 
-// pendingUpdate builds the Update that saves this request's changes at
-// now: the changes encoded, a new session's bookkeeping, the deadline. The
-// caller gives u.Set back with releaseSetMap once the Update is sent.
-// reuse encodes into the state's own buffer, for a Copier.
-func (s *storeState) pendingUpdate(now time.Time, reuse bool) (Update, error) {
-	u := Update{Create: s.isNew, Clear: s.cleared, Set: s.takeSetMap(), set: s.setBuf[:0]}
+// pendingUpdate builds in u, a zero Update, the one that saves this
+// request's changes at now: the changes encoded, a new session's
+// bookkeeping, the deadline. The caller gives u.Set back with
+// releaseSetMap once the Update is sent. reuse encodes into the state's
+// own buffer, for a Copier. (An Update is twenty words: filled in place,
+// rather than returned, it is not copied on every write.)
+func (s *storeState) pendingUpdate(u *Update, now time.Time, reuse bool) error {
+	u.Create, u.Clear, u.Set, u.set = s.isNew, s.cleared, s.takeSetMap(), s.setBuf[:0]
 	if s.isNew {
 		// The bookkeeping goes first: every request looks it up when it
 		// loads the session, and a packed lookup scans from the front.
@@ -763,12 +776,12 @@ func (s *storeState) pendingUpdate(now time.Time, reuse bool) (Update, error) {
 	} else if !s.written {
 		u.Base = s.base
 	}
-	if err := s.encodeChanges(&u, reuse); err != nil {
+	if err := s.encodeChanges(u, reuse); err != nil {
 		s.releaseSetMap(u.Set)
-		return Update{}, err
+		return err
 	}
 	u.Expires = s.deadline(now)
-	return u, nil
+	return nil
 }
 
 // clock returns the time a write of this request is stamped with (see
@@ -876,12 +889,15 @@ const maxKeptBuffer = 4 << 10
 func (s *storeState) encodeChanges(u *Update, reuse bool) error {
 	var arena []byte
 	size := 0
-	for _, c := range s.pending.list {
-		if !c.saved && !c.del && c.raw == nil {
+	list := s.pending.list
+	// Indexed, not ranged by value: a change is eight words to copy.
+	for i := range list {
+		if c := &list[i]; !c.saved && !c.del && c.raw == nil {
 			size += encodedSize(c.v)
 		}
 	}
-	for _, c := range s.pending.list {
+	for i := range list {
+		c := &list[i]
 		switch {
 		case c.saved:
 		case c.del:
@@ -904,10 +920,28 @@ func (s *storeState) encodeChanges(u *Update, reuse bool) error {
 			if arena, err = appendValue(arena, s.m.cfg.Codec, c.v); err != nil {
 				return fmt.Errorf("sessionkit: encode %q: %w", c.key, err)
 			}
-			u.put(c.key, arena[start:len(arena):len(arena)])
+			v := arena[start:len(arena):len(arena)]
+			u.putAt(c.key, v, s.hintAt(u, c.key, v))
 		}
 	}
 	return nil
+}
+
+// hintAt returns setEntry.at for v, about to be saved under key: where
+// the value it replaces lies in u.Base.Packed, if a getter read it there
+// (hintOld) and v is as long, else 0. The offset is taken from the
+// slices' addresses, and checked to lie inside Base, so a hint left from
+// before base changed is never used.
+func (s *storeState) hintAt(u *Update, key string, v []byte) int {
+	old, base := s.hintOld, u.Base.Packed
+	if len(old) != len(v) || len(old) == 0 || len(base) == 0 || key != s.hintKey {
+		return 0
+	}
+	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(old))) - uintptr(unsafe.Pointer(unsafe.StringData(string(base)))))
+	if off < 0 || off > len(base)-len(old) {
+		return 0
+	}
+	return off + 1
 }
 
 // markSaved records that u, built from the pending changes, was written.
@@ -930,8 +964,8 @@ func (s *storeState) markSaved(u *Update) {
 // merged, sealed into a new cookie. If it cannot be sealed (too large for
 // a cookie), nothing is written and the client keeps its previous cookie.
 func (s *storeState) sealLocked(cs ClientSide) error {
-	u, err := s.pendingUpdate(wallNow(), false)
-	if err != nil {
+	var u Update
+	if err := s.pendingUpdate(&u, wallNow(), false); err != nil {
 		return err
 	}
 	defer s.releaseSetMap(u.Set)
