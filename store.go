@@ -743,7 +743,7 @@ func (s *storeState) writeLocked(ctx context.Context, st *providerState) error {
 	// Deferred so that even a provider's panic leaves the map empty for
 	// the state's next request: it must never carry one session's values
 	// into another's save.
-	defer s.releaseSetMap(u.Set)
+	defer s.releaseSetMap(&u)
 	if err := s.updateLocked(ctx, st, &u); err != nil {
 		return err
 	}
@@ -777,7 +777,7 @@ func (s *storeState) pendingUpdate(u *Update, now time.Time, reuse bool) error {
 		u.Base = s.base
 	}
 	if err := s.encodeChanges(u, reuse); err != nil {
-		s.releaseSetMap(u.Set)
+		s.releaseSetMap(u)
 		return err
 	}
 	u.Expires = s.deadline(now)
@@ -861,14 +861,15 @@ func (s *storeState) takeSetMap() map[string][]byte {
 	return s.setMap
 }
 
-// releaseSetMap empties Set's map for the state's next save.
-func (s *storeState) releaseSetMap(m map[string][]byte) {
-	if len(m) > 64 {
+// releaseSetMap empties u's Set map for the state's next save. (u.set,
+// in setBuf, is cleared with the rest of the state when the request ends;
+// a later save of the same request writes its own entries over it.)
+func (s *storeState) releaseSetMap(u *Update) {
+	if len(u.Set) > 64 {
 		s.setMap = nil // let an unusually large one go rather than keep it
 		return
 	}
-	clear(m)
-	clear(s.setBuf[:])
+	clear(u.Set)
 }
 
 // maxKeptBuffer bounds the encoding buffer a state keeps between
@@ -968,7 +969,7 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 	if err := s.pendingUpdate(&u, wallNow(), false); err != nil {
 		return err
 	}
-	defer s.releaseSetMap(u.Set)
+	defer s.releaseSetMap(&u)
 	// base holds everything saved so far: sealLocked folds every save
 	// into it and keeps no saved changes pending. The whole session is
 	// merged packed, as the cookie carries it, with no map in between.
