@@ -176,36 +176,46 @@ func bytesOf(s string) []byte {
 // and must not be modified.
 func (p Packed) Lookup(key string) ([]byte, bool) {
 	s := string(p)
-	if len(s) == 0 || s[0] != recordVersion {
+	if len(s) < 2 || s[0] != recordVersion {
 		return nil, false
 	}
 	// The scan is written out, one-byte lengths inline, rather than going
-	// through packedScan: this is the lookup every request makes.
-	left, i := uvarintAt(s, 1)
-	for ; left > 0 && i >= 0; left-- {
-		var n uint64
-		if uint(i) < uint(len(s)) && s[i] < 0x80 {
-			n, i = uint64(s[i]), i+1
-		} else if n, i = uvarintSlow(s, i); i < 0 {
+	// through packedScan: this is the lookup every request makes. It
+	// walks a shrinking string, which spares most bounds checks.
+	left, rest := uint64(s[1]), s[2:]
+	if left >= 0x80 {
+		var i int
+		if left, i = uvarintSlow(s, 1); i < 0 {
+			return nil, false
+		}
+		rest = s[i:]
+	}
+	for ; left > 0 && len(rest) > 0; left-- {
+		n, j := uint64(rest[0]), 1
+		if n >= 0x80 {
+			if n, j = uvarintSlow(rest, 0); j < 0 {
+				break
+			}
+		}
+		// The key, and at least the value's length after it.
+		if n >= uint64(len(rest)-j) {
 			break
 		}
-		if n > uint64(len(s)-i) {
-			break
+		k := rest[j : j+int(n)]
+		rest = rest[j+int(n):]
+		n, j = uint64(rest[0]), 1
+		if n >= 0x80 {
+			if n, j = uvarintSlow(rest, 0); j < 0 {
+				break
+			}
 		}
-		k := s[i : i+int(n)]
-		i += int(n)
-		if uint(i) < uint(len(s)) && s[i] < 0x80 {
-			n, i = uint64(s[i]), i+1
-		} else if n, i = uvarintSlow(s, i); i < 0 {
-			break
-		}
-		if n > uint64(len(s)-i) {
+		if n > uint64(len(rest)-j) {
 			break
 		}
 		if k == key {
-			return bytesOf(s[i : i+int(n)]), true
+			return bytesOf(rest[j : j+int(n)]), true
 		}
-		i += int(n)
+		rest = rest[j+int(n):]
 	}
 	return nil, false
 }
