@@ -654,7 +654,7 @@ func (s *storeState) idleTimeout() time.Duration {
 // deadline is when the session expires if it is saved at now, the zero
 // time for never. It is worked out in Unix nanoseconds, clamped as
 // providers store deadlines (see UnixNano): every write computes it, and
-// that costs a third of time.Time's arithmetic.
+// that costs less than half of what time.Time's arithmetic did.
 func (s *storeState) deadline(now time.Time) time.Time {
 	d, ok := int64(0), false
 	if idle := s.idleTimeout(); idle > 0 {
