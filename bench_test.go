@@ -140,6 +140,16 @@ func BenchmarkBaseline(b *testing.B) {
 	}
 }
 
+// BenchmarkWriteUnread is W2's write without its read: a request that
+// reads one key and overwrites another at the same length (a "last seen"
+// stamp beside the user's name), to read against BenchmarkW2Increment.
+func BenchmarkWriteUnread(b *testing.B) {
+	runSerial(b, func(s *sessionkit.Store) {
+		_, _ = s.GetString("name")
+		s.Set("n", 1)
+	}, true)
+}
+
 // The cost of the security options on W1, to read against
 // BenchmarkW1ReadUnchanged in the same run.
 func BenchmarkW1HashedIDs(b *testing.B) { runSerialWith(b, sessionkit.Config{HashIDs: true}, w1, true) }

@@ -98,10 +98,10 @@ func (p *packedProvider) Update(_ context.Context, id string, u Update) error {
 	return nil
 }
 
-// A request that reads a value and writes it back at the same length has
-// its save patched into a copy of what it read; any other write, or one
-// that meets a session another request changed since, is merged, and no
-// write is lost.
+// A request that writes values back at their length, read or not, has its
+// save patched into a copy of what it read; any other write, or one that
+// meets a session another request changed since, is merged, and no write
+// is lost.
 func TestReadModifyWriteIsPatched(t *testing.T) {
 	p := &packedProvider{releaseProvider: releaseProvider{recs: map[string]Record{}}}
 	m := New(Config{IdleTimeout: time.Hour})
@@ -146,7 +146,9 @@ func TestReadModifyWriteIsPatched(t *testing.T) {
 	if err := s.Save(ctx); err != nil || p.patched != 1 {
 		t.Fatalf("read-modify-write: err %v, patched %d times, want 1", err, p.patched)
 	}
-	// Another key than the one read, or a value of another length: merged.
+	// A key the request did not read, overwritten at its length: patched
+	// too, its place looked up. A value of another length, or a key the
+	// session lacks: merged.
 	s = open()
 	_, _ = s.GetInt("n")
 	s.Set("name", "SESSIONKIT")
@@ -158,8 +160,13 @@ func TestReadModifyWriteIsPatched(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if p.patched != 1 {
-		t.Fatalf("patched %d times, want 1", p.patched)
+	if p.patched != 2 {
+		t.Fatalf("patched %d times, want 2", p.patched)
+	}
+	s = open()
+	s.Set("fresh", 1)
+	if err := s.Save(ctx); err != nil || p.patched != 2 {
+		t.Fatalf("new key: err %v, patched %d times, want 2", err, p.patched)
 	}
 	// A request that read n while another lengthened the value before it
 	// (moving n): the stored session is not the one it read, so its save
@@ -174,8 +181,8 @@ func TestReadModifyWriteIsPatched(t *testing.T) {
 	if err := s.Save(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if p.patched != 1 {
-		t.Fatalf("patched %d times, want 1", p.patched)
+	if p.patched != 2 {
+		t.Fatalf("patched %d times, want 2", p.patched)
 	}
 	check := open()
 	if n, err := check.GetInt("n"); err != nil || n != 1001 {
@@ -183,5 +190,8 @@ func TestReadModifyWriteIsPatched(t *testing.T) {
 	}
 	if v, err := check.GetString("name"); err != nil || v != "a much longer name than before" {
 		t.Fatalf("name = %q, %v", v, err)
+	}
+	if v, err := check.GetInt("fresh"); err != nil || v != 1 {
+		t.Fatalf("fresh = %d, %v", v, err)
 	}
 }

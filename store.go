@@ -123,8 +123,9 @@ type storeData struct {
 	idBufUsed bool // idBuf is used once only
 	// hintKey and hintOld are the value a typed getter last read out of
 	// base, as it lies there: a save that overwrites it at the same length
-	// tells the provider where (setEntry.at), and AppendPacked then patches
-	// a copy of the stored session rather than parsing it.
+	// tells the provider where (setEntry.at) without looking it up again,
+	// and AppendPacked then patches a copy of the stored session rather
+	// than parsing it (see placeOf).
 	hintKey string
 	hintOld []byte
 	// setBuf holds a save's Update.set, so listing it costs nothing.
@@ -897,14 +898,19 @@ func (s *storeState) encodeChanges(u *Update, reuse bool) error {
 			size += encodedSize(c.v)
 		}
 	}
+	// patch: every value so far overwrites one of the session as read,
+	// at its length (see placeOf); once one does not, none is looked for.
+	patch := len(u.Base.Packed) > 0
 	for i := range list {
 		c := &list[i]
 		switch {
 		case c.saved:
 		case c.del:
 			u.Delete = append(u.Delete, c.key)
+			patch = false
 		case c.raw != nil:
 			u.put(c.key, c.raw)
+			patch = false
 		default:
 			if arena == nil {
 				if reuse {
@@ -922,20 +928,33 @@ func (s *storeState) encodeChanges(u *Update, reuse bool) error {
 				return fmt.Errorf("sessionkit: encode %q: %w", c.key, err)
 			}
 			v := arena[start:len(arena):len(arena)]
-			u.putAt(c.key, v, s.hintAt(u, c.key, v))
+			at := 0
+			if patch {
+				at = s.placeOf(u.Base.Packed, c.key, v)
+				patch = at != 0
+			}
+			u.putAt(c.key, v, at)
 		}
 	}
 	return nil
 }
 
-// hintAt returns setEntry.at for v, about to be saved under key: where
-// the value it replaces lies in u.Base.Packed, if a getter read it there
-// (hintOld) and v is as long, else 0. The offset is taken from the
-// slices' addresses, and checked to lie inside Base, so a hint left from
-// before base changed is never used.
-func (s *storeState) hintAt(u *Update, key string, v []byte) int {
-	old, base := s.hintOld, u.Base.Packed
-	if len(old) != len(v) || len(old) == 0 || len(base) == 0 || key != s.hintKey {
+// placeOf returns setEntry.at for v, about to be saved under key: where
+// the value it replaces lies in base (the session as the request read
+// it, Update.Base.Packed), if it is as long as v, else 0. A value a getter
+// read is where it noted it (hintOld); another is looked up, which costs
+// far less than the merge the place spares (see appendPatched). The
+// offset is taken from the slices' addresses and checked to lie inside
+// base, so a note left from before base changed is never used.
+func (s *storeState) placeOf(base Packed, key string, v []byte) int {
+	old := s.hintOld
+	if key != s.hintKey {
+		var ok bool
+		if old, ok = base.Lookup(key); !ok {
+			return 0
+		}
+	}
+	if len(old) != len(v) || len(old) == 0 {
 		return 0
 	}
 	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(old))) - uintptr(unsafe.Pointer(unsafe.StringData(string(base)))))
