@@ -22,12 +22,17 @@
 // so that it reads the same amount of Redis's memory as W1 does, and the
 // tool prints the ratios to it too. Its keys are removed at the end.
 //
+// With -nethttp the server is net/http's instead, and W1 and W2 go
+// through Session.Middleware: the same load generator, sessions and
+// checks, for the net/http side's cost end to end.
+//
 // It talks to 127.0.0.1 only (and to the -redis server), and stops by
 // itself after rounds × 3 × duration (plus a short warm-up), or earlier
 // when a run reaches -max-requests.
 //
 //	go run ./cmd/sessionkit-load -duration 5s -conns 32 -rounds 3
 //	go run ./cmd/sessionkit-load -redis 127.0.0.1:6379
+//	go run ./cmd/sessionkit-load -nethttp
 package main
 
 import (
@@ -35,7 +40,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -71,6 +78,7 @@ func main() {
 	localCache := flag.Bool("local-cache", false, "with -redis, turn on the redis provider's LocalCache")
 	only := flag.String("only", "", "run only this handler in the rounds (bare, W1 or W2), e.g. to profile it")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the rounds (client and server both) to this file")
+	netHTTP := flag.Bool("nethttp", false, "serve with net/http, W1 and W2 through Session.Middleware, instead of fasthttp")
 	flag.Parse()
 	if *duration <= 0 || *conns <= 0 || *rounds <= 0 || *sessions <= 0 || *maxRequests <= 0 {
 		fail(errors.New("-duration, -conns, -rounds, -sessions and -max-requests must be positive"))
@@ -121,9 +129,25 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	srv := &fasthttp.Server{Handler: handler, Name: "sessionkit-load"}
+	// Sessions are preloaded, and their counters summed, through the
+	// fasthttp handler in process either way: one manager serves both.
+	var shutdown func() error
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	if *netHTTP {
+		srv := &http.Server{Handler: newHTTPHandler(m, rdb, prefix), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				served <- err
+				return
+			}
+			served <- nil
+		}()
+		shutdown = func() error { return srv.Shutdown(context.Background()) }
+	} else {
+		srv := &fasthttp.Server{Handler: handler, Name: "sessionkit-load"}
+		go func() { served <- srv.Serve(ln) }()
+		shutdown = srv.Shutdown
+	}
 	addr := ln.Addr().String()
 
 	client := &fasthttp.HostClient{
@@ -142,8 +166,12 @@ func main() {
 			store = "redis provider with LocalCache at " + *redisAddr + "; bare does one plain GET"
 		}
 	}
-	fmt.Printf("server http://%s, %d connections, %s per run, %d rounds, %d sessions, %s, GOMAXPROCS=%d, %s\n\n",
-		addr, *conns, *duration, *rounds, len(ids), store, runtime.GOMAXPROCS(0), runtime.Version())
+	server := "fasthttp"
+	if *netHTTP {
+		server = "net/http, W1 and W2 through Session.Middleware"
+	}
+	fmt.Printf("server http://%s (%s), %d connections, %s per run, %d rounds, %d sessions, %s, GOMAXPROCS=%d, %s\n\n",
+		addr, server, *conns, *duration, *rounds, len(ids), store, runtime.GOMAXPROCS(0), runtime.Version())
 
 	// w2OK counts the W2 requests answered 200, each of which added one
 	// to a counter; w2Errs those that failed, which may or may not have.
@@ -187,7 +215,7 @@ func main() {
 	}
 
 	pprof.StopCPUProfile()
-	if err := srv.Shutdown(); err != nil {
+	if err := shutdown(); err != nil {
 		fail(err)
 	}
 	if err := <-served; err != nil {
@@ -357,6 +385,54 @@ func newHandler(m *sessionkit.Session, rdb *redis.Client, prefix string) fasthtt
 		}
 		ctx.SetBodyString("ok")
 	}
+}
+
+// newHTTPHandler is newHandler for net/http: bare and keyed as there,
+// W1 and W2 through m's Middleware, which starts the session and saves it.
+func newHTTPHandler(m *sessionkit.Session, rdb *redis.Client, prefix string) http.Handler {
+	plainKey := prefix + "plain"
+	work := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := m.FromContext(r.Context())
+		switch r.URL.Path {
+		case "/W1":
+			_, _ = s.GetString("name")
+		case "/W2":
+			n, err := s.GetInt("n")
+			if err != nil {
+				// A lost session would restart the count: fail loudly.
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			s.Set("n", n+1)
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/bare":
+			if rdb != nil {
+				if err := rdb.Get(r.Context(), plainKey).Err(); err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+			}
+			_, _ = io.WriteString(w, "ok")
+		case "/keyed":
+			c, err := r.Cookie(cookieName)
+			if err == nil {
+				err = rdb.Get(r.Context(), keyedKey(prefix, c.Value)).Err()
+			}
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			_, _ = io.WriteString(w, "ok")
+		case "/W1", "/W2":
+			work.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 }
 
 // serveSession starts the request's session, runs work on it and saves
