@@ -358,10 +358,10 @@ func (u *Update) appendPacked(dst []byte, p Packed, set []setEntry) []byte {
 }
 
 // appendPatched is AppendPacked's no-scan path, for the commonest write of
-// all (read a value, write it back changed: a counter, a flag, a time): p
-// is the very Packed the request read, u.Base.Packed, and each value u sets
-// replaces one the request read out of it, at the same length, whose place
-// the manager noted (setEntry.at). Then the result is p copied, those
+// all (a value written back changed: a counter, a flag, a time): p is the
+// very Packed the request read, u.Base.Packed, and each value u sets
+// replaces one of p's, at the same length, whose place the manager found
+// (setEntry.at). Then the result is p copied, those
 // bytes overwritten, with no entry parsed. It reports false, having
 // appended nothing, for any other u or p. Comparing the strings' memory
 // rather than their bytes is enough: p is immutable, so a string of the
@@ -461,8 +461,9 @@ type setEntry struct {
 	k string
 	v []byte
 	// at is 1 + the offset in Update.Base.Packed of the value v replaces,
-	// when the manager knows it (the request read that value) and v is
-	// exactly as long; 0 otherwise. See appendPatched.
+	// when the manager found it there (a getter noted it, or the save
+	// looked it up) and v is exactly as long; 0 otherwise. See
+	// appendPatched and storeState.placeOf.
 	at int
 }
 
