@@ -333,3 +333,33 @@ func TestCopierContextsDoNotCross(t *testing.T) {
 		t.Fatalf("%d provider calls saw another request's context", n)
 	}
 }
+
+var nowSink time.Time
+
+// BenchmarkNow is Now without a request time (the coarse clock), to read
+// against BenchmarkTimeNow, the full reading it replaces, in the same run.
+func BenchmarkNow(b *testing.B) {
+	ctx := context.Background()
+	for b.Loop() {
+		nowSink = sessionkit.Now(ctx)
+	}
+}
+
+func BenchmarkTimeNow(b *testing.B) {
+	for b.Loop() {
+		nowSink = time.Now()
+	}
+}
+
+// BenchmarkNowParallel checks that readers on several cores do not pass
+// the coarse clock's cache line around.
+func BenchmarkNowParallel(b *testing.B) {
+	ctx := context.Background()
+	b.RunParallel(func(pb *testing.PB) {
+		var t time.Time
+		for pb.Next() {
+			t = sessionkit.Now(ctx)
+		}
+		_ = t
+	})
+}
