@@ -135,3 +135,34 @@ func TestRedisRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// The report gives each library's parallel speed-up, round by round, and
+// the baseline's.
+func TestSpeedups(t *testing.T) {
+	libs := []LibInfo{{Name: "sessionkit"}, {Name: "go-sessions"}}
+	results := []Result{
+		{Workload: "W1", Mode: "serial", Lib: "sessionkit", NsOp: 300, Samples: []float64{300, 400, 200}},
+		{Workload: "W1", Mode: "parallel", Lib: "sessionkit", NsOp: 150, Samples: []float64{100, 400, 100}},
+		{Workload: "W2", Mode: "serial", Lib: "sessionkit", NsOp: 600},
+		{Workload: "W2", Mode: "parallel", Lib: "sessionkit", NsOp: 400},
+		{Workload: "W1", Mode: "serial", Lib: "go-sessions", NsOp: 500},
+		{Workload: "W1", Mode: "parallel", Lib: "go-sessions", Err: "benchmark failed"},
+	}
+	baseline := []Result{
+		{Workload: "baseline", Mode: "serial", Lib: "none", NsOp: 40, Samples: []float64{40}},
+		{Workload: "baseline", Mode: "parallel", Lib: "none", NsOp: 25, Samples: []float64{25}},
+	}
+	// W1: per-round ratios 3, 1, 2 → 2 (the ratio of the medians would
+	// be 2 too, so W2, without samples, checks the fallback: 1.5).
+	want := "Parallel speed-up (serial ns/op ÷ parallel ns/op, median of the per-round ratios): sessionkit W1 2.00, W2 1.50; the baseline alone 1.60."
+	if got := speedups(libs, results, baseline); got != want {
+		t.Errorf("speedups =\n%s\nwant\n%s", got, want)
+	}
+	results[1].Samples = []float64{100, 100, 100} // ratios 3, 4, 2 → 3; medians would give 2
+	if got := speedup(results, "W1", "sessionkit"); got != 3 {
+		t.Errorf("speedup with per-round samples = %v, want 3 (the median of the ratios)", got)
+	}
+	if got := speedups(libs, results[4:], nil); got != "" {
+		t.Errorf("speedups without a parallel result = %q, want none", got)
+	}
+}

@@ -301,7 +301,60 @@ func writeResults(w io.Writer, libs []LibInfo, results, baseline []Result, basel
 		}
 		fmt.Fprintf(w, "Every number includes %s, which alone costs: %s.\n", baselineWhat, strings.Join(parts, "; "))
 	}
+	if line := speedups(libs, results, baseline); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	fmt.Fprintln(w)
+}
+
+// speedups describes how much faster each library runs in parallel than
+// serially (the issue asks sessionkit for 1.6 on two cores), and the
+// baseline's, which shares and allocates nothing, as what the machine
+// itself allows. It is "" when the results have no parallel runs.
+func speedups(libs []LibInfo, results, baseline []Result) string {
+	var parts []string
+	for _, l := range libs {
+		var xs []string
+		for _, op := range Workloads {
+			if x := speedup(results, op.String(), l.Name); x > 0 {
+				xs = append(xs, fmt.Sprintf("%s %.2f", op, x))
+			}
+		}
+		if len(xs) > 0 {
+			parts = append(parts, DisplayName(l.Name)+" "+strings.Join(xs, ", "))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	if x := speedup(baseline, "baseline", "none"); x > 0 {
+		parts = append(parts, fmt.Sprintf("the baseline alone %.2f", x))
+	}
+	return "Parallel speed-up (serial ns/op ÷ parallel ns/op, median of the per-round ratios): " + strings.Join(parts, "; ") + "."
+}
+
+// speedup is serial ns/op over parallel ns/op for one workload and
+// library: the median of the per-round ratios when both have a sample for
+// every round (the two modes run in the same round, minutes apart at
+// most), else the ratio of the medians; 0 if either is missing.
+func speedup(results []Result, workload, lib string) float64 {
+	ser, ok1 := find(results, workload, "serial", lib)
+	par, ok2 := find(results, workload, "parallel", lib)
+	if !ok1 || !ok2 || ser.Err != "" || par.Err != "" || ser.NsOp <= 0 || par.NsOp <= 0 {
+		return 0
+	}
+	if len(ser.Samples) > 0 && len(ser.Samples) == len(par.Samples) {
+		ratios := make([]float64, 0, len(ser.Samples))
+		for i, s := range ser.Samples {
+			if par.Samples[i] > 0 {
+				ratios = append(ratios, s/par.Samples[i])
+			}
+		}
+		if len(ratios) == len(ser.Samples) {
+			return Median(ratios)
+		}
+	}
+	return ser.NsOp / par.NsOp
 }
 
 // writeHTTP writes the net/http comparison, if the report has one.
