@@ -49,8 +49,14 @@ func Now(ctx context.Context) time.Time {
 // it is compared with stored deadlines, which carry none either, and
 // arithmetic on it then takes only the wall clock's branch.
 func wallNow() time.Time {
-	if coarse.state.Load() >= clockRunning {
-		return coarse.read()
+	switch coarse.state.Load() {
+	case clockUsed:
+		return time.Unix(0, coarse.nanos.Load())
+	case clockRunning:
+		// Lost to the ticker stopping the clock, this leaves it stopped;
+		// the time read below is a tick old at most.
+		coarse.state.CompareAndSwap(clockRunning, clockUsed)
+		return time.Unix(0, coarse.nanos.Load())
 	}
 	return coarse.start()
 }
@@ -84,16 +90,6 @@ type coarseClock struct {
 }
 
 var coarse coarseClock
-
-// read returns the last tick's time, marking the clock used.
-func (c *coarseClock) read() time.Time {
-	if c.state.Load() == clockRunning {
-		// Lost to the ticker stopping the clock, this leaves it
-		// stopped; the time read below is a tick old at most.
-		c.state.CompareAndSwap(clockRunning, clockUsed)
-	}
-	return time.Unix(0, c.nanos.Load())
-}
 
 // start reads the clock and, unless another reader is doing it, starts
 // the ticker. The time is stored before the state says the clock runs, so
