@@ -77,20 +77,29 @@ func runSerialWith(b *testing.B, cfg sessionkit.Config, work func(*sessionkit.St
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		c := ""
-		if withCookie {
-			// The same stride as the parallel runs and bench/compare:
-			// in the order they were created, sessions lie in memory
-			// one after another, and the processor's prefetching
-			// would hide the cache misses that round-robin traffic
-			// over a large table meets.
-			c = ids[(i*7919)%len(ids)]
-		}
-		if err := handle(m, &ctx, c, work); err != nil {
+		if err := handle(m, &ctx, walk(ids, i, withCookie), work); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
+
+// walk is the cookie of a benchmark's i-th request among ids, "" when it
+// sends none. The stride is bench/compare's too: in the order they were
+// created, sessions lie in memory one after another, and the processor's
+// prefetching would hide the cache misses that round-robin traffic over a
+// large table meets.
+func walk(ids []string, i int, withCookie bool) string {
+	if !withCookie {
+		return ""
+	}
+	return ids[(i*7919)%len(ids)]
+}
+
+// walkStart is where the walk of a parallel benchmark's goroutine begins.
+// Started together at one place, the goroutines would go through the
+// sessions in step and measure two cores fighting over one session's
+// cache lines, which round-robin traffic does not do.
+func walkStart(seq *atomic.Int64, n int) int { return int(seq.Add(1)) * (n / 7) }
 
 func runParallel(b *testing.B, work func(*sessionkit.Store), withCookie bool) {
 	m, ids := benchManager(b)
@@ -100,18 +109,8 @@ func runParallel(b *testing.B, work func(*sessionkit.Store), withCookie bool) {
 	b.RunParallel(func(pb *testing.PB) {
 		var ctx fasthttp.RequestCtx
 		ctx.Init(&fasthttp.Request{}, nil, nil)
-		// Each goroutine starts at its own place in the walk: started
-		// together at one place, they would go through the sessions in
-		// step and measure two cores fighting over one session's cache
-		// lines, which round-robin traffic does not do.
-		i := int(seq.Add(1)) * (len(ids) / 7)
-		for pb.Next() {
-			i++
-			c := ""
-			if withCookie {
-				c = ids[(i*7919)%len(ids)]
-			}
-			if err := handle(m, &ctx, c, work); err != nil {
+		for i := walkStart(&seq, len(ids)); pb.Next(); i++ {
+			if err := handle(m, &ctx, walk(ids, i, withCookie), work); err != nil {
 				b.Error(err)
 				return
 			}

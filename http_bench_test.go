@@ -81,25 +81,15 @@ func runHTTP(b *testing.B, work func(*sessionkit.Store), withCookie, parallel bo
 	if !parallel {
 		c := newHTTPClient()
 		for i := 0; i < b.N; i++ {
-			cookie := ""
-			if withCookie {
-				cookie = cookies[(i*7919)%len(cookies)]
-			}
-			c.do(b, h, cookie)
+			c.do(b, h, walk(cookies, i, withCookie))
 		}
 		return
 	}
 	var seq atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
 		c := newHTTPClient()
-		i := int(seq.Add(1)) * (len(cookies) / 7)
-		for pb.Next() {
-			i++
-			cookie := ""
-			if withCookie {
-				cookie = cookies[(i*7919)%len(cookies)]
-			}
-			c.do(b, h, cookie)
+		for i := walkStart(&seq, len(cookies)); pb.Next(); i++ {
+			c.do(b, h, walk(cookies, i, withCookie))
 		}
 	})
 }
