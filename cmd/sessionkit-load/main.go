@@ -339,6 +339,10 @@ func newHandler(m *sessionkit.Session, rdb *redis.Client, prefix string) fasthtt
 				}
 			}
 		case "/keyed":
+			if rdb == nil { // keyed runs only with -redis
+				ctx.Error("not found", fasthttp.StatusNotFound)
+				return
+			}
 			if err := rdb.Get(ctx, keyedKey(prefix, string(ctx.Request.Header.Cookie(cookieName)))).Err(); err != nil {
 				ctx.Error(err.Error(), fasthttp.StatusInternalServerError)
 				return
@@ -418,6 +422,10 @@ func newHTTPHandler(m *sessionkit.Session, rdb *redis.Client, prefix string) htt
 			}
 			_, _ = io.WriteString(w, "ok")
 		case "/keyed":
+			if rdb == nil { // keyed runs only with -redis
+				http.NotFound(w, r)
+				return
+			}
 			c, err := r.Cookie(cookieName)
 			if err == nil {
 				err = rdb.Get(r.Context(), keyedKey(prefix, c.Value)).Err()

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/memory"
+	"github.com/valyala/fasthttp"
 )
 
 // TestMain runs the command itself when the test re-executes its own
@@ -47,5 +53,28 @@ func TestRuns(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Without Redis there is no keyed handler: a request for it is answered
+// 404 by both servers, not a nil-pointer panic.
+func TestKeyedWithoutRedis(t *testing.T) {
+	m := sessionkit.New(sessionkit.Config{})
+	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/keyed")
+	newHandler(m, nil, "p")(&ctx)
+	if code := ctx.Response.StatusCode(); code != fasthttp.StatusNotFound {
+		t.Errorf("fasthttp: /keyed without Redis answered %d, want 404", code)
+	}
+
+	rec := httptest.NewRecorder()
+	newHTTPHandler(m, nil, "p").ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/keyed", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("net/http: /keyed without Redis answered %d, want 404", rec.Code)
 	}
 }
