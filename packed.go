@@ -309,10 +309,10 @@ func (pb *PackedBuilder) Packed() Packed {
 // that wants the result to share one allocation with something else (the
 // memory provider puts the session's deadline in front of it).
 func (u Update) AppendPacked(dst []byte, p Packed) []byte {
-	if u.set != nil && len(u.set) == len(u.Set) {
-		// The manager's own list: no 384-byte buffer to clear for
-		// listing the map's entries (about a quarter of a patched
-		// merge's own instructions).
+	if len(u.Set) == 0 {
+		// The manager's own list, or nothing set: no 384-byte buffer
+		// to clear for listing a map's entries (about a quarter of a
+		// patched merge's own instructions).
 		return u.appendPacked(dst, p, u.set)
 	}
 	var buf [8]setEntry
@@ -455,8 +455,8 @@ func (u Update) PackedSize(p Packed) int {
 // keeps.
 type span struct{ start, end int }
 
-// setEntry is one of Update.Set's entries. Requests set few keys: a slice
-// of them, searched in order, costs less than probing the map.
+// setEntry is one of the values an Update sets. Requests set few keys: a
+// slice of them, searched in order, costs less than probing a map.
 type setEntry struct {
 	k string
 	v []byte
@@ -467,9 +467,16 @@ type setEntry struct {
 	at int
 }
 
+// setEntries lists the values u sets (see SetEntries), in buf unless
+// they are all in u.set.
 func (u *Update) setEntries(buf []setEntry) []setEntry {
-	if u.set != nil && len(u.set) == len(u.Set) {
+	if len(u.Set) == 0 {
 		return u.set
+	}
+	for _, e := range u.set {
+		if _, ok := u.Set[e.k]; !ok {
+			buf = append(buf, e)
+		}
 	}
 	for k, v := range u.Set {
 		buf = append(buf, setEntry{k: k, v: v})

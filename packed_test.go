@@ -104,20 +104,94 @@ func TestAppendPackedMatchesApply(t *testing.T) {
 			}
 		}
 		want := u.Apply(old)
-		prefix := []byte("id:")
-		b := u.AppendPacked(prefix, Pack(old))
-		if len(b)-len(prefix) != u.PackedSize(Pack(old)) {
-			t.Fatalf("PackedSize = %d, AppendPacked wrote %d", u.PackedSize(Pack(old)), len(b)-len(prefix))
+		for form, u := range updateForms(rng, u) {
+			if got := u.Apply(old); !maps.EqualFunc(got, want, bytes.Equal) {
+				t.Fatalf("case %d, %s: Apply gave %q, want %q", i, form, got, want)
+			}
+			prefix := []byte("id:")
+			b := u.AppendPacked(prefix, Pack(old))
+			if len(b)-len(prefix) != u.PackedSize(Pack(old)) {
+				t.Fatalf("case %d, %s: PackedSize = %d, AppendPacked wrote %d", i, form, u.PackedSize(Pack(old)), len(b)-len(prefix))
+			}
+			if string(b[:len(prefix)]) != "id:" {
+				t.Fatal("AppendPacked overwrote dst")
+			}
+			got, err := ParsePacked(b[len(prefix):])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.EqualFunc(got.Map(), want, bytes.Equal) || got.Len() != len(want) {
+				t.Fatalf("case %d, %s: AppendPacked gave %q, Apply %q", i, form, got.Map(), want)
+			}
 		}
-		if string(b[:len(prefix)]) != "id:" {
-			t.Fatal("AppendPacked overwrote dst")
+	}
+}
+
+// updateForms returns u, whose values are all in Set, in the forms the
+// manager and wrappers give it: the values listed (the manager's Update
+// for a MethodReader), and some listed and some in Set, with stale listed
+// values of keys Set holds too (a wrapper that added to or replaced the
+// values of the manager's Update). Every form sets the same values.
+func updateForms(rng *rand.Rand, u Update) map[string]Update {
+	listed, mixed := u, u
+	listed.Set, mixed.Set = nil, map[string][]byte{}
+	for k, v := range u.Set {
+		listed.put(k, v)
+		switch rng.IntN(3) {
+		case 0:
+			mixed.Set[k] = v
+		case 1:
+			mixed.set = append(mixed.set, setEntry{k: k, v: []byte("stale")})
+			mixed.Set[k] = v
+		default:
+			mixed.put(k, v)
 		}
-		got, err := ParsePacked(b[len(prefix):])
-		if err != nil {
-			t.Fatal(err)
+	}
+	if len(mixed.Set) == 0 {
+		mixed.Set = nil
+	}
+	return map[string]Update{"map": u, "listed": listed, "mixed": mixed}
+}
+
+// The methods that read the values an Update sets see the same values in
+// every form, each key once.
+func TestUpdateSetMethods(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 500; i++ {
+		ref := Update{Set: map[string][]byte{}}
+		for j := rng.IntN(6); j > 0; j-- {
+			ref.Set[string(rune('a'+rng.IntN(8)))] = []byte{byte(rng.IntN(256))}
 		}
-		if !maps.EqualFunc(got.Map(), want, bytes.Equal) || got.Len() != len(want) {
-			t.Fatalf("case %d: AppendPacked gave %q, Apply %q", i, got.Map(), want)
+		for form, u := range updateForms(rng, ref) {
+			if u.SetLen() != len(ref.Set) {
+				t.Fatalf("case %d, %s: SetLen = %d, want %d", i, form, u.SetLen(), len(ref.Set))
+			}
+			seen := map[string][]byte{}
+			for k, v := range u.SetEntries() {
+				if _, ok := seen[k]; ok {
+					t.Fatalf("case %d, %s: SetEntries gave %q twice", i, form, k)
+				}
+				seen[k] = v
+			}
+			if !maps.EqualFunc(seen, ref.Set, bytes.Equal) {
+				t.Fatalf("case %d, %s: SetEntries gave %q, want %q", i, form, seen, ref.Set)
+			}
+			for k, v := range ref.Set {
+				if got := u.lookupSet(k); !bytes.Equal(got, v) {
+					t.Fatalf("case %d, %s: lookupSet(%q) = %q, want %q", i, form, k, got, v)
+				}
+			}
+			if got := u.lookupSet("z"); got != nil {
+				t.Fatalf("case %d, %s: lookupSet of a key not set = %q", i, form, got)
+			}
+			n := 0
+			for range u.SetEntries() {
+				n++
+				break
+			}
+			if want := min(1, len(ref.Set)); n != want {
+				t.Fatalf("case %d, %s: a loop that breaks saw %d values, want %d", i, form, n, want)
+			}
 		}
 	}
 }
@@ -287,20 +361,36 @@ func TestPackedBuilder(t *testing.T) {
 	}
 }
 
-// A key put twice makes the manager's entry list longer than Set, and
-// AppendPacked must then go by the map, where the last value won.
-func TestAppendPackedKeyPutTwice(t *testing.T) {
-	var buf [4]setEntry
-	u := Update{Set: map[string][]byte{}, set: buf[:0]}
-	u.put("a", []byte("1"))
-	u.put("b", []byte("x"))
-	u.put("a", []byte("2"))
-	p, err := ParsePacked(u.AppendPacked(nil, ""))
-	if err != nil {
+// A list holds each key once: a new session's bookkeeping is the save's
+// own, even should an older one be pending, and Set is left nil.
+func TestListedUpdateHoldsEachKeyOnce(t *testing.T) {
+	m := New(Config{})
+	h := newStore(m, nil, false)
+	defer h.Close()
+	s := h.s
+	old := encodeMeta(time.Unix(1, 0), time.Minute)
+	s.pending.put(keyMeta, entry{raw: old})
+	s.pending.put("a", entry{raw: []byte("1")})
+	var u Update
+	now := time.Now()
+	if err := s.pendingUpdate(&u, now, false, true); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := p.Lookup("a"); string(v) != "2" || p.Len() != 2 {
-		t.Fatalf("got %q", p.Map())
+	if u.Set != nil {
+		t.Fatalf("Set = %q, want nil", u.Set)
+	}
+	n := 0
+	for _, e := range u.set {
+		if e.k == keyMeta {
+			n++
+		}
+	}
+	if n != 1 || u.SetLen() != 2 {
+		t.Fatalf("list %q: bookkeeping %d times, %d values; want once, 2", u.set, n, u.SetLen())
+	}
+	created, _, err := readMeta(Record{Values: map[string][]byte{keyMeta: u.lookupSet(keyMeta)}})
+	if err != nil || created != now.UnixNano() {
+		t.Fatalf("bookkeeping created %d (%v), want the save's %d", created, err, now.UnixNano())
 	}
 }
 

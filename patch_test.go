@@ -16,7 +16,7 @@ func TestAppendPackedPatched(t *testing.T) {
 	nameAt := strings.Index(string(base), "sessionkit") + 1
 	build := func(b Packed, entries ...setEntry) Update {
 		var buf [4]setEntry
-		u := Update{Set: map[string][]byte{}, set: buf[:0], Base: Record{Packed: b}}
+		u := Update{set: buf[:0], Base: Record{Packed: b}}
 		for _, e := range entries {
 			u.putAt(e.k, e.v, e.at)
 		}
@@ -39,6 +39,16 @@ func TestAppendPackedPatched(t *testing.T) {
 		{"place past the end", build(base, setEntry{k: "n", v: []byte{8, 9}, at: len(base)}), base, false},
 		{"with a delete", func() Update { u := build(base, both...); u.Delete = []string{"x"}; return u }(), base, false},
 		{"with clear", func() Update { u := build(base, both...); u.Clear = true; return u }(), base, false},
+		{"a value added to Set", func() Update {
+			u := build(base, both...)
+			u.Set = map[string][]byte{"x": {1}}
+			return u
+		}(), base, false},
+		{"a listed value replaced in Set", func() Update {
+			u := build(base, both...)
+			u.Set = map[string][]byte{"n": {5}}
+			return u
+		}(), base, false},
 	} {
 		_, ok := c.u.appendPatched(nil, c.p, c.u.setEntries(nil))
 		if ok != c.patched {
@@ -82,6 +92,10 @@ type packedProvider struct {
 	releaseProvider
 	patched int
 }
+
+// ReadsUpdatesByMethod: the manager then lists the values, with their
+// places, which is what a patch needs.
+func (*packedProvider) ReadsUpdatesByMethod() {}
 
 func (p *packedProvider) Update(_ context.Context, id string, u Update) error {
 	p.mu.Lock()

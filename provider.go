@@ -110,10 +110,12 @@ func (r Record) Map() map[string][]byte {
 // is what keeps two concurrent requests that change different keys from
 // losing each other's writes.
 //
-// The provider may keep references to Set's byte slices, which the manager
-// never modifies, but must neither change nor keep the Set map or the
-// Delete slice themselves: the manager reuses them once Update has
-// returned.
+// The values to set are read with SetLen and SetEntries (AppendPacked,
+// PackedSize and Apply read them too); Set holds them all only for a
+// provider that is not a MethodReader. The provider may keep references to
+// the values' byte slices, which the manager never modifies, but must
+// neither change nor keep the Set map or the Delete slice themselves: the
+// manager reuses them once Update has returned.
 //
 // Base lets a provider skip the read of that read-modify-write. It is the
 // Record this provider's Get returned earlier in the same request, which
@@ -137,7 +139,11 @@ type Update struct {
 	Clear bool
 	// Delete lists keys to remove.
 	Delete []string
-	// Set maps keys to new encoded values.
+	// Set maps keys to new encoded values. For a MethodReader the manager
+	// leaves it nil and lists the values where only Update's methods see
+	// them (SetLen, SetEntries, AppendPacked, PackedSize, Apply). The
+	// methods see Set's entries too, and an entry of Set wins over a
+	// listed value of the same key, so a wrapper may add to Set.
 	Set map[string][]byte
 	// Expires is the new deadline. The zero time keeps the stored one
 	// (never the case for Create, which always carries a deadline).
@@ -147,22 +153,73 @@ type Update struct {
 	// zero Record (Base.Expires is zero only then). See above.
 	Base Record
 
-	// set lists Set's entries when the manager built the Update, so that
-	// AppendPacked need not iterate the map (which costs more than the
-	// rest of a small update). It is trusted only while it is as long as
-	// Set: a key put twice makes it longer.
+	// set lists the values to store when the manager built the Update
+	// for a MethodReader, which leaves Set nil: filling and clearing a
+	// map costs more than the rest of a small write. Its keys are
+	// distinct, and an entry of Set with the same key replaces one here
+	// (see setEntries).
 	set []setEntry
 }
 
-// put sets key in both Set and set.
+// put adds key's new value to u: to Set when the manager fills it,
+// otherwise to the list.
 func (u *Update) put(key string, v []byte) { u.putAt(key, v, 0) }
 
-// putAt is put with setEntry.at.
+// putAt is put with setEntry.at, which only a listed value keeps.
 func (u *Update) putAt(key string, v []byte, at int) {
-	if u.set != nil {
-		u.set = append(u.set, setEntry{k: key, v: v, at: at})
+	if u.Set != nil {
+		u.Set[key] = v
+		return
 	}
-	u.Set[key] = v
+	u.set = append(u.set, setEntry{k: key, v: v, at: at})
+}
+
+// SetLen returns the number of keys u sets.
+func (u *Update) SetLen() int {
+	if len(u.Set) == 0 || len(u.set) == 0 {
+		return len(u.set) + len(u.Set)
+	}
+	n := len(u.Set)
+	for i := range u.set {
+		if _, ok := u.Set[u.set[i].k]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// SetEntries returns an iterator over the keys u sets and their new
+// values, each key once, in no particular order.
+func (u *Update) SetEntries() iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		for i := range u.set {
+			e := &u.set[i]
+			if _, ok := u.Set[e.k]; ok {
+				continue
+			}
+			if !yield(e.k, e.v) {
+				return
+			}
+		}
+		for k, v := range u.Set {
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
+}
+
+// lookupSet returns the value u sets for key, or nil.
+func (u *Update) lookupSet(key string) []byte {
+	if v, ok := u.Set[key]; ok {
+		return v
+	}
+	for i := range u.set {
+		if u.set[i].k == key {
+			return u.set[i].v
+		}
+	}
+	return nil
 }
 
 // Provider stores sessions for a Session manager. It is byte-oriented: the
@@ -179,7 +236,7 @@ func (u *Update) putAt(key string, v []byte, at int) {
 // against any new provider.
 //
 // Optional abilities are separate interfaces, discovered by type assertion:
-// Toucher, Copier, Counter, Ranger and GarbageCollector.
+// Toucher, Copier, MethodReader, Counter, Ranger and GarbageCollector.
 type Provider interface {
 	// Get returns the session's record, or an error wrapping ErrNotFound
 	// if it does not exist or has expired. The caller does not modify the
@@ -211,7 +268,7 @@ type Toucher interface {
 // Copier is a Provider whose calls copy whatever they keep: once a call
 // returns, the provider holds no reference to its context, to its id
 // strings (of any call: Get, Update, Touch, Delete, Rename), or to any
-// byte of u.Set's values. The manager then encodes each save into a
+// byte of the values an Update sets. The manager then encodes each save into a
 // buffer that it reuses for the next one, keeps each request's ID in a
 // buffer that the next request reuses, and hands the provider calls of
 // one request after another the same context (reset for each): that
@@ -227,6 +284,23 @@ type Toucher interface {
 // Copier: a wrapper that embeds one is a Copier too.
 type Copier interface {
 	CopiesUpdates()
+}
+
+// MethodReader is a Provider that reads the values an Update sets only
+// through the Update's methods (SetLen, SetEntries, AppendPacked,
+// PackedSize, Apply), never from its Set field. The manager then leaves
+// Set nil and lists the values where only those methods see them, which
+// spares every write filling and emptying a map. Without MethodReader,
+// Set holds every value.
+//
+// ReadsUpdatesByMethod is a marker and is never called. providertest
+// checks the promise by saving sessions through a Session manager: a
+// provider that makes it and reads Set finds no values there. A wrapper
+// that embeds a MethodReader is one too, so a wrapper that changes an
+// Update's values builds a new Update (or adds to Set, which the methods
+// see, making it first if it is nil) rather than writing into a nil Set.
+type MethodReader interface {
+	ReadsUpdatesByMethod()
 }
 
 // Counter is a Provider that can count its live sessions.

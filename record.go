@@ -83,15 +83,18 @@ func DecodeValues(b []byte) (map[string][]byte, error) {
 func (u Update) Apply(values map[string][]byte) map[string][]byte {
 	var out map[string][]byte
 	if u.Clear {
-		out = make(map[string][]byte, len(u.Set))
+		out = make(map[string][]byte, u.SetLen())
 	} else {
 		out = maps.Clone(values)
 		if out == nil {
-			out = make(map[string][]byte, len(u.Set))
+			out = make(map[string][]byte, u.SetLen())
 		}
 		for _, k := range u.Delete {
 			delete(out, k)
 		}
+	}
+	for _, e := range u.set {
+		out[e.k] = e.v
 	}
 	maps.Copy(out, u.Set)
 	return out

@@ -77,6 +77,7 @@ type providerState struct {
 	toucher Toucher
 	client  ClientSide // non-nil for providers that keep sessions in the cookie
 	copies  bool       // a Copier: saves may reuse their memory (see Copier)
+	listed  bool       // a MethodReader: an Update's values are listed, Set nil
 	stopGC  context.CancelFunc
 	gcDone  chan struct{}
 }
@@ -170,6 +171,7 @@ func (m *Session) UseProvider(p Provider) error {
 	if _, ok := p.(Copier); ok && st.client == nil {
 		st.copies = true
 	}
+	_, st.listed = p.(MethodReader)
 	if gc, ok := p.(GarbageCollector); ok {
 		ctx, cancel := context.WithCancel(context.Background())
 		st.stopGC, st.gcDone = cancel, make(chan struct{})

@@ -738,13 +738,15 @@ func (s *storeState) writeLocked(ctx context.Context, st *providerState) error {
 	now := s.clock(ctx)
 	ctx = s.withClock(ctx, now, st.copies)
 	var u Update
-	if err := s.pendingUpdate(&u, now, st.copies); err != nil {
+	if err := s.pendingUpdate(&u, now, st.copies, st.listed); err != nil {
 		return err
 	}
-	// Deferred so that even a provider's panic leaves the map empty for
-	// the state's next request: it must never carry one session's values
-	// into another's save.
-	defer s.releaseSetMap(&u)
+	if u.Set != nil {
+		// Deferred so that even a provider's panic leaves the map empty
+		// for the state's next request: it must never carry one
+		// session's values into another's save.
+		defer s.releaseSetMap(&u)
+	}
 	if err := s.updateLocked(ctx, st, &u); err != nil {
 		return err
 	}
@@ -758,12 +760,19 @@ func (s *storeState) writeLocked(ctx context.Context, st *providerState) error {
 
 // pendingUpdate builds in u, a zero Update, the one that saves this
 // request's changes at now: the changes encoded, a new session's
-// bookkeeping, the deadline. The caller gives u.Set back with
-// releaseSetMap once the Update is sent. reuse encodes into the state's
-// own buffer, for a Copier. (An Update is twenty words: filled in place,
-// rather than returned, it is not copied on every write.)
-func (s *storeState) pendingUpdate(u *Update, now time.Time, reuse bool) error {
-	u.Create, u.Clear, u.Set, u.set = s.isNew, s.cleared, s.takeSetMap(), s.setBuf[:0]
+// bookkeeping, the deadline. reuse encodes into the state's own buffer,
+// for a Copier. listed lists the values in the state's own buffer, for a
+// MethodReader (and for the manager's own use); otherwise they go into
+// u.Set, a map the caller gives back with releaseSetMap once the Update
+// is sent. (An Update is twenty words: filled in place, rather than
+// returned, it is not copied on every write.)
+func (s *storeState) pendingUpdate(u *Update, now time.Time, reuse, listed bool) error {
+	u.Create, u.Clear = s.isNew, s.cleared
+	if listed {
+		u.set = s.setBuf[:0]
+	} else {
+		u.Set = s.takeSetMap()
+	}
 	if s.isNew {
 		// The bookkeeping goes first: every request looks it up when it
 		// loads the session, and a packed lookup scans from the front.
@@ -862,7 +871,7 @@ func (s *storeState) takeSetMap() map[string][]byte {
 	return s.setMap
 }
 
-// releaseSetMap empties u's Set map for the state's next save. (u.set,
+// releaseSetMap empties u's Set map for the state's next save. (A list,
 // in setBuf, is cleared with the rest of the state when the request ends;
 // a later save of the same request writes its own entries over it.)
 func (s *storeState) releaseSetMap(u *Update) {
@@ -908,6 +917,9 @@ func (s *storeState) encodeChanges(u *Update, reuse bool) error {
 		case c.del:
 			u.Delete = append(u.Delete, c.key)
 			patch = false
+		case c.raw != nil && c.key == keyMeta && s.isNew:
+			// A new session's bookkeeping is pendingUpdate's, made
+			// now; a list holds each key once.
 		case c.raw != nil:
 			u.put(c.key, c.raw)
 			patch = false
@@ -973,8 +985,7 @@ func (s *storeState) markSaved(u *Update) {
 		s.base, s.cache = Record{}, nil
 	}
 	if s.isNew {
-		// pendingUpdate put the bookkeeping first.
-		s.pending.put(keyMeta, entry{raw: u.set[0].v, saved: true})
+		s.pending.put(keyMeta, entry{raw: u.lookupSet(keyMeta), saved: true})
 	}
 	s.cleared, s.isNew, s.shift, s.base.Expires = false, false, false, u.Expires
 	s.written = true
@@ -985,10 +996,9 @@ func (s *storeState) markSaved(u *Update) {
 // a cookie), nothing is written and the client keeps its previous cookie.
 func (s *storeState) sealLocked(cs ClientSide) error {
 	var u Update
-	if err := s.pendingUpdate(&u, wallNow(), false); err != nil {
+	if err := s.pendingUpdate(&u, wallNow(), false, true); err != nil {
 		return err
 	}
-	defer s.releaseSetMap(&u)
 	// base holds everything saved so far: sealLocked folds every save
 	// into it and keeps no saved changes pending. The whole session is
 	// merged packed, as the cookie carries it, with no map in between.

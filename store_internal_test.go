@@ -1,7 +1,9 @@
 package sessionkit
 
 import (
+	"bytes"
 	"context"
+	"maps"
 	"testing"
 	"time"
 	"unsafe"
@@ -228,6 +230,88 @@ func TestNewSessionMemoryIsNotKeptByPlainProviders(t *testing.T) {
 		if i > 0 && &p.metas[i][0] == &p.metas[i-1][0] {
 			t.Fatalf("sessions %d and %d were handed the same bookkeeping memory", i-1, i)
 		}
+	}
+}
+
+// formRecorder records, for each Update, its Set map and the values its
+// methods give.
+type formRecorder struct {
+	keyRecorder
+	sets, seen []map[string][]byte
+}
+
+func (r *formRecorder) Update(_ context.Context, _ string, u Update) error {
+	r.sets = append(r.sets, maps.Clone(u.Set))
+	got := map[string][]byte{}
+	for k, v := range u.SetEntries() {
+		got[k] = bytes.Clone(v)
+	}
+	r.seen = append(r.seen, got)
+	return nil
+}
+
+func (r *formRecorder) recorded() *formRecorder { return r }
+
+// listedRecorder is a formRecorder that is a MethodReader.
+type listedRecorder struct{ formRecorder }
+
+func (*listedRecorder) ReadsUpdatesByMethod() {}
+
+// A MethodReader gets Updates whose Set is nil, any other provider
+// Updates whose Set holds every value; the methods give the same values
+// either way, the bookkeeping of a new session included.
+func TestUpdateFormFollowsMethodReader(t *testing.T) {
+	values := map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}
+	for _, tc := range []struct {
+		name   string
+		p      interface{ recorded() *formRecorder }
+		listed bool
+	}{
+		{"plain", &formRecorder{keyRecorder: keyRecorder{values: values}}, false},
+		{"MethodReader", &listedRecorder{formRecorder{keyRecorder: keyRecorder{values: values}}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, ctx := startStored(t, tc.p.(Provider))
+			s.Set("a", 1)
+			s.Set("b", "x")
+			if err := s.Save(ctx); err != nil {
+				t.Fatal(err)
+			}
+			m := New(Config{})
+			if err := m.UseProvider(tc.p.(Provider)); err != nil {
+				t.Fatal(err)
+			}
+			fresh := new(fasthttp.RequestCtx)
+			fresh.Init(&fasthttp.Request{}, nil, nil)
+			n, err := m.Start(fresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.Set("a", 2)
+			if err := n.Save(fresh); err != nil {
+				t.Fatal(err)
+			}
+			r := tc.p.recorded()
+			if len(r.seen) != 2 {
+				t.Fatalf("%d writes, want 2", len(r.seen))
+			}
+			for i, want := range [][]string{{"a", "b"}, {keyMeta, "a"}} {
+				if len(r.seen[i]) != len(want) {
+					t.Fatalf("write %d: the methods gave %q, want the keys %q", i, r.seen[i], want)
+				}
+				for _, k := range want {
+					if _, ok := r.seen[i][k]; !ok {
+						t.Fatalf("write %d: the methods gave %q, want the keys %q", i, r.seen[i], want)
+					}
+				}
+				if tc.listed && r.sets[i] != nil {
+					t.Fatalf("write %d: Set = %q, want nil for a MethodReader", i, r.sets[i])
+				}
+				if !tc.listed && !maps.EqualFunc(r.sets[i], r.seen[i], bytes.Equal) {
+					t.Fatalf("write %d: Set = %q, want every value, %q", i, r.sets[i], r.seen[i])
+				}
+			}
+		})
 	}
 }
 

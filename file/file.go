@@ -552,7 +552,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	switch {
 	case !live:
 		blob = u.AppendPacked(nil, "")
-	case u.Clear || len(u.Delete) > 0 || len(u.Set) > 0:
+	case u.Clear || len(u.Delete) > 0 || u.SetLen() > 0:
 		values, err := sessionkit.ParsePacked(r.blob)
 		if err != nil {
 			return fmt.Errorf("file: update: %s: %w", l.path, err)
@@ -568,6 +568,10 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	}
 	return nil
 }
+
+// ReadsUpdatesByMethod implements sessionkit.MethodReader: Update reads
+// the values it stores through the Update's methods only.
+func (*Provider) ReadsUpdatesByMethod() {}
 
 // Touch implements sessionkit.Toucher: it rewrites the file with the new
 // deadline, without decoding the values.

@@ -430,7 +430,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 	if done, err := p.writeBlind(ctx, key, u); done || err != nil {
 		return err
 	}
-	changes := u.Clear || len(u.Delete) > 0 || len(u.Set) > 0
+	changes := u.Clear || len(u.Delete) > 0 || u.SetLen() > 0
 	for attempt := range p.maxRetries {
 		if attempt > 0 {
 			if err := backoff(ctx, attempt); err != nil {
@@ -548,6 +548,10 @@ func (p *Provider) writeBlind(ctx context.Context, key string, u sessionkit.Upda
 	}
 	return false, p.netErr("update", err)
 }
+
+// ReadsUpdatesByMethod implements sessionkit.MethodReader: Update reads
+// the values it stores through the Update's methods only.
+func (*Provider) ReadsUpdatesByMethod() {}
 
 // Touch implements sessionkit.Toucher: it rewrites only the deadline,
 // without decoding or re-encoding the values.

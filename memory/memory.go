@@ -138,7 +138,7 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		if e == 0 {
 			e = old
 		}
-		if !u.Clear && len(u.Delete) == 0 && len(u.Set) == 0 && e == old {
+		if !u.Clear && len(u.Delete) == 0 && u.SetLen() == 0 && e == old {
 			return nil
 		}
 		serial := serialOf(cur)
@@ -158,6 +158,10 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 // copies of u's values and of its ID, and no call keeps its context, so
 // the manager may reuse all three for its next save.
 func (*Provider) CopiesUpdates() {}
+
+// ReadsUpdatesByMethod implements sessionkit.MethodReader: Update reads
+// the values it stores through the Update's methods only.
+func (*Provider) ReadsUpdatesByMethod() {}
 
 // Touch implements sessionkit.Toucher.
 func (p *Provider) Touch(ctx context.Context, id string, expires time.Time) error {

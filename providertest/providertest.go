@@ -20,8 +20,10 @@
 // What is checked: a missing ID reads as ErrNotFound; a Record from Get
 // never changes afterwards and Update.Set is not kept; values round-trip
 // byte for byte (binary keys and values, empty values, 256 KiB values);
-// overwrite, delete and clear; a sessionkit.Copier keeps none of the
-// memory it was handed; Create refuses a live ID with ErrExists and
+// overwrite, delete and clear; sessions saved through a sessionkit
+// manager read back (which checks a sessionkit.MethodReader's promise: the
+// manager gives it Updates whose Set is nil); a sessionkit.Copier keeps
+// none of the memory it was handed; Create refuses a live ID with ErrExists and
 // an Update without Create refuses a missing one with ErrNotFound (no
 // resurrection after Delete, Rename or expiry); expiry is honoured on read
 // even before GC; Touch (or an Update with only Expires) extends a session;
@@ -65,6 +67,7 @@ import (
 	"unsafe"
 
 	"github.com/sessionkit/sessionkit"
+	"github.com/valyala/fasthttp"
 )
 
 // NewProvider returns a fresh provider with its own namespace.
@@ -119,6 +122,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"IDLengths", testIDLengths},
 		{"Overwrite", testOverwrite},
 		{"SetMapNotKept", testSetMapNotKept},
+		{"ThroughManager", testThroughManager},
 		{"CopierKeepsNothing", testCopierKeepsNothing},
 		{"GetIsASnapshot", testGetIsASnapshot},
 		{"DeleteKeys", testDeleteKeys},
@@ -1058,4 +1062,73 @@ func testClose(t *testing.T, p sessionkit.Provider) {
 	if err := p.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+}
+
+// testThroughManager saves sessions through a sessionkit manager, as
+// requests do, and reads them back: whatever form the manager gives an
+// Update (for a sessionkit.MethodReader, the values listed and Set nil),
+// every value arrives, whether it creates a session, overwrites a value
+// at its length, deletes or clears.
+func testThroughManager(t *testing.T, p sessionkit.Provider) {
+	m := sessionkit.New(sessionkit.Config{})
+	if err := m.UseProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	step := func(what, cookie string, work func(*sessionkit.Store)) string {
+		t.Helper()
+		if err := request(m, &ctx, cookie, work); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		var c fasthttp.Cookie
+		c.SetKey(m.Config().CookieName)
+		if ctx.Response.Header.Cookie(&c) && len(c.Value()) > 0 {
+			return string(c.Value())
+		}
+		return cookie
+	}
+	want := func(what, cookie string, values map[string]string) {
+		t.Helper()
+		step(what, cookie, func(s *sessionkit.Store) {
+			if s.IsNew() {
+				t.Fatalf("%s: the session was not found", what)
+			}
+			if keys := s.Keys(); len(keys) != len(values) {
+				t.Errorf("%s: keys %q, want %d", what, keys, len(values))
+			}
+			for k, v := range values {
+				if got, err := s.GetString(k); err != nil || got != v {
+					t.Errorf("%s: %s = %q (%v), want %q", what, k, got, err, v)
+				}
+			}
+		})
+	}
+	cookie := step("create", "", func(s *sessionkit.Store) {
+		s.Set("a", "1")
+		s.Set("b", "two")
+	})
+	if cookie == "" {
+		t.Fatal("create: the response sets no session cookie")
+	}
+	want("after create", cookie, map[string]string{"a": "1", "b": "two"})
+	step("overwrite at the same length", cookie, func(s *sessionkit.Store) {
+		if _, err := s.GetString("b"); err != nil {
+			t.Fatal(err)
+		}
+		s.Set("b", "TWO")
+	})
+	want("after the overwrite", cookie, map[string]string{"a": "1", "b": "TWO"})
+	step("delete, add and grow", cookie, func(s *sessionkit.Store) {
+		s.Delete("a")
+		s.Set("c", strings.Repeat("c", 300))
+		s.Set("b", "three")
+	})
+	want("after the delete", cookie, map[string]string{"b": "three", "c": strings.Repeat("c", 300)})
+	step("clear", cookie, func(s *sessionkit.Store) {
+		s.Clear()
+		s.Set("d", "4")
+	})
+	want("after the clear", cookie, map[string]string{"d": "4"})
 }

@@ -794,12 +794,12 @@ func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) e
 		base, full = u.Base.Rev, u.AppendPacked(nil, u.Base.Pack())
 	}
 	tok := token()
-	args := make([]any, scriptHead, scriptHead+2+len(u.Set)+len(u.Delete))
+	args := make([]any, scriptHead, scriptHead+2+u.SetLen()+len(u.Delete))
 	args = append(args, updateArg(&u, dl, tok, base), full)
 	if !u.Clear {
 		// The stored keys to drop: what Set replaces and what Delete
 		// removes (Clear removes everything anyway).
-		for k := range u.Set {
+		for k := range u.SetEntries() {
 			args = append(args, k)
 		}
 		for _, k := range u.Delete {
@@ -866,6 +866,10 @@ func (p *Provider) create(ctx context.Context, id string, u sessionkit.Update) e
 	}
 	return errExists
 }
+
+// ReadsUpdatesByMethod implements sessionkit.MethodReader: Update reads
+// the values it stores through the Update's methods only.
+func (*Provider) ReadsUpdatesByMethod() {}
 
 // Touch implements sessionkit.Toucher in one round trip.
 func (p *Provider) Touch(ctx context.Context, id string, expires time.Time) error {
@@ -1145,8 +1149,9 @@ func (p *Provider) Close() error {
 }
 
 var (
-	_ sessionkit.Provider = (*Provider)(nil)
-	_ sessionkit.Toucher  = (*Provider)(nil)
-	_ sessionkit.Counter  = (*Provider)(nil)
-	_ sessionkit.Ranger   = (*Provider)(nil)
+	_ sessionkit.Provider     = (*Provider)(nil)
+	_ sessionkit.Toucher      = (*Provider)(nil)
+	_ sessionkit.MethodReader = (*Provider)(nil)
+	_ sessionkit.Counter      = (*Provider)(nil)
+	_ sessionkit.Ranger       = (*Provider)(nil)
 )

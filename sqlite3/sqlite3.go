@@ -172,6 +172,7 @@ type Provider struct {
 var (
 	_ sessionkit.Provider         = (*Provider)(nil)
 	_ sessionkit.Toucher          = (*Provider)(nil)
+	_ sessionkit.MethodReader     = (*Provider)(nil)
 	_ sessionkit.Counter          = (*Provider)(nil)
 	_ sessionkit.Ranger           = (*Provider)(nil)
 	_ sessionkit.GarbageCollector = (*Provider)(nil)
@@ -253,6 +254,10 @@ func (p *Provider) Get(ctx context.Context, id string) (sessionkit.Record, error
 func (p *Provider) Update(ctx context.Context, id string, u sessionkit.Update) error {
 	return p.s.Update(ctx, id, u)
 }
+
+// ReadsUpdatesByMethod implements sessionkit.MethodReader: Update reads
+// the values it stores through the Update's methods only.
+func (*Provider) ReadsUpdatesByMethod() {}
 
 // Touch implements sessionkit.Toucher with one UPDATE of the deadline.
 func (p *Provider) Touch(ctx context.Context, id string, expires time.Time) error {

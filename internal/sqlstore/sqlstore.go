@@ -659,7 +659,7 @@ func (s *Store) Update(ctx context.Context, id string, u sessionkit.Update) erro
 	switch {
 	case u.Create:
 		return s.createSession(ctx, id, u, now)
-	case !u.Clear && len(u.Delete) == 0 && len(u.Set) == 0:
+	case !u.Clear && len(u.Delete) == 0 && u.SetLen() == 0:
 		if u.Expires.IsZero() {
 			return s.live(ctx, "update", id, now)
 		}
