@@ -114,8 +114,9 @@ func (r Record) Map() map[string][]byte {
 // PackedSize and Apply read them too); Set holds them all only for a
 // provider that is not a MethodReader. The provider may keep references to
 // the values' byte slices, which the manager never modifies, but must
-// neither change nor keep the Set map or the Delete slice themselves: the
-// manager reuses them once Update has returned.
+// neither change nor keep the Set map or the Delete slice themselves, nor
+// keep u to read its values later: the manager reuses their memory once
+// Update has returned.
 //
 // Base lets a provider skip the read of that read-modify-write. It is the
 // Record this provider's Get returned earlier in the same request, which
