@@ -181,41 +181,43 @@ func (p Packed) Lookup(key string) ([]byte, bool) {
 	}
 	// The scan is written out, one-byte lengths inline, rather than going
 	// through packedScan: this is the lookup every request makes. It
-	// walks a shrinking string, which spares most bounds checks.
-	left, rest := uint64(s[1]), s[2:]
+	// moves an index through s rather than slicing it, which spares the
+	// slices' bounds checks and length updates, and compares a key only
+	// when its length matches.
+	left, i := uint64(s[1]), 2
 	if left >= 0x80 {
-		var i int
 		if left, i = uvarintSlow(s, 1); i < 0 {
 			return nil, false
 		}
-		rest = s[i:]
 	}
-	for ; left > 0 && len(rest) > 0; left-- {
-		n, j := uint64(rest[0]), 1
+	for ; left > 0 && i < len(s); left-- {
+		n := uint64(s[i])
+		i++
 		if n >= 0x80 {
-			if n, j = uvarintSlow(rest, 0); j < 0 {
+			if n, i = uvarintSlow(s, i-1); i < 0 {
 				break
 			}
 		}
 		// The key, and at least the value's length after it.
-		if n >= uint64(len(rest)-j) {
+		if n >= uint64(len(s)-i) {
 			break
 		}
-		k := rest[j : j+int(n)]
-		rest = rest[j+int(n):]
-		n, j = uint64(rest[0]), 1
-		if n >= 0x80 {
-			if n, j = uvarintSlow(rest, 0); j < 0 {
+		k, ke := i, i+int(n)
+		i = ke
+		m := uint64(s[i])
+		i++
+		if m >= 0x80 {
+			if m, i = uvarintSlow(s, i-1); i < 0 {
 				break
 			}
 		}
-		if n > uint64(len(rest)-j) {
+		if m > uint64(len(s)-i) {
 			break
 		}
-		if k == key {
-			return bytesOf(rest[j : j+int(n)]), true
+		if int(n) == len(key) && s[k:ke] == key {
+			return bytesOf(s[i : i+int(m)]), true
 		}
-		rest = rest[j+int(n):]
+		i += int(m)
 	}
 	return nil, false
 }

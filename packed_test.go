@@ -298,8 +298,24 @@ func FuzzParsePacked(f *testing.F) {
 	f.Add([]byte{1, 1, 0x80, 0x01}, "")
 	f.Fuzz(func(t *testing.T, b []byte, key string) {
 		raw := Packed(b)
-		raw.Lookup(key)
+		found, ok := raw.Lookup(key)
 		raw.Len()
+		// Nor does Lookup find a key, or a value, that All does not
+		// yield first.
+		if ok {
+			for k, v := range raw.All() {
+				if k == key {
+					if !bytes.Equal(found, v) {
+						t.Fatalf("Lookup(%q) = %q, All's first is %q", key, found, v)
+					}
+					ok = false
+					break
+				}
+			}
+			if ok {
+				t.Fatalf("Lookup(%q) found %q, which All never yields", key, found)
+			}
+		}
 		// Lookup and the scan behind All are written separately; even on
 		// malformed input they must agree on the entries before the first
 		// malformed byte (the first of a repeated key is the one found).
