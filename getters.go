@@ -125,7 +125,7 @@ func (h *Store) lookupScalar(key string) (v any, raw []byte, c Codec, err error)
 	}
 	defer s.mu.Unlock()
 	if _, pending := s.pending.get(key); !pending && !s.cleared {
-		if r, ok := s.base.Lookup(key); ok && len(r) > 0 && r[0] != tagCodec {
+		if r, ok := s.base.lookup(key); ok && len(r) > 0 && r[0] != tagCodec {
 			s.hintKey, s.hintOld = key, r
 			return nil, r, s.m.cfg.Codec, nil
 		}

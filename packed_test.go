@@ -404,7 +404,7 @@ func TestListedUpdateHoldsEachKeyOnce(t *testing.T) {
 	if n != 1 || u.SetLen() != 2 {
 		t.Fatalf("list %q: bookkeeping %d times, %d values; want once, 2", u.set, n, u.SetLen())
 	}
-	created, _, err := readMeta(Record{Values: map[string][]byte{keyMeta: u.lookupSet(keyMeta)}})
+	created, _, err := readMeta(&Record{Values: map[string][]byte{keyMeta: u.lookupSet(keyMeta)}})
 	if err != nil || created != now.UnixNano() {
 		t.Fatalf("bookkeeping created %d (%v), want the save's %d", created, err, now.UnixNano())
 	}

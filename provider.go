@@ -65,6 +65,16 @@ func (r Record) Lookup(key string) ([]byte, bool) {
 	return r.Packed.Lookup(key)
 }
 
+// lookup is Lookup for the manager's hot paths: through a pointer, a
+// call copies no Record (seven words).
+func (r *Record) lookup(key string) ([]byte, bool) {
+	if r.Values != nil {
+		v, ok := r.Values[key]
+		return v, ok
+	}
+	return r.Packed.Lookup(key)
+}
+
 // Len returns the number of values.
 func (r Record) Len() int {
 	if r.Values != nil {

@@ -399,7 +399,7 @@ func (m *Session) load(ctx context.Context, st *providerState, h *Store, raw []b
 // adopt makes rec the Store's session if it is sound and live, and
 // reports whether it did.
 func (m *Session) adopt(s *storeState, rec Record, now time.Time) bool {
-	created, idle, err := readMeta(rec)
+	created, idle, err := readMeta(&rec)
 	if err != nil {
 		m.cfg.Logger.Error("sessionkit: stored session is corrupt; starting a fresh one", "err", err)
 		return false

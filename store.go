@@ -349,7 +349,7 @@ func (s *storeState) getLocked(key string) (any, error) {
 	if v, ok := s.cache[key]; ok {
 		return v, nil
 	}
-	raw, ok := s.base.Lookup(key)
+	raw, ok := s.base.lookup(key)
 	if !ok {
 		return nil, keyNotFound(key)
 	}
@@ -385,7 +385,7 @@ func (s *storeState) hasLocked(key string) bool {
 	if s.cleared {
 		return false
 	}
-	_, ok := s.base.Lookup(key)
+	_, ok := s.base.lookup(key)
 	return ok
 }
 
@@ -524,7 +524,7 @@ func (s *storeState) clearLocked() {
 	e, ok := s.pending.get(keyMeta)
 	if !ok && !s.cleared {
 		var raw []byte
-		raw, ok = s.base.Lookup(keyMeta)
+		raw, ok = s.base.lookup(keyMeta)
 		e = entry{raw: raw}
 	}
 	s.pending.reset()
@@ -565,7 +565,7 @@ func (s *storeState) rawLocked(key string) ([]byte, error) {
 		}
 		return encodeValue(s.m.cfg.Codec, e.v)
 	}
-	if raw, ok := s.base.Lookup(key); ok && !s.cleared {
+	if raw, ok := s.base.lookup(key); ok && !s.cleared {
 		return raw, nil
 	}
 	return nil, keyNotFound(key)
@@ -627,8 +627,8 @@ const metaLen = 2 * binary.MaxVarintLen64
 
 // readMeta returns a stored session's creation time and idle timeout.
 // The creation time is returned as unix nanoseconds, as stored.
-func readMeta(r Record) (created int64, idle time.Duration, err error) {
-	raw, _ := r.Lookup(keyMeta)
+func readMeta(r *Record) (created int64, idle time.Duration, err error) {
+	raw, _ := r.lookup(keyMeta)
 	c, k := readVarint(raw)
 	if k <= 0 {
 		return 0, 0, fmt.Errorf("%w: missing or bad creation time", ErrCorruptValue)
