@@ -277,17 +277,17 @@ type Toucher interface {
 }
 
 // Copier is a Provider whose calls copy whatever they keep: once a call
-// returns, the provider holds no reference to its context, to its id
-// strings (of any call: Get, Update, Touch, Delete, Rename), or to any
-// byte of the values an Update sets. The manager then encodes each save into a
-// buffer that it reuses for the next one, keeps each request's ID in a
-// buffer that the next request reuses, and hands the provider calls of
-// one request after another the same context (reset for each): that
-// saves an allocation per write, and leaves a request that only reads
-// with 16 bytes of garbage instead of about 90. Without Copier, every save
-// gets memory of its own, which the provider may keep (a map provider may
-// store the values as they come, say), every ID a string of its own, and
-// every request a context of its own.
+// returns, the provider holds no reference to its context, to its id strings
+// (of any call: Get, Update, Touch, Delete, Rename), or to any byte of the
+// values an Update sets. The manager then encodes each save into a buffer
+// that it reuses for the next one, keeps each request's ID in a buffer that
+// the next request reuses, and hands the provider calls of one request after
+// another the same context (reset for each): that saves an allocation per
+// write, and leaves a request that only reads with 16 bytes of garbage
+// instead of about 90. Without Copier, every save gets memory of its own,
+// which the provider may keep (a map provider may store the values as they
+// come, say), every ID a string of its own, and every request a context of
+// its own.
 //
 // CopiesUpdates is a marker and is never called. providertest checks the
 // promise about ids and values by overwriting them after every call; a

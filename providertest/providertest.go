@@ -20,21 +20,20 @@
 // What is checked: a missing ID reads as ErrNotFound; a Record from Get
 // never changes afterwards and Update.Set is not kept; values round-trip
 // byte for byte (binary keys and values, empty values, 256 KiB values);
-// overwrite, delete and clear; sessions saved through a sessionkit
-// manager read back (which checks a sessionkit.MethodReader's promise: the
-// manager gives it Updates whose Set is nil); a sessionkit.Copier keeps
-// none of the memory it was handed; Create refuses a live ID with ErrExists and
-// an Update without Create refuses a missing one with ErrNotFound (no
+// overwrite, delete and clear; sessions saved through a sessionkit manager
+// read back (which checks a sessionkit.MethodReader's promise: the manager
+// gives it Updates whose Set is nil); a sessionkit.Copier keeps none of the
+// memory it was handed; Create refuses a live ID with ErrExists and an
+// Update without Create refuses a missing one with ErrNotFound (no
 // resurrection after Delete, Rename or expiry); expiry is honoured on read
 // even before GC; Touch (or an Update with only Expires) extends a session;
 // Rename moves the data and kills the old ID; Count, Range and GC if the
-// provider has them (GC removes expired sessions only; Range's fn may
-// delete the session it is given); Update.Base is a
-// hint only (a stale, empty or made-up Base gives what no Base gives,
-// with and without a new deadline); concurrent Updates of different keys
-// all persist; a canceled context makes every method
-// fail with an error wrapping context.Canceled; and Close makes later calls
-// fail without panicking.
+// provider has them (GC removes expired sessions only; Range's fn may delete
+// the session it is given); Update.Base is a hint only (a stale, empty or
+// made-up Base gives what no Base gives, with and without a new deadline);
+// concurrent Updates of different keys all persist; a canceled context makes
+// every method fail with an error wrapping context.Canceled; and Close makes
+// later calls fail without panicking.
 //
 // RunShared checks what Run cannot: two instances of a provider over one
 // store, as processes of a fleet, each seeing the other's writes. A
