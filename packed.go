@@ -475,12 +475,9 @@ func (u *Update) setEntries(buf []setEntry) []setEntry {
 	if len(u.Set) == 0 {
 		return u.set
 	}
-	for _, e := range u.set {
-		if _, ok := u.Set[e.k]; !ok {
-			buf = append(buf, e)
-		}
-	}
-	for k, v := range u.Set {
+	// Set's entries have no place in Base, so no listed value needs its
+	// own: appendPatched refuses the lot either way.
+	for k, v := range u.SetEntries() {
 		buf = append(buf, setEntry{k: k, v: v})
 	}
 	return buf

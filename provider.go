@@ -57,13 +57,7 @@ type Record struct {
 }
 
 // Lookup returns the encoded value stored under key.
-func (r Record) Lookup(key string) ([]byte, bool) {
-	if r.Values != nil {
-		v, ok := r.Values[key]
-		return v, ok
-	}
-	return r.Packed.Lookup(key)
-}
+func (r Record) Lookup(key string) ([]byte, bool) { return r.lookup(key) }
 
 // lookup is Lookup for the manager's hot paths: through a pointer, a
 // call copies no Record (seven words).
@@ -190,17 +184,17 @@ func (u *Update) SetLen() int {
 	if len(u.Set) == 0 || len(u.set) == 0 {
 		return len(u.set) + len(u.Set)
 	}
-	n := len(u.Set)
-	for i := range u.set {
-		if _, ok := u.Set[u.set[i].k]; !ok {
-			n++
-		}
+	n := 0
+	for range u.SetEntries() {
+		n++
 	}
 	return n
 }
 
 // SetEntries returns an iterator over the keys u sets and their new
-// values, each key once, in no particular order.
+// values, each key once, in no particular order. It is the one place
+// that says which values an Update sets: the listed ones that Set does
+// not replace, then Set's.
 func (u *Update) SetEntries() iter.Seq2[string, []byte] {
 	return func(yield func(string, []byte) bool) {
 		for i := range u.set {
@@ -220,7 +214,8 @@ func (u *Update) SetEntries() iter.Seq2[string, []byte] {
 	}
 }
 
-// lookupSet returns the value u sets for key, or nil.
+// lookupSet returns the value u sets for key, or nil: SetEntries's
+// answer, written out because a new session's every save asks it.
 func (u *Update) lookupSet(key string) []byte {
 	if v, ok := u.Set[key]; ok {
 		return v

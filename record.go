@@ -93,9 +93,8 @@ func (u Update) Apply(values map[string][]byte) map[string][]byte {
 			delete(out, k)
 		}
 	}
-	for _, e := range u.set {
-		out[e.k] = e.v
+	for k, v := range u.SetEntries() {
+		out[k] = v
 	}
-	maps.Copy(out, u.Set)
 	return out
 }
