@@ -1067,7 +1067,8 @@ func testClose(t *testing.T, p sessionkit.Provider) {
 // requests do, and reads them back: whatever form the manager gives an
 // Update (for a sessionkit.MethodReader, the values listed and Set nil),
 // every value arrives, whether it creates a session, overwrites a value
-// at its length, deletes or clears.
+// at its length, deletes, clears, or merges into a session another
+// request changed since it was read.
 func testThroughManager(t *testing.T, p sessionkit.Provider) {
 	m := sessionkit.New(sessionkit.Config{})
 	if err := m.UseProvider(p); err != nil {
@@ -1130,4 +1131,29 @@ func testThroughManager(t *testing.T, p sessionkit.Provider) {
 		s.Set("d", "4")
 	})
 	want("after the clear", cookie, map[string]string{"d": "4"})
+
+	// Two requests that loaded the session before either saved: the
+	// second save meets a session the first changed since (its Base is
+	// stale), so the provider merges, replacing the key both set.
+	var ca, cb fasthttp.RequestCtx
+	stores := make([]*sessionkit.Store, 2)
+	for i, c := range []*fasthttp.RequestCtx{&ca, &cb} {
+		c.Init(&fasthttp.Request{}, nil, nil)
+		c.Request.Header.SetCookie(m.Config().CookieName, cookie)
+		s, err := m.Start(c)
+		if err != nil || s.IsNew() {
+			t.Fatalf("overlapping request %d: start: %v (new %v)", i, err, s.IsNew())
+		}
+		stores[i] = s
+	}
+	stores[0].Set("d", "from the first")
+	stores[0].Set("e", "5")
+	stores[1].Set("d", "from the second, longer")
+	stores[1].Set("f", "6")
+	for i, c := range []*fasthttp.RequestCtx{&ca, &cb} {
+		if err := stores[i].Save(c); err != nil {
+			t.Fatalf("overlapping request %d: save: %v", i, err)
+		}
+	}
+	want("after two overlapping requests", cookie, map[string]string{"d": "from the second, longer", "e": "5", "f": "6"})
 }
