@@ -38,12 +38,13 @@ func Now(ctx context.Context) time.Time {
 // from time.Now when the coarse clock has stopped.
 //
 // Under a virtual machine's clock (kvm-clock, Hyper-V's) a full reading
-// takes 40-100 ns, though the processor overlaps part of it with the
-// memory provider's cache misses (an in-memory read-only request ran about
-// 4% faster without it); the coarse clock costs two atomic loads. Sessions live for minutes and their deadlines are
-// stored to the nanosecond only because the format allows it: a reading a
-// millisecond old judges them as well as a fresh one. A fasthttp server
-// does not come here at all (it gives the request's own start time).
+// takes 40-100 ns, though the processor overlaps part of it with the memory
+// provider's cache misses (an in-memory read-only request ran about 4%
+// faster without it); the coarse clock costs two atomic loads. Sessions live
+// for minutes and their deadlines are stored to the nanosecond only because
+// the format allows it: a reading a millisecond old judges them as well as a
+// fresh one. A fasthttp server does not come here at all (it gives the
+// request's own start time).
 //
 // The result carries no monotonic reading, like a time from time.Unix:
 // it is compared with stored deadlines, which carry none either, and
