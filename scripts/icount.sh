@@ -18,6 +18,11 @@
 #   scripts/icount.sh -b /tmp/old.test '^BenchmarkW2Increment$'
 #   scripts/icount.sh '^BenchmarkW2Increment$'
 #
+# Counts of one build spread by about ±20 instructions from run to run
+# (the coarse clock's goroutine ticks by the wall clock, and valgrind runs
+# an iteration far slower than the processor): to tell two builds apart
+# by less than ~50, run it three times and compare the medians.
+#
 # Anchor the regexp at both ends: 'W2Increment$' also runs
 # BenchmarkHTTPW2Increment, and the counts of both add up.
 set -euo pipefail
