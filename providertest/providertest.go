@@ -22,17 +22,20 @@
 // byte for byte (binary keys and values, empty values, 256 KiB values);
 // overwrite, delete and clear; sessions saved through a sessionkit manager
 // read back (which checks a sessionkit.MethodReader's promise: the manager
-// gives it Updates whose Set is nil); a sessionkit.Copier keeps none of the
-// memory it was handed; Create refuses a live ID with ErrExists and an
-// Update without Create refuses a missing one with ErrNotFound (no
-// resurrection after Delete, Rename or expiry); expiry is honoured on read
-// even before GC; Touch (or an Update with only Expires) extends a session;
-// Rename moves the data and kills the old ID; Count, Range and GC if the
-// provider has them (GC removes expired sessions only; Range's fn may delete
-// the session it is given); Update.Base is a hint only (a stale, empty or
-// made-up Base gives what no Base gives, with and without a new deadline);
-// concurrent Updates of different keys all persist; a canceled context makes
-// every method fail with an error wrapping context.Canceled; and Close makes
+// gives it Updates whose Set is nil), and a seeded random mix of requests
+// through a manager, some overlapping, reads and leaves each session as a
+// model of the manager's promise says (every change saved, none lost, none
+// applied twice); a sessionkit.Copier keeps none of the memory it was
+// handed; Create refuses a live ID with ErrExists and an Update without
+// Create refuses a missing one with ErrNotFound (no resurrection after
+// Delete, Rename or expiry); expiry is honoured on read even before GC;
+// Touch (or an Update with only Expires) extends a session; Rename moves
+// the data and kills the old ID; Count, Range and GC if the provider has
+// them (GC removes expired sessions only; Range's fn may delete the session
+// it is given); Update.Base is a hint only (a stale, empty or made-up Base
+// gives what no Base gives, with and without a new deadline); concurrent
+// Updates of different keys all persist; a canceled context makes every
+// method fail with an error wrapping context.Canceled; and Close makes
 // later calls fail without panicking.
 //
 // RunShared checks what Run cannot: two instances of a provider over one
@@ -66,7 +69,6 @@ import (
 	"unsafe"
 
 	"github.com/sessionkit/sessionkit"
-	"github.com/valyala/fasthttp"
 )
 
 // NewProvider returns a fresh provider with its own namespace.
@@ -122,6 +124,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"Overwrite", testOverwrite},
 		{"SetMapNotKept", testSetMapNotKept},
 		{"ThroughManager", testThroughManager},
+		{"RandomRequests", testRandomRequests},
 		{"CopierKeepsNothing", testCopierKeepsNothing},
 		{"GetIsASnapshot", testGetIsASnapshot},
 		{"DeleteKeys", testDeleteKeys},
@@ -1061,99 +1064,4 @@ func testClose(t *testing.T, p sessionkit.Provider) {
 	if err := p.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-}
-
-// testThroughManager saves sessions through a sessionkit manager, as
-// requests do, and reads them back: whatever form the manager gives an
-// Update (for a sessionkit.MethodReader, the values listed and Set nil),
-// every value arrives, whether it creates a session, overwrites a value
-// at its length, deletes, clears, or merges into a session another
-// request changed since it was read.
-func testThroughManager(t *testing.T, p sessionkit.Provider) {
-	m := sessionkit.New(sessionkit.Config{})
-	if err := m.UseProvider(p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	var ctx fasthttp.RequestCtx
-	ctx.Init(&fasthttp.Request{}, nil, nil)
-	step := func(what, cookie string, work func(*sessionkit.Store)) string {
-		t.Helper()
-		if err := request(m, &ctx, cookie, work); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		var c fasthttp.Cookie
-		c.SetKey(m.Config().CookieName)
-		if ctx.Response.Header.Cookie(&c) && len(c.Value()) > 0 {
-			return string(c.Value())
-		}
-		return cookie
-	}
-	want := func(what, cookie string, values map[string]string) {
-		t.Helper()
-		step(what, cookie, func(s *sessionkit.Store) {
-			if s.IsNew() {
-				t.Fatalf("%s: the session was not found", what)
-			}
-			if keys := s.Keys(); len(keys) != len(values) {
-				t.Errorf("%s: keys %q, want %d", what, keys, len(values))
-			}
-			for k, v := range values {
-				if got, err := s.GetString(k); err != nil || got != v {
-					t.Errorf("%s: %s = %q (%v), want %q", what, k, got, err, v)
-				}
-			}
-		})
-	}
-	cookie := step("create", "", func(s *sessionkit.Store) {
-		s.Set("a", "1")
-		s.Set("b", "two")
-	})
-	if cookie == "" {
-		t.Fatal("create: the response sets no session cookie")
-	}
-	want("after create", cookie, map[string]string{"a": "1", "b": "two"})
-	step("overwrite at the same length", cookie, func(s *sessionkit.Store) {
-		if _, err := s.GetString("b"); err != nil {
-			t.Fatal(err)
-		}
-		s.Set("b", "TWO")
-	})
-	want("after the overwrite", cookie, map[string]string{"a": "1", "b": "TWO"})
-	step("delete, add and grow", cookie, func(s *sessionkit.Store) {
-		s.Delete("a")
-		s.Set("c", strings.Repeat("c", 300))
-		s.Set("b", "three")
-	})
-	want("after the delete", cookie, map[string]string{"b": "three", "c": strings.Repeat("c", 300)})
-	step("clear", cookie, func(s *sessionkit.Store) {
-		s.Clear()
-		s.Set("d", "4")
-	})
-	want("after the clear", cookie, map[string]string{"d": "4"})
-
-	// Two requests that loaded the session before either saved: the
-	// second save meets a session the first changed since (its Base is
-	// stale), so the provider merges, replacing the key both set.
-	var ca, cb fasthttp.RequestCtx
-	stores := make([]*sessionkit.Store, 2)
-	for i, c := range []*fasthttp.RequestCtx{&ca, &cb} {
-		c.Init(&fasthttp.Request{}, nil, nil)
-		c.Request.Header.SetCookie(m.Config().CookieName, cookie)
-		s, err := m.Start(c)
-		if err != nil || s.IsNew() {
-			t.Fatalf("overlapping request %d: start: %v (new %v)", i, err, s.IsNew())
-		}
-		stores[i] = s
-	}
-	stores[0].Set("d", "from the first")
-	stores[0].Set("e", "5")
-	stores[1].Set("d", "from the second, longer")
-	stores[1].Set("f", "6")
-	for i, c := range []*fasthttp.RequestCtx{&ca, &cb} {
-		if err := stores[i].Save(c); err != nil {
-			t.Fatalf("overlapping request %d: save: %v", i, err)
-		}
-	}
-	want("after two overlapping requests", cookie, map[string]string{"d": "from the second, longer", "e": "5", "f": "6"})
 }

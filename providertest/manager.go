@@ -1,0 +1,314 @@
+package providertest
+
+import (
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sessionkit/sessionkit"
+	"github.com/valyala/fasthttp"
+)
+
+// viaManager drives a provider through a sessionkit manager, with
+// in-process requests on fasthttp RequestCtxs, as a server would.
+type viaManager struct {
+	t   *testing.T
+	m   *sessionkit.Session
+	ctx fasthttp.RequestCtx
+}
+
+func newViaManager(t *testing.T, p sessionkit.Provider) *viaManager {
+	t.Helper()
+	m := sessionkit.New(sessionkit.Config{})
+	if err := m.UseProvider(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	v := &viaManager{t: t, m: m}
+	v.ctx.Init(&fasthttp.Request{}, nil, nil)
+	return v
+}
+
+// do runs one request sending cookie ("" for none) through work, and
+// returns the session cookie the client holds afterwards.
+func (v *viaManager) do(what, cookie string, work func(*sessionkit.Store)) string {
+	v.t.Helper()
+	if err := request(v.m, &v.ctx, cookie, work); err != nil {
+		v.t.Fatalf("%s: %v", what, err)
+	}
+	var c fasthttp.Cookie
+	c.SetKey(v.m.Config().CookieName)
+	if v.ctx.Response.Header.Cookie(&c) && len(c.Value()) > 0 {
+		return string(c.Value())
+	}
+	return cookie
+}
+
+// open starts a request sending cookie that stays open until the caller
+// saves it, so that requests of one session can overlap: each loads the
+// session before the others save. The session must exist.
+func (v *viaManager) open(what, cookie string) (*sessionkit.Store, *fasthttp.RequestCtx) {
+	v.t.Helper()
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	ctx.Request.Header.SetCookie(v.m.Config().CookieName, cookie)
+	s, err := v.m.Start(ctx)
+	if err != nil || s.IsNew() {
+		v.t.Fatalf("%s: start: %v (session found: %v)", what, err, err == nil && !s.IsNew())
+	}
+	return s, ctx
+}
+
+// testThroughManager saves sessions through a sessionkit manager, as
+// requests do, and reads them back: whatever form the manager gives an
+// Update (for a sessionkit.MethodReader, the values listed and Set nil),
+// every value arrives, whether it creates a session, overwrites a value
+// at its length, deletes, clears, or merges into a session another
+// request changed since it was read.
+func testThroughManager(t *testing.T, p sessionkit.Provider) {
+	v := newViaManager(t, p)
+	want := func(what, cookie string, values map[string]string) {
+		t.Helper()
+		v.do(what, cookie, func(s *sessionkit.Store) {
+			if s.IsNew() {
+				t.Fatalf("%s: the session was not found", what)
+			}
+			if keys := s.Keys(); len(keys) != len(values) {
+				t.Errorf("%s: keys %q, want %d", what, keys, len(values))
+			}
+			for k, v := range values {
+				if got, err := s.GetString(k); err != nil || got != v {
+					t.Errorf("%s: %s = %q (%v), want %q", what, k, got, err, v)
+				}
+			}
+		})
+	}
+	cookie := v.do("create", "", func(s *sessionkit.Store) {
+		s.Set("a", "1")
+		s.Set("b", "two")
+	})
+	if cookie == "" {
+		t.Fatal("create: the response sets no session cookie")
+	}
+	want("after create", cookie, map[string]string{"a": "1", "b": "two"})
+	v.do("overwrite at the same length", cookie, func(s *sessionkit.Store) {
+		if _, err := s.GetString("b"); err != nil {
+			t.Fatal(err)
+		}
+		s.Set("b", "TWO")
+	})
+	want("after the overwrite", cookie, map[string]string{"a": "1", "b": "TWO"})
+	v.do("delete, add and grow", cookie, func(s *sessionkit.Store) {
+		s.Delete("a")
+		s.Set("c", strings.Repeat("c", 300))
+		s.Set("b", "three")
+	})
+	want("after the delete", cookie, map[string]string{"b": "three", "c": strings.Repeat("c", 300)})
+	v.do("clear", cookie, func(s *sessionkit.Store) {
+		s.Clear()
+		s.Set("d", "4")
+	})
+	want("after the clear", cookie, map[string]string{"d": "4"})
+
+	// Two requests that loaded the session before either saved: the
+	// second save meets a session the first changed since (its Base is
+	// stale), so the provider merges, replacing the key both set.
+	first, firstCtx := v.open("first overlapping request", cookie)
+	second, secondCtx := v.open("second overlapping request", cookie)
+	first.Set("d", "from the first")
+	first.Set("e", "5")
+	second.Set("d", "from the second, longer")
+	second.Set("f", "6")
+	if err := first.Save(firstCtx); err != nil {
+		t.Fatalf("first overlapping request: save: %v", err)
+	}
+	if err := second.Save(secondCtx); err != nil {
+		t.Fatalf("second overlapping request: save: %v", err)
+	}
+	want("after two overlapping requests", cookie, map[string]string{"d": "from the second, longer", "e": "5", "f": "6"})
+}
+
+// testRandomRequests runs a seeded random mix of requests through a
+// manager over a few sessions, and checks every read, and every session
+// after every step, against a model. Each request reads and writes
+// integers whose encodings grow and shrink, and strings, sometimes at
+// their stored length (the manager's patched write) and sometimes not;
+// deletes and clears; saves once or twice; and one time in three a
+// second request of the same session overlaps it, loaded before either
+// saves, so saves meet sessions changed since they were read. The model
+// is the manager's promise: a request reads the session as it loaded it
+// plus its own changes, and a save applies only the changes made since
+// the request's last save (a clear, then deletions, then values) to the
+// session as stored, so keys another request wrote meanwhile keep its
+// values.
+func testRandomRequests(t *testing.T, p sessionkit.Provider) {
+	v := newViaManager(t, p)
+	rng := rand.New(rand.NewPCG(5, 11))
+	stored := make([]map[string]any, 3)
+	cookies := make([]string, len(stored))
+	for i := range stored {
+		stored[i] = map[string]any{"n1": 1, "s1": "one"}
+		cookies[i] = v.do("create", "", func(s *sessionkit.Store) {
+			for k, x := range stored[i] {
+				s.Set(k, x)
+			}
+		})
+	}
+	for step := range 400 {
+		i := rng.IntN(len(stored))
+		reqs := []*modelRequest{newModelRequest(v, stored[i], cookies[i])}
+		if rng.IntN(3) == 0 {
+			reqs = append(reqs, newModelRequest(v, stored[i], cookies[i]))
+		}
+		// The requests' work and saves, interleaved at random.
+		for pending := len(reqs); pending > 0; {
+			r := reqs[rng.IntN(len(reqs))]
+			if r.done {
+				continue
+			}
+			for range 1 + rng.IntN(3) {
+				r.op(t, rng, step)
+			}
+			if rng.IntN(3) > 0 {
+				r.save(t, stored[i], step)
+				if rng.IntN(4) > 0 {
+					r.done = true
+					pending--
+				}
+			}
+		}
+		for j := range stored {
+			v.do("check", cookies[j], func(s *sessionkit.Store) {
+				if s.IsNew() {
+					t.Fatalf("step %d: session %d was not found", step, j)
+				}
+				checkView(t, s, stored[j], "step", step)
+			})
+		}
+	}
+}
+
+// modelRequest is one open request of testRandomRequests and what the
+// model says of it: the session as it reads it, and the changes its
+// next save sends.
+type modelRequest struct {
+	s       *sessionkit.Store
+	ctx     *fasthttp.RequestCtx
+	view    map[string]any
+	cleared bool
+	deleted map[string]bool
+	set     map[string]any
+	done    bool
+}
+
+func newModelRequest(v *viaManager, stored map[string]any, cookie string) *modelRequest {
+	s, ctx := v.open("random request", cookie)
+	return &modelRequest{s: s, ctx: ctx, view: maps.Clone(stored), deleted: map[string]bool{}, set: map[string]any{}}
+}
+
+// modelKeys are the keys the random requests use: n* hold integers, s*
+// strings.
+var modelKeys = []string{"n1", "n2", "s1", "s2"}
+
+// op does one random operation of r, checking what it reads.
+func (r *modelRequest) op(t *testing.T, rng *rand.Rand, step int) {
+	t.Helper()
+	k := modelKeys[rng.IntN(len(modelKeys))]
+	switch n := rng.IntN(20); {
+	case n == 0:
+		r.s.Clear()
+		clear(r.view)
+		clear(r.deleted)
+		clear(r.set)
+		r.cleared = true
+	case n < 3:
+		r.s.Delete(k)
+		delete(r.view, k)
+		delete(r.set, k)
+		r.deleted[k] = true
+	case n < 7:
+		checkView(t, r.s, r.view, "step", step)
+	default:
+		// Read the value first, as a handler updating it does: that is
+		// what lets the manager patch the write in place.
+		old, ok := r.view[k]
+		var x any
+		if k[0] == 'n' {
+			got, err := r.s.GetInt(k)
+			if ok != (err == nil) || ok && got != old {
+				t.Fatalf("step %d: GetInt(%s) = %d, %v; the request's view holds %v (%v)", step, k, got, err, old, ok)
+			}
+			x = nextInt(rng, got)
+		} else {
+			got, err := r.s.GetString(k)
+			if ok != (err == nil) || ok && got != old {
+				t.Fatalf("step %d: GetString(%s) = %q, %v; the request's view holds %q (%v)", step, k, got, err, old, ok)
+			}
+			size := rng.IntN(40)
+			if ok && rng.IntN(2) == 0 {
+				size = len(got)
+			}
+			x = strings.Repeat(string(rune('a'+rng.IntN(26))), size)
+		}
+		r.s.Set(k, x)
+		r.view[k] = x
+		r.set[k] = x
+		delete(r.deleted, k)
+	}
+}
+
+// nextInt returns a new value for an integer key holding n: often one
+// of the same encoded length, often one across a boundary of the
+// encoding's lengths.
+func nextInt(rng *rand.Rand, n int) int {
+	switch rng.IntN(4) {
+	case 0:
+		return n + 1
+	case 1:
+		return n - 1
+	case 2:
+		return []int{0, 63, 64, -64, -65, 8191, 8192, 1 << 20, -(1 << 40)}[rng.IntN(9)]
+	}
+	return rng.IntN(1<<16) - 1<<15
+}
+
+// save saves r and applies to stored, the model of the session, the
+// changes it sent.
+func (r *modelRequest) save(t *testing.T, stored map[string]any, step int) {
+	t.Helper()
+	if err := r.s.Save(r.ctx); err != nil {
+		t.Fatalf("step %d: save: %v", step, err)
+	}
+	if r.cleared {
+		clear(stored)
+	}
+	for k := range r.deleted {
+		delete(stored, k)
+	}
+	maps.Copy(stored, r.set)
+	r.cleared = false
+	clear(r.deleted)
+	clear(r.set)
+}
+
+// checkView fails t unless s holds exactly the values of want.
+func checkView(t *testing.T, s *sessionkit.Store, want map[string]any, what string, step int) {
+	t.Helper()
+	if keys, wantKeys := s.Keys(), slices.Sorted(maps.Keys(want)); !slices.Equal(keys, wantKeys) {
+		t.Fatalf("%s %d: keys %q, want %q", what, step, keys, wantKeys)
+	}
+	for k, x := range want {
+		var got any
+		var err error
+		if k[0] == 'n' {
+			got, err = s.GetInt(k)
+		} else {
+			got, err = s.GetString(k)
+		}
+		if err != nil || got != x {
+			t.Fatalf("%s %d: %s = %v (%v), want %v", what, step, k, got, err, x)
+		}
+	}
+}
