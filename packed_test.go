@@ -82,6 +82,7 @@ func TestAppendPackedMatchesApply(t *testing.T) {
 		}
 		return m
 	}
+	patched := 0 // cases whose placed form takes the no-scan path
 	for i := 0; i < 2000; i++ {
 		old := randValues()
 		u := Update{Clear: rng.IntN(5) == 0, Set: randValues()}
@@ -104,14 +105,21 @@ func TestAppendPackedMatchesApply(t *testing.T) {
 			}
 		}
 		want := u.Apply(old)
-		for form, u := range updateForms(rng, u) {
+		packed := Pack(old)
+		forms := updateForms(rng, u)
+		placed := placedForm(u, packed)
+		if _, ok := placed.appendPatched(nil, packed, placed.set); ok {
+			patched++
+		}
+		forms["placed"] = placed
+		for form, u := range forms {
 			if got := u.Apply(old); !maps.EqualFunc(got, want, bytes.Equal) {
 				t.Fatalf("case %d, %s: Apply gave %q, want %q", i, form, got, want)
 			}
 			prefix := []byte("id:")
-			b := u.AppendPacked(prefix, Pack(old))
-			if len(b)-len(prefix) != u.PackedSize(Pack(old)) {
-				t.Fatalf("case %d, %s: PackedSize = %d, AppendPacked wrote %d", i, form, u.PackedSize(Pack(old)), len(b)-len(prefix))
+			b := u.AppendPacked(prefix, packed)
+			if len(b)-len(prefix) != u.PackedSize(packed) {
+				t.Fatalf("case %d, %s: PackedSize = %d, AppendPacked wrote %d", i, form, u.PackedSize(packed), len(b)-len(prefix))
 			}
 			if string(b[:len(prefix)]) != "id:" {
 				t.Fatal("AppendPacked overwrote dst")
@@ -124,6 +132,9 @@ func TestAppendPackedMatchesApply(t *testing.T) {
 				t.Fatalf("case %d, %s: AppendPacked gave %q, Apply %q", i, form, got.Map(), want)
 			}
 		}
+	}
+	if patched < 100 {
+		t.Fatalf("the no-scan path ran in %d cases of 2000, want at least 100", patched)
 	}
 }
 
@@ -151,6 +162,23 @@ func updateForms(rng *rand.Rand, u Update) map[string]Update {
 		mixed.Set = nil
 	}
 	return map[string]Update{"map": u, "listed": listed, "mixed": mixed}
+}
+
+// placedForm returns u, made against p, as the manager makes it when the
+// request read p: Base is p, and each value is listed with the place of
+// the value it replaces in p when that is as long (setEntry.at), which
+// sends the merge down the no-scan path when every value has one.
+func placedForm(u Update, p Packed) Update {
+	placed := u
+	placed.Set, placed.set, placed.Base = nil, nil, Record{Packed: p}
+	for k, v := range u.Set {
+		at := 0
+		if old, ok := p.Lookup(k); ok && len(old) == len(v) && len(v) > 0 {
+			at = int(uintptr(unsafe.Pointer(unsafe.SliceData(old)))-uintptr(unsafe.Pointer(unsafe.StringData(string(p))))) + 1
+		}
+		placed.putAt(k, v, at)
+	}
+	return placed
 }
 
 // The methods that read the values an Update sets see the same values in
