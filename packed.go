@@ -363,20 +363,12 @@ func (u *Update) appendPacked(dst []byte, p Packed, set []setEntry) []byte {
 // all (a value written back changed: a counter, a flag, a time): p is the
 // very Packed the request read, u.Base.Packed, and each value u sets
 // replaces one of p's, at the same length, whose place the manager found
-// (setEntry.at). Then the result is p copied, those
-// bytes overwritten, with no entry parsed. It reports false, having
-// appended nothing, for any other u or p. Comparing the strings' memory
-// rather than their bytes is enough: p is immutable, so a string of the
-// same address and length holds the same bytes.
+// (setEntry.at). Then the result is p copied, those bytes overwritten,
+// with no entry parsed. It reports false, having appended nothing, for
+// any other u or p (see patches).
 func (u *Update) appendPatched(dst []byte, p Packed, set []setEntry) ([]byte, bool) {
-	if len(set) == 0 || u.Clear || len(u.Delete) > 0 || len(p) != len(u.Base.Packed) ||
-		unsafe.StringData(string(p)) != unsafe.StringData(string(u.Base.Packed)) {
+	if !u.patches(p, set) {
 		return dst, false
-	}
-	for i := range set {
-		if at := set[i].at - 1; at < 0 || at > len(p)-len(set[i].v) {
-			return dst, false
-		}
 	}
 	start := len(dst)
 	dst = append(dst, p...)
@@ -384,6 +376,26 @@ func (u *Update) appendPatched(dst []byte, p Packed, set []setEntry) ([]byte, bo
 		copy(dst[start+set[i].at-1:], set[i].v)
 	}
 	return dst, true
+}
+
+// patches reports whether appendPatched takes u with Set's entries listed
+// in set: the result is then p, patched, and as long as p, which
+// PackedSize must tell even of a p whose bytes are malformed (only a
+// provider that hands out unchecked bytes gives one; the patch copies
+// them as they are, and they read the same). Comparing the strings'
+// memory rather than their bytes is enough: p is immutable, so a string
+// of the same address and length holds the same bytes.
+func (u *Update) patches(p Packed, set []setEntry) bool {
+	if len(set) == 0 || u.Clear || len(u.Delete) > 0 || len(p) != len(u.Base.Packed) ||
+		unsafe.StringData(string(p)) != unsafe.StringData(string(u.Base.Packed)) {
+		return false
+	}
+	for i := range set {
+		if at := set[i].at - 1; at < 0 || at > len(p)-len(set[i].v) {
+			return false
+		}
+	}
+	return true
 }
 
 // appendInPlace is AppendPacked's one-scan path, for the commonest
@@ -449,7 +461,11 @@ func (u *Update) appendInPlace(dst []byte, p Packed, set []setEntry) ([]byte, bo
 // PackedSize returns the number of bytes AppendPacked(dst, p) appends.
 func (u Update) PackedSize(p Packed) int {
 	var buf [8]setEntry
-	_, size, _ := u.packedLayout(p, u.setEntries(buf[:0]), nil)
+	set := u.setEntries(buf[:0])
+	if u.patches(p, set) {
+		return len(p)
+	}
+	_, size, _ := u.packedLayout(p, set, nil)
 	return size
 }
 

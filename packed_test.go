@@ -164,6 +164,44 @@ func updateForms(rng *rand.Rand, u Update) map[string]Update {
 	return map[string]Update{"map": u, "listed": listed, "mixed": mixed}
 }
 
+// FuzzAppendPacked: for any stored bytes, even malformed, and any
+// update, AppendPacked never panics, writes what PackedSize says, and
+// what it writes reads as Apply says; a well-formed result unless the
+// no-scan path copied malformed bytes as they were, which still read the
+// same (the entries before the first malformed one, updated).
+func FuzzAppendPacked(f *testing.F) {
+	f.Add([]byte(Pack(map[string][]byte{"a": []byte("1"), "bb": {0}})), "a", []byte("x"), "bb", false, false)
+	f.Add([]byte(Pack(map[string][]byte{"a": []byte("1"), "bb": {0}})), "bb", []byte{1}, "a", true, false)
+	f.Add([]byte("\x01\x30\x01k\x01v"), "k", []byte("w"), "", false, true)
+	f.Fuzz(func(t *testing.T, b []byte, key string, value []byte, del string, withDelete, withClear bool) {
+		p := Packed(b)
+		entries := 0
+		for range p.All() {
+			entries++
+		}
+		if entries != len(p.Map()) {
+			return // a key held twice: Lookup reads the first, Map the last
+		}
+		u := Update{Clear: withClear, Set: map[string][]byte{key: value}}
+		if withDelete {
+			u.Delete = []string{del}
+		}
+		want := u.Apply(p.Map())
+		for form, u := range map[string]Update{"map": u, "placed": placedForm(u, p)} {
+			out := u.AppendPacked(nil, p)
+			if len(out) != u.PackedSize(p) {
+				t.Fatalf("%s: PackedSize = %d, AppendPacked wrote %d", form, u.PackedSize(p), len(out))
+			}
+			if got := Packed(out).Map(); !maps.EqualFunc(got, want, bytes.Equal) {
+				t.Fatalf("%s: AppendPacked gave %q, Apply %q", form, got, want)
+			}
+			if _, err := ParsePacked(out); err != nil && (form == "map" || checkPacked(string(p)) == nil) {
+				t.Fatalf("%s: AppendPacked wrote what ParsePacked refuses: %v", form, err)
+			}
+		}
+	})
+}
+
 // placedForm returns u, made against p, as the manager makes it when the
 // request read p: Base is p, and each value is listed with the place of
 // the value it replaces in p when that is as long (setEntry.at), which
