@@ -24,7 +24,10 @@ import (
 // The zero Packed holds no values. A Packed built by Pack, ParsePacked or
 // Update.AppendPacked is well formed; one converted from arbitrary bytes
 // reads as holding the entries before the first malformed one, and never
-// makes a method panic.
+// makes a method panic. Pack and AppendPacked never write a key twice;
+// bytes from elsewhere (or a PackedBuilder given a key twice) may, and
+// ParsePacked does not look: Lookup, and so the manager, then reads the
+// first of them and Map the last.
 type Packed string
 
 // Pack packs values.
@@ -274,7 +277,7 @@ func NewPackedBuilder(count, size int) PackedBuilder {
 }
 
 // Add appends one entry. Entries beyond the count given to
-// NewPackedBuilder are ignored.
+// NewPackedBuilder are ignored. Keys must be distinct (see Packed).
 func (pb *PackedBuilder) Add(key, value string) {
 	if pb.left <= 0 {
 		return
