@@ -1,6 +1,7 @@
 package providertest
 
 import (
+	"errors"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -38,10 +39,8 @@ func (v *viaManager) do(what, cookie string, work func(*sessionkit.Store)) strin
 	if err := request(v.m, &v.ctx, cookie, work); err != nil {
 		v.t.Fatalf("%s: %v", what, err)
 	}
-	var c fasthttp.Cookie
-	c.SetKey(v.m.Config().CookieName)
-	if v.ctx.Response.Header.Cookie(&c) && len(c.Value()) > 0 {
-		return string(c.Value())
+	if c := v.cookieOf(&v.ctx); c != "" {
+		return c
 	}
 	return cookie
 }
@@ -59,6 +58,16 @@ func (v *viaManager) open(what, cookie string) (*sessionkit.Store, *fasthttp.Req
 		v.t.Fatalf("%s: start: %v (session found: %v)", what, err, err == nil && !s.IsNew())
 	}
 	return s, ctx
+}
+
+// cookieOf returns the session cookie ctx's response sets, or "".
+func (v *viaManager) cookieOf(ctx *fasthttp.RequestCtx) string {
+	var c fasthttp.Cookie
+	c.SetKey(v.m.Config().CookieName)
+	if ctx.Response.Header.Cookie(&c) {
+		return string(c.Value())
+	}
+	return ""
 }
 
 // testThroughManager saves sessions through a sessionkit manager, as
@@ -131,36 +140,49 @@ func testThroughManager(t *testing.T, p sessionkit.Provider) {
 }
 
 // testRandomRequests runs a seeded random mix of requests through a
-// manager over a few sessions, and checks every read, and every session
-// after every step, against a model. Each request reads and writes
-// integers whose encodings grow and shrink, and strings, sometimes at
-// their stored length (the manager's patched write) and sometimes not;
-// deletes and clears; saves once or twice; and one time in three a
-// second request of the same session overlaps it, loaded before either
-// saves, so saves meet sessions changed since they were read. The model
-// is the manager's promise: a request reads the session as it loaded it
-// plus its own changes, and a save applies only the changes made since
-// the request's last save (a clear, then deletions, then values) to the
-// session as stored, so keys another request wrote meanwhile keep its
-// values.
+// manager, and checks every read, and every session after every step,
+// against a model. Each request reads and writes integers whose encodings
+// grow and shrink, and strings, sometimes at their stored length (the
+// manager's patched write) and sometimes not; deletes and clears; now and
+// then destroys or regenerates its session; saves once or twice; and one
+// time in three a second request of the same session overlaps it, loaded
+// before either saves, so saves meet sessions changed, moved or ended
+// since they were read. The model is the manager's promise: a request
+// reads the session as it loaded it plus its own changes; a save applies
+// only the changes made since the request's last save (a clear, then
+// deletions, then values) to the session as stored, so keys another
+// request wrote meanwhile keep its values; a save of changes to a session
+// another request ended (destroyed, or moved to a new ID) fails with
+// sessionkit.ErrNotFound and writes nothing; and an ended session's ID
+// never finds a session again.
 func testRandomRequests(t *testing.T, p sessionkit.Provider) {
 	v := newViaManager(t, p)
 	rng := rand.New(rand.NewPCG(5, 11))
-	stored := make([]map[string]any, 3)
-	cookies := make([]string, len(stored))
-	for i := range stored {
-		stored[i] = map[string]any{"n1": 1, "s1": "one"}
-		cookies[i] = v.do("create", "", func(s *sessionkit.Store) {
-			for k, x := range stored[i] {
-				s.Set(k, x)
+	var sessions []*modelSession
+	live := func() []*modelSession {
+		var l []*modelSession
+		for _, ms := range sessions {
+			if ms.alive {
+				l = append(l, ms)
 			}
-		})
+		}
+		return l
 	}
 	for step := range 400 {
-		i := rng.IntN(len(stored))
-		reqs := []*modelRequest{newModelRequest(v, stored[i], cookies[i])}
+		for len(live()) < 3 {
+			ms := &modelSession{values: map[string]any{"n1": 1, "s1": "one"}, alive: true}
+			ms.cookie = v.do("create", "", func(s *sessionkit.Store) {
+				for k, x := range ms.values {
+					s.Set(k, x)
+				}
+			})
+			sessions = append(sessions, ms)
+		}
+		l := live()
+		ms := l[rng.IntN(len(l))]
+		reqs := []*modelRequest{newModelRequest(v, ms)}
 		if rng.IntN(3) == 0 {
-			reqs = append(reqs, newModelRequest(v, stored[i], cookies[i]))
+			reqs = append(reqs, newModelRequest(v, ms))
 		}
 		// The requests' work and saves, interleaved at random.
 		for pending := len(reqs); pending > 0; {
@@ -169,33 +191,55 @@ func testRandomRequests(t *testing.T, p sessionkit.Provider) {
 				continue
 			}
 			for range 1 + rng.IntN(3) {
-				r.op(t, rng, step)
+				if created := r.op(t, rng, step); created != nil {
+					sessions = append(sessions, created)
+				}
 			}
 			if rng.IntN(3) > 0 {
-				r.save(t, stored[i], step)
-				if rng.IntN(4) > 0 {
+				created, ended := r.save(t, step)
+				if created != nil {
+					sessions = append(sessions, created)
+				}
+				if ended || rng.IntN(4) > 0 {
 					r.done = true
 					pending--
 				}
 			}
 		}
-		for j := range stored {
-			v.do("check", cookies[j], func(s *sessionkit.Store) {
-				if s.IsNew() {
-					t.Fatalf("step %d: session %d was not found", step, j)
+		for _, ms := range sessions {
+			v.do("check", ms.cookie, func(s *sessionkit.Store) {
+				if !ms.alive {
+					if !s.IsNew() {
+						t.Fatalf("step %d: an ended session's ID found a session holding %q", step, s.Keys())
+					}
+					return
 				}
-				checkView(t, s, stored[j], "step", step)
+				if s.IsNew() {
+					t.Fatalf("step %d: a session was not found", step)
+				}
+				checkView(t, s, ms.values, "step", step)
 			})
 		}
 	}
 }
 
+// modelSession is the model of one session: what it holds, and whether
+// it is still alive under the ID its cookie holds.
+type modelSession struct {
+	cookie string
+	values map[string]any
+	alive  bool
+}
+
 // modelRequest is one open request of testRandomRequests and what the
-// model says of it: the session as it reads it, and the changes its
-// next save sends.
+// model says of it: the session its Store refers to (nil for a new one,
+// after Destroy), the session as it reads it, and the changes its next
+// save sends.
 type modelRequest struct {
+	v       *viaManager
 	s       *sessionkit.Store
 	ctx     *fasthttp.RequestCtx
+	sess    *modelSession
 	view    map[string]any
 	cleared bool
 	deleted map[string]bool
@@ -203,32 +247,64 @@ type modelRequest struct {
 	done    bool
 }
 
-func newModelRequest(v *viaManager, stored map[string]any, cookie string) *modelRequest {
-	s, ctx := v.open("random request", cookie)
-	return &modelRequest{s: s, ctx: ctx, view: maps.Clone(stored), deleted: map[string]bool{}, set: map[string]any{}}
+func newModelRequest(v *viaManager, ms *modelSession) *modelRequest {
+	s, ctx := v.open("random request", ms.cookie)
+	return &modelRequest{v: v, s: s, ctx: ctx, sess: ms, view: maps.Clone(ms.values), deleted: map[string]bool{}, set: map[string]any{}}
 }
 
 // modelKeys are the keys the random requests use: n* hold integers, s*
 // strings.
 var modelKeys = []string{"n1", "n2", "s1", "s2"}
 
-// op does one random operation of r, checking what it reads.
-func (r *modelRequest) op(t *testing.T, rng *rand.Rand, step int) {
+// op does one random operation of r, checking what it reads. It returns
+// the session a Regenerate moved r's session to, which the model then
+// holds too.
+func (r *modelRequest) op(t *testing.T, rng *rand.Rand, step int) *modelSession {
 	t.Helper()
 	k := modelKeys[rng.IntN(len(modelKeys))]
-	switch n := rng.IntN(20); {
+	switch n := rng.IntN(60); {
 	case n == 0:
+		if err := r.s.Destroy(r.ctx); err != nil {
+			t.Fatalf("step %d: destroy: %v", step, err)
+		}
+		if r.sess != nil {
+			r.sess.alive = false
+		}
+		r.detach()
+	case n == 1:
+		err := r.s.Regenerate(r.ctx)
+		switch {
+		case r.sess == nil:
+			if err != nil {
+				t.Fatalf("step %d: regenerate a new session: %v", step, err)
+			}
+		case !r.sess.alive:
+			if !errors.Is(err, sessionkit.ErrNotFound) {
+				t.Fatalf("step %d: regenerate a session another request ended: %v, want ErrNotFound", step, err)
+			}
+			r.detach()
+		case err != nil:
+			t.Fatalf("step %d: regenerate: %v", step, err)
+		default:
+			moved := &modelSession{cookie: r.v.cookieOf(r.ctx), values: r.sess.values, alive: true}
+			if moved.cookie == r.sess.cookie {
+				t.Fatalf("step %d: regenerate kept the session's ID", step)
+			}
+			r.sess.alive, r.sess = false, moved
+			return moved
+		}
+	case n < 3:
 		r.s.Clear()
 		clear(r.view)
 		clear(r.deleted)
 		clear(r.set)
 		r.cleared = true
-	case n < 3:
+	case n < 9:
 		r.s.Delete(k)
 		delete(r.view, k)
 		delete(r.set, k)
 		r.deleted[k] = true
-	case n < 7:
+	case n < 21:
 		checkView(t, r.s, r.view, "step", step)
 	default:
 		// Read the value first, as a handler updating it does: that is
@@ -257,6 +333,16 @@ func (r *modelRequest) op(t *testing.T, rng *rand.Rand, step int) {
 		r.set[k] = x
 		delete(r.deleted, k)
 	}
+	return nil
+}
+
+// detach makes r's Store, as Destroy does, hold a new and empty session.
+func (r *modelRequest) detach() {
+	r.sess = nil
+	clear(r.view)
+	r.cleared = false
+	clear(r.deleted)
+	clear(r.set)
 }
 
 // nextInt returns a new value for an integer key holding n: often one
@@ -274,23 +360,46 @@ func nextInt(rng *rand.Rand, n int) int {
 	return rng.IntN(1<<16) - 1<<15
 }
 
-// save saves r and applies to stored, the model of the session, the
-// changes it sent.
-func (r *modelRequest) save(t *testing.T, stored map[string]any, step int) {
+// save saves r and applies the changes it sent to the model: to r's
+// session, or, for a Store holding a new session that was given values, a
+// session of its own, which it returns. It reports whether the save
+// failed as the model says it must, for a session another request ended,
+// which ends r.
+func (r *modelRequest) save(t *testing.T, step int) (created *modelSession, ended bool) {
 	t.Helper()
-	if err := r.s.Save(r.ctx); err != nil {
+	err := r.s.Save(r.ctx)
+	changed := r.cleared || len(r.deleted) > 0 || len(r.set) > 0
+	switch {
+	case r.sess == nil:
+		if err != nil {
+			t.Fatalf("step %d: save a new session: %v", step, err)
+		}
+		if len(r.set) > 0 {
+			created = &modelSession{cookie: r.v.cookieOf(r.ctx), values: maps.Clone(r.set), alive: true}
+			r.sess = created
+		}
+	case !r.sess.alive && changed:
+		if !errors.Is(err, sessionkit.ErrNotFound) {
+			t.Fatalf("step %d: save to a session another request ended: %v, want ErrNotFound", step, err)
+		}
+		// The Store keeps its changes (the save may be retried), and
+		// the model none of them.
+		return nil, true
+	case err != nil:
 		t.Fatalf("step %d: save: %v", step, err)
+	default:
+		if r.cleared {
+			clear(r.sess.values)
+		}
+		for k := range r.deleted {
+			delete(r.sess.values, k)
+		}
+		maps.Copy(r.sess.values, r.set)
 	}
-	if r.cleared {
-		clear(stored)
-	}
-	for k := range r.deleted {
-		delete(stored, k)
-	}
-	maps.Copy(stored, r.set)
 	r.cleared = false
 	clear(r.deleted)
 	clear(r.set)
+	return created, false
 }
 
 // checkView fails t unless s holds exactly the values of want.

@@ -25,18 +25,19 @@
 // gives it Updates whose Set is nil), and a seeded random mix of requests
 // through a manager, some overlapping, reads and leaves each session as a
 // model of the manager's promise says (every change saved, none lost, none
-// applied twice); a sessionkit.Copier keeps none of the memory it was
-// handed; Create refuses a live ID with ErrExists and an Update without
-// Create refuses a missing one with ErrNotFound (no resurrection after
-// Delete, Rename or expiry); expiry is honoured on read even before GC;
-// Touch (or an Update with only Expires) extends a session; Rename moves
-// the data and kills the old ID; Count, Range and GC if the provider has
-// them (GC removes expired sessions only; Range's fn may delete the session
-// it is given); Update.Base is a hint only (a stale, empty or made-up Base
-// gives what no Base gives, with and without a new deadline); concurrent
-// Updates of different keys all persist; a canceled context makes every
-// method fail with an error wrapping context.Canceled; and Close makes
-// later calls fail without panicking.
+// applied twice, and no destroyed or regenerated ID ever found again); a
+// sessionkit.Copier keeps none of the memory it was handed; Create refuses
+// a live ID with ErrExists and an Update without Create refuses a missing
+// one with ErrNotFound (no resurrection after Delete, Rename or expiry);
+// expiry is honoured on read even before GC; Touch (or an Update with only
+// Expires) extends a session; Rename moves the data and kills the old ID;
+// Count, Range and GC if the provider has them (GC removes expired sessions
+// only; Range's fn may delete the session it is given); Update.Base is a
+// hint only (a stale, empty or made-up Base gives what no Base gives, with
+// and without a new deadline); concurrent Updates of different keys all
+// persist; a canceled context makes every method fail with an error
+// wrapping context.Canceled; and Close makes later calls fail without
+// panicking.
 //
 // RunShared checks what Run cannot: two instances of a provider over one
 // store, as processes of a fleet, each seeing the other's writes. A
