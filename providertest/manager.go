@@ -2,11 +2,13 @@ package providertest
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionkit/sessionkit"
 	"github.com/valyala/fasthttp"
@@ -50,14 +52,20 @@ func (v *viaManager) do(what, cookie string, work func(*sessionkit.Store)) strin
 // session before the others save. The session must exist.
 func (v *viaManager) open(what, cookie string) (*sessionkit.Store, *fasthttp.RequestCtx) {
 	v.t.Helper()
-	ctx := new(fasthttp.RequestCtx)
-	ctx.Init(&fasthttp.Request{}, nil, nil)
-	ctx.Request.Header.SetCookie(v.m.Config().CookieName, cookie)
-	s, err := v.m.Start(ctx)
+	s, ctx, err := v.start(cookie)
 	if err != nil || s.IsNew() {
 		v.t.Fatalf("%s: start: %v (session found: %v)", what, err, err == nil && !s.IsNew())
 	}
 	return s, ctx
+}
+
+// start starts a request sending cookie, on a RequestCtx of its own.
+func (v *viaManager) start(cookie string) (*sessionkit.Store, *fasthttp.RequestCtx, error) {
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	ctx.Request.Header.SetCookie(v.m.Config().CookieName, cookie)
+	s, err := v.m.Start(ctx)
+	return s, ctx, err
 }
 
 // cookieOf returns the session cookie ctx's response sets, or "".
@@ -156,8 +164,26 @@ func testThroughManager(t *testing.T, p sessionkit.Provider) {
 // sessionkit.ErrNotFound and writes nothing; and an ended session's ID
 // never finds a session again.
 func testRandomRequests(t *testing.T, p sessionkit.Provider) {
-	v := newViaManager(t, p)
+	randomRequests(t, 0, newViaManager(t, p))
+}
+
+// testSharedRandomRequests is testRandomRequests with every request
+// served by one of two instances over one store, as a fleet's load
+// balancer sends them: overlapping requests of one session often go to
+// different instances. An instance may take SharedLag to see what the
+// other wrote, so a request starts, and a check passes, once its instance
+// sees the session as the model says, within SharedLag; a save to a
+// session the other instance ended must fail at once all the same.
+func testSharedRandomRequests(t *testing.T, a, b sessionkit.Provider) {
+	randomRequests(t, SharedLag, newViaManager(t, a), newViaManager(t, b))
+}
+
+// randomRequests runs testRandomRequests's steps, each request through
+// one of vs, and lets an instance take up to lag to see the session as
+// the model says.
+func randomRequests(t *testing.T, lag time.Duration, vs ...*viaManager) {
 	rng := rand.New(rand.NewPCG(5, 11))
+	pick := func() *viaManager { return vs[rng.IntN(len(vs))] }
 	var sessions []*modelSession
 	live := func() []*modelSession {
 		var l []*modelSession
@@ -171,7 +197,7 @@ func testRandomRequests(t *testing.T, p sessionkit.Provider) {
 	for step := range 400 {
 		for len(live()) < 3 {
 			ms := &modelSession{values: map[string]any{"n1": 1, "s1": "one"}, alive: true}
-			ms.cookie = v.do("create", "", func(s *sessionkit.Store) {
+			ms.cookie = pick().do("create", "", func(s *sessionkit.Store) {
 				for k, x := range ms.values {
 					s.Set(k, x)
 				}
@@ -180,9 +206,9 @@ func testRandomRequests(t *testing.T, p sessionkit.Provider) {
 		}
 		l := live()
 		ms := l[rng.IntN(len(l))]
-		reqs := []*modelRequest{newModelRequest(v, ms)}
+		reqs := []*modelRequest{openModelRequest(t, pick(), ms, lag, step)}
 		if rng.IntN(3) == 0 {
-			reqs = append(reqs, newModelRequest(v, ms))
+			reqs = append(reqs, openModelRequest(t, pick(), ms, lag, step))
 		}
 		// The requests' work and saves, interleaved at random.
 		for pending := len(reqs); pending > 0; {
@@ -207,20 +233,28 @@ func testRandomRequests(t *testing.T, p sessionkit.Provider) {
 			}
 		}
 		for _, ms := range sessions {
-			v.do("check", ms.cookie, func(s *sessionkit.Store) {
-				if !ms.alive {
-					if !s.IsNew() {
-						t.Fatalf("step %d: an ended session's ID found a session holding %q", step, s.Keys())
-					}
-					return
-				}
-				if s.IsNew() {
-					t.Fatalf("step %d: a session was not found", step)
-				}
-				checkView(t, s, ms.values, "step", step)
-			})
+			checkSession(t, pick(), ms, lag, step)
 		}
 	}
+}
+
+// checkSession fails t unless a request through v finds ms as the model
+// says (within lag): its values if it is alive, nothing if it ended.
+func checkSession(t *testing.T, v *viaManager, ms *modelSession, lag time.Duration, step int) {
+	t.Helper()
+	poll(t, lag, fmt.Sprint("step ", step), func() (err error) {
+		v.do("check", ms.cookie, func(s *sessionkit.Store) {
+			switch {
+			case !ms.alive && !s.IsNew():
+				err = fmt.Errorf("an ended session's ID found a session holding %q", s.Keys())
+			case ms.alive && s.IsNew():
+				err = errors.New("a session was not found")
+			case ms.alive:
+				err = viewError(s, ms.values)
+			}
+		})
+		return err
+	})
 }
 
 // modelSession is the model of one session: what it holds, and whether
@@ -247,9 +281,29 @@ type modelRequest struct {
 	done    bool
 }
 
-func newModelRequest(v *viaManager, ms *modelSession) *modelRequest {
-	s, ctx := v.open("random request", ms.cookie)
-	return &modelRequest{v: v, s: s, ctx: ctx, sess: ms, view: maps.Clone(ms.values), deleted: map[string]bool{}, set: map[string]any{}}
+// openModelRequest starts a request of ms through v, once v finds ms as
+// the model says (within lag).
+func openModelRequest(t *testing.T, v *viaManager, ms *modelSession, lag time.Duration, step int) *modelRequest {
+	t.Helper()
+	var r *modelRequest
+	poll(t, lag, fmt.Sprint("step ", step), func() error {
+		s, ctx, err := v.start(ms.cookie)
+		switch {
+		case err != nil:
+			return fmt.Errorf("start: %w", err)
+		case s.IsNew():
+			err = errors.New("start: the session was not found")
+		default:
+			err = viewError(s, ms.values)
+		}
+		if err != nil {
+			_ = s.Close()
+			return err
+		}
+		r = &modelRequest{v: v, s: s, ctx: ctx, sess: ms, view: maps.Clone(ms.values), deleted: map[string]bool{}, set: map[string]any{}}
+		return nil
+	})
+	return r
 }
 
 // modelKeys are the keys the random requests use: n* hold integers, s*
@@ -405,8 +459,15 @@ func (r *modelRequest) save(t *testing.T, step int) (created *modelSession, ende
 // checkView fails t unless s holds exactly the values of want.
 func checkView(t *testing.T, s *sessionkit.Store, want map[string]any, what string, step int) {
 	t.Helper()
+	if err := viewError(s, want); err != nil {
+		t.Fatalf("%s %d: %v", what, step, err)
+	}
+}
+
+// viewError describes how what s holds differs from want, or returns nil.
+func viewError(s *sessionkit.Store, want map[string]any) error {
 	if keys, wantKeys := s.Keys(), slices.Sorted(maps.Keys(want)); !slices.Equal(keys, wantKeys) {
-		t.Fatalf("%s %d: keys %q, want %q", what, step, keys, wantKeys)
+		return fmt.Errorf("keys %q, want %q", keys, wantKeys)
 	}
 	for k, x := range want {
 		var got any
@@ -417,7 +478,8 @@ func checkView(t *testing.T, s *sessionkit.Store, want map[string]any, what stri
 			got, err = s.GetString(k)
 		}
 		if err != nil || got != x {
-			t.Fatalf("%s %d: %s = %v (%v), want %v", what, step, k, got, err, x)
+			return fmt.Errorf("%s = %v (%v), want %v", k, got, err, x)
 		}
 	}
+	return nil
 }

@@ -31,8 +31,11 @@ const SharedLag = 2 * time.Second
 // seen through the other within SharedLag, whatever the other read
 // before; an Update through the other after a Delete or Rename fails
 // with ErrNotFound rather than bringing the session back; Create through
-// both of one ID makes one of them fail with ErrExists; and concurrent
-// updates of different keys through both all persist.
+// both of one ID makes one of them fail with ErrExists; concurrent
+// updates of different keys through both all persist; and Run's random
+// requests through managers on both instances, overlapping requests of a
+// session often on different ones, read and leave every session as the
+// model says, each instance within SharedLag.
 //
 // Providers whose store cannot be shared (the memory provider) and
 // client-side ones have nothing to run. RunShared closes both providers
@@ -59,6 +62,7 @@ func RunShared(t *testing.T, newShared NewShared) {
 		{"SharedSeesRename", testSharedSeesRename},
 		{"SharedCreateExisting", testSharedCreateExisting},
 		{"SharedConcurrentMerge", testSharedConcurrentMerge},
+		{"SharedRandomRequests", testSharedRandomRequests},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -73,14 +77,22 @@ func RunShared(t *testing.T, newShared NewShared) {
 // fails the test with check's last error then.
 func within(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(SharedLag)
+	poll(t, SharedLag, what, check)
+}
+
+// poll is within for any lag; with none, it calls check once.
+func poll(t *testing.T, lag time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(lag)
 	for {
 		err := check()
-		if err == nil {
+		switch {
+		case err == nil:
 			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still after %v: %v", what, SharedLag, err)
+		case lag <= 0:
+			t.Fatalf("%s: %v", what, err)
+		case time.Now().After(deadline):
+			t.Fatalf("%s: still after %v: %v", what, lag, err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
