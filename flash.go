@@ -18,8 +18,11 @@ func (h *Store) SetFlash(key string, v any) {
 	s.setLocked(flashPrefix+key, entry{v: v})
 }
 
-// GetFlash returns the flash value under key and removes it, so it is seen
-// exactly once; nil if there is none.
+// GetFlash returns the flash value under key and removes it, so that the
+// requests that follow do not see it again; nil if there is none. Like
+// any value, it is read from the session as the request loaded it: two
+// requests of one session that loaded it before either saved may both
+// see it.
 func (h *Store) GetFlash(key string) any {
 	s, ok := h.lock()
 	if !ok {

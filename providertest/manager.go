@@ -151,18 +151,18 @@ func testThroughManager(t *testing.T, p sessionkit.Provider) {
 // manager, and checks every read, and every session after every step,
 // against a model. Each request reads and writes integers whose encodings
 // grow and shrink, and strings, sometimes at their stored length (the
-// manager's patched write) and sometimes not; deletes and clears; now and
-// then destroys or regenerates its session; saves once or twice; and one
-// time in three a second request of the same session overlaps it, loaded
-// before either saves, so saves meet sessions changed, moved or ended
-// since they were read. The model is the manager's promise: a request
-// reads the session as it loaded it plus its own changes; a save applies
-// only the changes made since the request's last save (a clear, then
-// deletions, then values) to the session as stored, so keys another
-// request wrote meanwhile keep its values; a save of changes to a session
-// another request ended (destroyed, or moved to a new ID) fails with
-// sessionkit.ErrNotFound and writes nothing; and an ended session's ID
-// never finds a session again.
+// manager's patched write) and sometimes not; sets and reads a flash;
+// deletes and clears; now and then destroys or regenerates its session;
+// saves once or twice; and one time in three a second request of the same
+// session overlaps it, loaded before either saves, so saves meet sessions
+// changed, moved or ended since they were read. The model is the manager's
+// promise: a request reads the session as it loaded it plus its own
+// changes; a save applies only the changes made since the request's last
+// save (a clear, then deletions, then values) to the session as stored, so
+// keys another request wrote meanwhile keep its values; a save of changes
+// to a session another request ended (destroyed, or moved to a new ID)
+// fails with sessionkit.ErrNotFound and writes nothing; and an ended
+// session's ID never finds a session again.
 func testRandomRequests(t *testing.T, p sessionkit.Provider) {
 	randomRequests(t, 0, newViaManager(t, p))
 }
@@ -307,8 +307,8 @@ func openModelRequest(t *testing.T, v *viaManager, ms *modelSession, lag time.Du
 }
 
 // modelKeys are the keys the random requests use: n* hold integers, s*
-// strings.
-var modelKeys = []string{"n1", "n2", "s1", "s2"}
+// strings, and f1 is a flash's key (which Keys does not list).
+var modelKeys = []string{"n1", "n2", "s1", "s2", "f1"}
 
 // op does one random operation of r, checking what it reads. It returns
 // the session a Regenerate moved r's session to, which the model then
@@ -354,12 +354,33 @@ func (r *modelRequest) op(t *testing.T, rng *rand.Rand, step int) *modelSession 
 		clear(r.set)
 		r.cleared = true
 	case n < 9:
-		r.s.Delete(k)
+		if k[0] == 'f' {
+			r.s.ClearFlashes()
+		} else {
+			r.s.Delete(k)
+		}
 		delete(r.view, k)
 		delete(r.set, k)
 		r.deleted[k] = true
 	case n < 21:
 		checkView(t, r.s, r.view, "step", step)
+	case k[0] == 'f' && n%2 == 0:
+		// A flash is read once: GetFlash returns it and removes it.
+		old, ok := r.view[k]
+		if got := r.s.GetFlash(k); (got != nil) != ok || ok && got != old {
+			t.Fatalf("step %d: GetFlash(%s) = %v; the request's view holds %v (%v)", step, k, got, old, ok)
+		}
+		if ok {
+			delete(r.view, k)
+			delete(r.set, k)
+			r.deleted[k] = true
+		}
+	case k[0] == 'f':
+		x := strings.Repeat(string(rune('a'+rng.IntN(26))), 1+rng.IntN(20))
+		r.s.SetFlash(k, x)
+		r.view[k] = x
+		r.set[k] = x
+		delete(r.deleted, k)
 	default:
 		// Read the value first, as a handler updating it does: that is
 		// what lets the manager patch the write in place.
@@ -466,15 +487,30 @@ func checkView(t *testing.T, s *sessionkit.Store, want map[string]any, what stri
 
 // viewError describes how what s holds differs from want, or returns nil.
 func viewError(s *sessionkit.Store, want map[string]any) error {
-	if keys, wantKeys := s.Keys(), slices.Sorted(maps.Keys(want)); !slices.Equal(keys, wantKeys) {
+	var wantKeys []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if k[0] != 'f' {
+			wantKeys = append(wantKeys, k)
+		}
+	}
+	if keys := s.Keys(); !slices.Equal(keys, wantKeys) {
 		return fmt.Errorf("keys %q, want %q", keys, wantKeys)
+	}
+	for _, k := range modelKeys {
+		// A flash is only looked at here: reading it would remove it.
+		if _, ok := want[k]; k[0] == 'f' && s.HasFlash(k) != ok {
+			return fmt.Errorf("HasFlash(%s) = %v, want %v", k, !ok, ok)
+		}
 	}
 	for k, x := range want {
 		var got any
 		var err error
-		if k[0] == 'n' {
+		switch k[0] {
+		case 'f':
+			continue
+		case 'n':
 			got, err = s.GetInt(k)
-		} else {
+		default:
 			got, err = s.GetString(k)
 		}
 		if err != nil || got != x {
