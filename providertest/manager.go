@@ -363,7 +363,9 @@ func (r *modelRequest) op(t *testing.T, rng *rand.Rand, step int) *modelSession 
 		delete(r.set, k)
 		r.deleted[k] = true
 	case n < 21:
-		checkView(t, r.s, r.view, "step", step)
+		if err := viewError(r.s, r.view); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
 	case k[0] == 'f' && n%2 == 0:
 		// A flash is read once: GetFlash returns it and removes it.
 		old, ok := r.view[k]
@@ -475,14 +477,6 @@ func (r *modelRequest) save(t *testing.T, step int) (created *modelSession, ende
 	clear(r.deleted)
 	clear(r.set)
 	return created, false
-}
-
-// checkView fails t unless s holds exactly the values of want.
-func checkView(t *testing.T, s *sessionkit.Store, want map[string]any, what string, step int) {
-	t.Helper()
-	if err := viewError(s, want); err != nil {
-		t.Fatalf("%s %d: %v", what, step, err)
-	}
 }
 
 // viewError describes how what s holds differs from want, or returns nil.
