@@ -25,11 +25,7 @@ import (
 // from the preloaded cookie, which stays valid, rather than the one the
 // previous request returned).
 func BenchManager(b *testing.B, p sessionkit.Provider) {
-	m := sessionkit.New(sessionkit.Config{})
-	if err := m.UseProvider(p); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = m.Close() })
+	m := newManager(b, p)
 	ids := make([]string, 1000)
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&fasthttp.Request{}, nil, nil)

@@ -24,14 +24,21 @@ type viaManager struct {
 
 func newViaManager(t *testing.T, p sessionkit.Provider) *viaManager {
 	t.Helper()
-	m := sessionkit.New(sessionkit.Config{})
-	if err := m.UseProvider(p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	v := &viaManager{t: t, m: m}
+	v := &viaManager{t: t, m: newManager(t, p)}
 	v.ctx.Init(&fasthttp.Request{}, nil, nil)
 	return v
+}
+
+// newManager returns a manager with the default Config on p, closed when
+// tb ends.
+func newManager(tb testing.TB, p sessionkit.Provider) *sessionkit.Session {
+	tb.Helper()
+	m := sessionkit.New(sessionkit.Config{})
+	if err := m.UseProvider(p); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = m.Close() })
+	return m
 }
 
 // do runs one request sending cookie ("" for none) through work, and
