@@ -161,10 +161,16 @@ func BenchmarkW1SignedIDs(b *testing.B) {
 // budgets; it skips under the race detector, which allocates.
 func allocsManager(t *testing.T) (*sessionkit.Session, string) {
 	t.Helper()
+	return allocsManagerWith(t, sessionkit.Config{})
+}
+
+// allocsManagerWith is allocsManager on a manager configured by cfg.
+func allocsManagerWith(t *testing.T, cfg sessionkit.Config) (*sessionkit.Session, string) {
+	t.Helper()
 	if raceEnabled {
 		t.Skip("allocation counts differ under the race detector")
 	}
-	m := sessionkit.New(sessionkit.Config{})
+	m := sessionkit.New(cfg)
 	if err := m.UseProvider(memory.New(memory.Config{})); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +232,28 @@ func TestWorkloadAllocs(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if perRequest := (after.TotalAlloc - before.TotalAlloc) / requests; perRequest > 24 {
 		t.Errorf("W1 allocates %d bytes per request, want at most 24", perRequest)
+	}
+}
+
+// Under HashIDs a Copier's storage key is worked out in the pooled state,
+// once per request: hashing costs time, not allocations.
+func TestHashedIDsAllocs(t *testing.T) {
+	m, id := allocsManagerWith(t, sessionkit.Config{HashIDs: true})
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	for _, tc := range []struct {
+		name string
+		work func(*sessionkit.Store)
+		max  float64
+	}{{"W1", w1, 0}, {"W2", w2, 1}} {
+		n := testing.AllocsPerRun(200, func() {
+			if err := handle(m, &ctx, id, tc.work); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n > tc.max {
+			t.Errorf("%s under HashIDs allocates %v times per request, want at most %v", tc.name, n, tc.max)
+		}
 	}
 }
 

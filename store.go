@@ -61,6 +61,9 @@ type storeState struct {
 	// out of the request or made there, so that costs no allocation on
 	// the commonest, read-only path (see storeData.idBuf).
 	idArr [DefaultIDLength]byte
+	// keyArr holds the storage key of such a request under
+	// Config.HashIDs (see hashedKey).
+	keyArr [hashIDLen]byte
 	// quiet is gen+1 while a Save through a handle of generation gen has
 	// nothing to do: the session is unchanged, holds no misuse to report,
 	// and its deadline is not due for extending. Save reads it without
@@ -121,6 +124,9 @@ type storeData struct {
 	// call to it (see keyFor).
 	idBuf     *[DefaultIDLength]byte
 	idBufUsed bool // idBuf is used once only
+	// key is the storage key of keyOf, the ID it was worked out for,
+	// under Config.HashIDs (see hashedKey).
+	key, keyOf string
 	// hintKey and hintOld are the value a typed getter last read out of
 	// base, as it lies there: a save that overwrites it at the same length
 	// tells the provider where (setEntry.at) without looking it up again,
@@ -287,7 +293,10 @@ func (s *storeState) keyFor(st *providerState) string {
 	if !st.copies && s.idInBuf() {
 		s.id = strings.Clone(s.id)
 	}
-	return s.m.storageKey(s.id)
+	if !s.m.cfg.HashIDs {
+		return s.id
+	}
+	return s.hashedKey(st.copies)
 }
 
 func (s *storeState) ensureID() string {

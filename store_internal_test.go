@@ -39,7 +39,15 @@ func (k *keyRecorder) Close() error                                            {
 // finds every ID) holds, on a manager using p.
 func startStored(t *testing.T, p Provider) (*Store, *fasthttp.RequestCtx) {
 	t.Helper()
-	m := New(Config{IdleTimeout: time.Hour})
+	return startStoredWith(t, Config{}, p)
+}
+
+// startStoredWith is startStored on a manager configured by cfg, whose
+// idle timeout it sets to an hour.
+func startStoredWith(t *testing.T, cfg Config, p Provider) (*Store, *fasthttp.RequestCtx) {
+	t.Helper()
+	cfg.IdleTimeout = time.Hour
+	m := New(cfg)
 	if err := m.UseProvider(p); err != nil {
 		t.Fatal(err)
 	}
@@ -63,35 +71,68 @@ func inState(h *Store, str string) bool {
 
 // A provider that is no Copier may keep the IDs it is handed, by any
 // call: they must not lie in the Store's state, whose next request writes
-// its own ID there.
+// its own ID there. Under HashIDs the same holds of the storage keys,
+// which the state works out once per request.
 func TestProviderKeysDoNotLieInTheState(t *testing.T) {
-	p := &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}
-	s, ctx := startStored(t, p)
-	if s.s.idBuf != nil || inState(s, s.s.id) {
-		t.Fatal("the ID of a request whose provider is no Copier lies in the state's buffer")
+	for _, hashed := range []bool{false, true} {
+		p := &keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}
+		s, ctx := startStoredWith(t, Config{HashIDs: hashed}, p)
+		if s.s.idBuf != nil || inState(s, s.s.id) {
+			t.Fatal("the ID of a request whose provider is no Copier lies in the state's buffer")
+		}
+		loaded := s.ID()
+		want := loaded
+		if hashed {
+			want = HashID(loaded)
+		}
+		s.Set("k", 1)
+		if err := s.Save(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s.ShiftExpiration()
+		if err := s.Save(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(p.kept) != 2 {
+			t.Fatalf("provider saw %d writes, want 2 (update and touch)", len(p.kept))
+		}
+		for _, id := range p.kept {
+			if inState(s, id) {
+				t.Fatalf("hashed %v: the provider was handed a key inside the state (%q)", hashed, id)
+			}
+			if id != want {
+				t.Fatalf("hashed %v: provider got %q, want %q", hashed, id, want)
+			}
+		}
+		if loaded != s.ID() {
+			t.Fatal("the ID handed out earlier changed")
+		}
 	}
+}
+
+// A Copier keeps nothing it is handed, so under HashIDs its storage key
+// lies in the state: worked out once per request and ID, and again for
+// the new ID after Regenerate.
+func TestCopierHashedKeyLiesInTheState(t *testing.T) {
+	p := copyingKeys{&keyRecorder{values: map[string][]byte{keyMeta: encodeMeta(time.Now(), 0)}}}
+	s, ctx := startStoredWith(t, Config{HashIDs: true}, p)
 	loaded := s.ID()
 	s.Set("k", 1)
 	if err := s.Save(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s.ShiftExpiration()
+	if len(p.kept) != 1 || p.kept[0] != HashID(loaded) || !inState(s, p.kept[0]) {
+		t.Fatalf("the Copier got %q, want HashID(%q) in the state's buffer", p.kept, loaded)
+	}
+	if err := s.Regenerate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Set("k", 2)
 	if err := s.Save(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(p.kept) != 2 {
-		t.Fatalf("provider saw %d writes, want 2 (update and touch)", len(p.kept))
-	}
-	for _, id := range p.kept {
-		if inState(s, id) {
-			t.Fatalf("the provider was handed an ID inside the state (%q)", id)
-		}
-		if id != loaded {
-			t.Fatalf("provider got %q, want %q", id, loaded)
-		}
-	}
-	if loaded != s.ID() {
-		t.Fatal("the ID handed out earlier changed")
+	if last := p.kept[len(p.kept)-1]; last != HashID(s.ID()) || s.ID() == loaded {
+		t.Fatalf("after Regenerate the Copier got %q, want HashID of the new ID %q", last, s.ID())
 	}
 }
 
