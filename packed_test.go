@@ -468,7 +468,7 @@ func TestListedUpdateHoldsEachKeyOnce(t *testing.T) {
 		}
 	}
 	if n != 1 || u.SetLen() != 2 {
-		t.Fatalf("list %q: bookkeeping %d times, %d values; want once, 2", u.set, n, u.SetLen())
+		t.Fatalf("list %+v: bookkeeping %d times, %d values; want once, 2", u.set, n, u.SetLen())
 	}
 	created, _, err := readMeta(&Record{Values: map[string][]byte{keyMeta: u.lookupSet(keyMeta)}})
 	if err != nil || created != now.UnixNano() {
