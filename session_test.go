@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -971,10 +972,13 @@ func TestCachingHeadersMerge(t *testing.T) {
 		{"private", []header{{"Cache-Control", "private, max-age=5"}}, false, "Cookie", "private, max-age=5"},
 		{"among others", []header{{"X-A", "1"}, {"Content-Type", "text/html"}, {"Cache-Control", "no-cache"}, {"X-Vary", "Cookie"}, {"Vary", "Origin"}}, false, "Origin, Cookie", "no-cache"},
 		{"lower case", []header{{"vary", "Origin"}, {"cache-control", "max-age=1"}}, true, "Origin, Cookie", `max-age=1, no-cache="Set-Cookie"`},
-		// Of repeated headers, fasthttp amends the first and net/http
-		// the whole list: different words, the same effect on a cache
-		// (checked by keepsCachesOut).
-		{"repeated", []header{{"Vary", "Origin"}, {"Vary", "Accept"}, {"Cache-Control", "max-age=1"}, {"Cache-Control", "private"}}, false, "", ""},
+		// A repeated header is one list: the manager reads all of it
+		// and, to amend it, replaces it with one header holding the whole
+		// list, on either server (fasthttp's Set replaces the first of
+		// repeated headers up to v1.74 and all of them later). The
+		// handler's later values are kept, never dropped.
+		{"repeated", []header{{"Vary", "Origin"}, {"Vary", "Accept"}, {"Cache-Control", "max-age=1"}, {"Cache-Control", "private"}}, false, "Origin, Accept, Cookie", "max-age=1, private"},
+		{"repeated, amended", []header{{"Cache-Control", "max-age=1"}, {"Vary", "Origin"}, {"Cache-Control", "public"}, {"Vary", "cookie"}}, false, "Origin, cookie", `max-age=1, public, no-cache="Set-Cookie"`},
 	} {
 		var ctx fasthttp.RequestCtx
 		ctx.Init(&fasthttp.Request{}, nil, nil)
@@ -1002,10 +1006,10 @@ func TestCachingHeadersMerge(t *testing.T) {
 			}
 		}
 		vary, cc := strings.Join(varies, ", "), strings.Join(ccs, ", ")
-		if !c.rawNames && len(varies) != max(1, count(c.before, "Vary")) {
+		if !c.rawNames && len(varies) > max(1, count(c.before, "Vary")) {
 			t.Errorf("fasthttp, %s: %d Vary headers %q: Cookie was not merged into the handler's", c.name, len(varies), varies)
 		}
-		if !keepsCachesOut(vary, cc) || c.wantVary != "" && (vary != c.wantVary || cc != c.wantCC) {
+		if !keepsCachesOut(vary, cc) || !sameList(vary, c.wantVary) || !sameList(cc, c.wantCC) {
 			t.Errorf("fasthttp, %s: got Vary %q, Cache-Control %q, want %q and %q", c.name, vary, cc, c.wantVary, c.wantCC)
 		}
 		if c.rawNames {
@@ -1024,7 +1028,7 @@ func TestCachingHeadersMerge(t *testing.T) {
 			s.Set("k", "v")
 		})).ServeHTTP(w, r)
 		vary, cc = strings.Join(w.Header().Values("Vary"), ", "), strings.Join(w.Header().Values("Cache-Control"), ", ")
-		if !keepsCachesOut(vary, cc) || c.wantVary != "" && (vary != c.wantVary || cc != c.wantCC) {
+		if !keepsCachesOut(vary, cc) || !sameList(vary, c.wantVary) || !sameList(cc, c.wantCC) {
 			t.Errorf("net/http, %s: got Vary %q, Cache-Control %q, want %q and %q", c.name, vary, cc, c.wantVary, c.wantCC)
 		}
 	}
@@ -1042,6 +1046,22 @@ func count(hs []header, name string) int {
 		}
 	}
 	return n
+}
+
+// sameList reports whether two comma-separated header lists hold the same
+// items, each as often, in any order: a server may reorder headers of
+// different names, which reorders a list that spans repeated ones, and a
+// cache reads Vary's names and Cache-Control's directives in any order.
+func sameList(a, b string) bool {
+	items := func(list string) []string {
+		var out []string
+		for part := range strings.SplitSeq(list, ",") {
+			out = append(out, strings.TrimSpace(part))
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(items(a), items(b))
 }
 
 // keepsCachesOut reports whether a response with these Vary and

@@ -18,15 +18,22 @@ type transport interface {
 	// setCookie writes one Set-Cookie header. maxAge < 0 deletes the cookie.
 	setCookie(c cookie)
 	// cachingHeaders returns the response's Vary and Cache-Control
-	// headers as set so far. The strings may share the response's
-	// memory: they must not be kept, nor used after the response is
-	// changed.
-	cachingHeaders() (vary, cacheControl string)
+	// headers as set so far, each as one list: the values of a header
+	// sent more than once are joined, as a cache reads them (RFC 9110,
+	// section 5.3), and repeated says that one of the two was. The
+	// strings may share the response's memory: they must not be kept,
+	// nor used after the response is changed.
+	cachingHeaders() (vary, cacheControl string, repeated bool)
 	// setHeader sets a response header. name is in canonical form
 	// (textproto.CanonicalMIMEHeaderKey): Config.HeaderName is stored so.
 	// The transport may keep value (net/http does), so it must never
-	// change.
+	// change. Of a header already sent more than once, setHeader may
+	// replace the first only (fasthttp up to v1.74 does) or all of them
+	// (net/http, later fasthttp releases): delHeader first when it
+	// matters.
 	setHeader(name, value string)
+	// delHeader removes every response header called name (canonical).
+	delHeader(name string)
 }
 
 // cookie is a transport-neutral Set-Cookie.
@@ -58,22 +65,34 @@ func (t fastTransport) setHeader(name, value string) {
 	t.ctx.Response.Header.SetCanonical(unsafe.Slice(unsafe.StringData(name), len(name)), unsafe.Slice(unsafe.StringData(value), len(value)))
 }
 
-func (t fastTransport) cachingHeaders() (vary, cacheControl string) {
+func (t fastTransport) delHeader(name string) { t.ctx.Response.Header.Del(name) }
+
+func (t fastTransport) cachingHeaders() (vary, cacheControl string, repeated bool) {
 	// One walk over the headers, compared in place, rather than a
 	// ResponseHeader.Peek for each: a Peek copies and normalizes its key
 	// first, and the two cost a tenth of a new session's instructions.
 	// Names are compared as Peek and SetCanonical compare them, byte for
-	// byte with the canonical name, and the first of repeated headers is
-	// taken, as Peek takes it.
+	// byte with the canonical name. A header's one value is returned in
+	// place; only a repeated header's values are joined into a string of
+	// their own.
 	for k, v := range t.ctx.Response.Header.All() {
-		switch {
-		case vary == "" && string(k) == "Vary":
-			vary = unsafe.String(unsafe.SliceData(v), len(v))
-		case cacheControl == "" && string(k) == "Cache-Control":
-			cacheControl = unsafe.String(unsafe.SliceData(v), len(v))
+		switch string(k) {
+		case "Vary":
+			vary, repeated = joinHeader(vary, v, repeated)
+		case "Cache-Control":
+			cacheControl, repeated = joinHeader(cacheControl, v, repeated)
 		}
 	}
-	return vary, cacheControl
+	return vary, cacheControl, repeated
+}
+
+// joinHeader adds the value v of a response header to list, its earlier
+// values, and reports whether the header is now repeated, or was.
+func joinHeader(list string, v []byte, repeated bool) (string, bool) {
+	if list == "" {
+		return unsafe.String(unsafe.SliceData(v), len(v)), repeated
+	}
+	return list + ", " + string(v), true
 }
 
 // setCookieHeader is the header fasthttp files under the response's
@@ -175,10 +194,12 @@ type httpTransport struct {
 func (t *httpTransport) header(name string) string    { return t.r.Header.Get(name) }
 func (t *httpTransport) isTLS() bool                  { return t.r.TLS != nil }
 func (t *httpTransport) setHeader(name, value string) { t.w.Header().Set(name, value) }
+func (t *httpTransport) delHeader(name string)        { t.w.Header().Del(name) }
 
-func (t *httpTransport) cachingHeaders() (vary, cacheControl string) {
+func (t *httpTransport) cachingHeaders() (vary, cacheControl string, repeated bool) {
 	h := t.w.Header()
-	return strings.Join(h.Values("Vary"), ", "), strings.Join(h.Values("Cache-Control"), ", ")
+	vs, ccs := h.Values("Vary"), h.Values("Cache-Control")
+	return strings.Join(vs, ", "), strings.Join(ccs, ", "), len(vs) > 1 || len(ccs) > 1
 }
 
 func (t *httpTransport) setCookie(c cookie) {
@@ -224,7 +245,7 @@ func headerHasToken(value, token string) bool {
 // the session cookie: it adds Cookie to Vary and, unless the response is
 // already private or uncacheable, tells caches not to reuse Set-Cookie.
 func markUncacheable(t transport) {
-	vary, cc := t.cachingHeaders()
+	vary, cc, repeated := t.cachingHeaders()
 	// Both new values are built before either is set: what
 	// cachingHeaders returned may share the response's memory, which a
 	// change may reuse.
@@ -243,10 +264,20 @@ func markUncacheable(t transport) {
 	default:
 		newCC = cc + `, no-cache="Set-Cookie"`
 	}
+	// A repeated header is replaced as a whole by the amended list, on
+	// every transport: setting it alone would, depending on fasthttp's
+	// version, keep its later values beside the list that holds them
+	// already, or drop them along with a directive such as private.
 	if newVary != "" {
+		if repeated {
+			t.delHeader("Vary")
+		}
 		t.setHeader("Vary", newVary)
 	}
 	if newCC != "" {
+		if repeated {
+			t.delHeader("Cache-Control")
+		}
 		t.setHeader("Cache-Control", newCC)
 	}
 }
