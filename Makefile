@@ -8,12 +8,13 @@ PKGS     := ./...
 SHELL    := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: test test-short vet lint fuzz bench bench-load example example-nethttp services-up services-down
+.PHONY: test test-short vet lint compat fuzz bench bench-load example example-nethttp services-up services-down
 
 ## test: start every server the provider tests need, then vet, race-test
 ## everything against them (the log lists every test and subtest, so each
 ## provider's conformance run shows), check the allocation budgets without
-## the race detector, and run each fuzz target briefly.
+## the race detector, test against the newest fasthttp checked too
+## (compat), and run each fuzz target briefly.
 test: vet
 	scripts/services.sh up
 	eval "$$(scripts/services.sh env)" && $(GO) test -race -count=1 -timeout 30m -v $(PKGS) 2>&1 | tee test-verbose.log \
@@ -21,7 +22,14 @@ test: vet
 	# Allocation budgets, without -race (which makes sync.Pool drop objects).
 	$(GO) test -count=1 -v -run 'Allocs$$' . | grep -E '^(\s*--- (PASS|FAIL|SKIP)|ok |FAIL)'
 	cd bench/compare && eval "$$(../../scripts/services.sh env)" && $(GO) test -count=1 ./...
+	scripts/compat.sh
 	$(MAKE) fuzz
+
+## compat: the packages that use fasthttp, vetted and tested against its
+## newest release checked (FASTHTTP_NEWEST, see scripts/compat.sh) as
+## well as go.mod's minimum.
+compat:
+	scripts/compat.sh
 
 ## test-short: unit and memory-provider tests only; no servers needed
 ## (server-backed provider tests skip loudly).
