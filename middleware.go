@@ -189,14 +189,25 @@ var errSaveFailed = errors.New("sessionkit: response replaced by an error: the s
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *saveWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Flush implements http.Flusher; it commits the header first.
-func (w *saveWriter) Flush() {
+// Flush implements http.Flusher; it commits the header first (see
+// FlushError).
+func (w *saveWriter) Flush() { _ = w.FlushError() }
+
+// FlushError commits the header, saving the session, then flushes the
+// writer Middleware wrapped, as http.ResponseController does: through any
+// writers around it that offer only Unwrap, as middleware written for
+// ResponseController does, where asking for http.Flusher alone would
+// skip the flush and stall a stream. It returns the flush's error, or
+// an error if the session could not be saved (the client then has a
+// 500). http.ResponseController calls it rather than Flush.
+func (w *saveWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if f, ok := w.ResponseWriter.(http.Flusher); ok && !w.failed {
-		f.Flush()
+	if w.failed {
+		return errSaveFailed
 	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Hijack implements http.Hijacker for protocol upgrades; the session is
