@@ -1080,3 +1080,84 @@ func keepsCachesOut(vary, cc string) bool {
 	return count(vary, "Cookie") == 1 &&
 		(count(cc, `no-cache="Set-Cookie"`) == 1 || count(cc, "private") > 0 || count(cc, "no-store") > 0 || count(cc, "no-cache") > 0)
 }
+
+// The manager's shortcuts act on the request's session, the one Start
+// (or StartHTTP) returns: Regenerate moves it to a new ID, Destroy ends
+// it, UpdateExpiration sets its idle timeout.
+func TestManagerShortcuts(t *testing.T) {
+	m, p := newManager(t, sessionkit.Config{IdleTimeout: time.Minute})
+	newSession := func() string {
+		return serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("k", "v") }).cookieVal
+	}
+	fastCtx := func(id string) *fasthttp.RequestCtx {
+		var req fasthttp.Request
+		req.Header.SetCookie("sessionid", id)
+		ctx := new(fasthttp.RequestCtx)
+		ctx.Init(&req, nil, nil)
+		return ctx
+	}
+	gone := func(id string) bool {
+		_, err := p.Get(bg, id)
+		return errors.Is(err, sessionkit.ErrNotFound)
+	}
+
+	// fasthttp: Regenerate, then UpdateExpiration, then Destroy.
+	id := newSession()
+	ctx := fastCtx(id)
+	s, err := m.Regenerate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started, _ := m.Start(ctx); started != s || s.ID() == id || !gone(id) {
+		t.Fatalf("Regenerate: same Store %v, new ID %q (old %q), old ID gone %v", started == s, s.ID(), id, gone(id))
+	}
+	if v, _ := s.GetString("k"); v != "v" {
+		t.Fatalf("Regenerate lost the data: %q", v)
+	}
+	if err := m.UpdateExpiration(ctx, 5*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UpdateExpiration(ctx, -1); err == nil {
+		t.Fatal("negative UpdateExpiration accepted")
+	}
+	if err := s.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := p.Get(bg, s.ID()); err != nil || time.Until(r.Expires) < 4*time.Hour {
+		t.Fatalf("after UpdateExpiration(5h): %v, %v left", err, time.Until(r.Expires))
+	}
+	regenerated := s.ID()
+	if err := m.Destroy(fastCtx(regenerated)); err != nil || !gone(regenerated) {
+		t.Fatalf("Destroy: %v, gone %v", err, gone(regenerated))
+	}
+
+	// net/http: RegenerateHTTP and DestroyHTTP.
+	id = newSession()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(&http.Cookie{Name: "sessionid", Value: id})
+	w := httptest.NewRecorder()
+	hs, err := m.RegenerateHTTP(w, r)
+	if err != nil || hs.ID() == id || !gone(id) {
+		t.Fatalf("RegenerateHTTP: %v, new ID %q (old %q), old ID gone %v", err, hs.ID(), id, gone(id))
+	}
+	if err := hs.Save(r.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(w.Header().Get("Set-Cookie"), "sessionid="+hs.ID()) {
+		t.Fatalf("RegenerateHTTP sent %q, want the new ID's cookie", w.Header().Get("Set-Cookie"))
+	}
+	regenerated = hs.ID()
+	hs.Close()
+	if gone(regenerated) {
+		t.Fatal("RegenerateHTTP's session was not stored")
+	}
+	r = httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(&http.Cookie{Name: "sessionid", Value: regenerated})
+	w = httptest.NewRecorder()
+	if err := m.DestroyHTTP(w, r); err != nil || !gone(regenerated) {
+		t.Fatalf("DestroyHTTP: %v, gone %v", err, gone(regenerated))
+	}
+	if c := w.Header().Get("Set-Cookie"); !strings.Contains(c, "Max-Age=0") && !strings.Contains(c, "max-age=0") {
+		t.Fatalf("DestroyHTTP did not delete the cookie: %q", c)
+	}
+}
