@@ -27,7 +27,10 @@ const (
 type RequestInfo interface {
 	// Header returns the first value of the request header name.
 	Header(name string) string
-	// TLS reports whether the connection to this server is TLS.
+	// TLS reports whether the connection to this server is TLS. The
+	// manager asks IsSecure only about requests that did not arrive over
+	// TLS, since those always get Secure, so there it reports false; it
+	// serves an IsSecure shared with code that asks about any request.
 	TLS() bool
 }
 

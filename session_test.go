@@ -511,6 +511,39 @@ func TestSecureCookie(t *testing.T) {
 	if res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) }); strings.Contains(res.setCookie, "secure") {
 		t.Fatalf("plain HTTP request got a Secure cookie %q", res.setCookie)
 	}
+	// The same through net/http, where RequestInfo reads the
+	// http.Request.
+	for _, proto := range []string{"https", "http"} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("X-Forwarded-Proto", proto)
+		m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sessionkit.FromContext(r.Context()).Set("a", 1)
+		})).ServeHTTP(w, r)
+		if sc := w.Header().Get("Set-Cookie"); sc == "" || strings.Contains(sc, "Secure") != (proto == "https") {
+			t.Fatalf("net/http, X-Forwarded-Proto %s: cookie %q", proto, sc)
+		}
+	}
+	// IsSecure is asked only about requests that did not arrive over
+	// TLS (those always get Secure), on either server: RequestInfo.TLS
+	// then reports false.
+	var sawTLS []bool
+	mTLS, _ := newManager(t, sessionkit.Config{IsSecure: func(r sessionkit.RequestInfo) bool {
+		sawTLS = append(sawTLS, r.TLS())
+		return false
+	}})
+	serve(t, mTLS, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+	plain := startNetHTTP(t, mTLS, false)
+	if _, res := newClient(t, plain.URL, nil).get("/set?a=1"); len(res.Cookies()) != 1 || res.Cookies()[0].Secure {
+		t.Fatalf("plain net/http: cookies %+v, want one, not Secure", res.Cookies())
+	}
+	overTLS := startNetHTTP(t, mTLS, true)
+	if _, res := newClient(t, overTLS.URL, overTLS.Client()).get("/set?a=1"); len(res.Cookies()) != 1 || !res.Cookies()[0].Secure {
+		t.Fatalf("over TLS: cookies %+v, want one Secure", res.Cookies())
+	}
+	if len(sawTLS) != 2 || sawTLS[0] || sawTLS[1] {
+		t.Fatalf("IsSecure's calls on plain fasthttp, plain net/http and net/http over TLS saw TLS %v, want [false false]", sawTLS)
+	}
 	m2, _ := newManager(t, sessionkit.Config{Partitioned: true, SameSite: http.SameSiteNoneMode})
 	res := serve(t, m2, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
 	for _, want := range []string{"secure", "Partitioned", "SameSite=None"} {
