@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 
@@ -208,6 +209,25 @@ func (w *saveWriter) FlushError() error {
 		return errSaveFailed
 	}
 	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// ReadFrom implements io.ReaderFrom, which io.Copy prefers, so that a
+// file served through Middleware (http.ServeContent, http.FileServer)
+// still reaches the server's writer as a whole and net/http can hand it
+// to the kernel (sendfile) rather than copy it through a buffer. The
+// header is committed first, as for Write.
+func (w *saveWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.failed {
+		return 0, errSaveFailed
+	}
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	// Only Write: io.Copy on w itself would come back here.
+	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
 }
 
 // Hijack implements http.Hijacker for protocol upgrades; the session is

@@ -145,3 +145,47 @@ func TestMiddlewareHijackUnsupported(t *testing.T) {
 		t.Fatalf("Hijack of a recorder: %v, want http.ErrNotSupported", err)
 	}
 }
+
+// readFromRecorder is a recorder that, like net/http's own writer,
+// implements io.ReaderFrom, and counts the calls.
+type readFromRecorder struct {
+	*httptest.ResponseRecorder
+	calls int
+}
+
+func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	r.calls++
+	return io.Copy(r.ResponseRecorder, src)
+}
+
+// io.Copy through Middleware reaches the server's writer's ReadFrom (so a
+// file can go out by sendfile), after the session is committed; on a
+// writer without ReadFrom it falls back to Write.
+func TestMiddlewareReadFrom(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	body := strings.Repeat("0123456789", 10_000)
+	for _, withReadFrom := range []bool{true, false} {
+		rec := &readFromRecorder{ResponseRecorder: httptest.NewRecorder()}
+		var w http.ResponseWriter = rec
+		if !withReadFrom {
+			w = rec.ResponseRecorder
+		}
+		var n int64
+		var err error
+		m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sessionkit.FromContext(r.Context()).Set("k", "v")
+			// As http.ServeContent copies: io.CopyN, whose LimitedReader
+			// has no WriteTo, so io.Copy asks the writer for ReadFrom.
+			n, err = io.CopyN(w, strings.NewReader(body), int64(len(body)))
+		})).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		if err != nil || n != int64(len(body)) || rec.Body.String() != body {
+			t.Fatalf("ReadFrom %v: copied %d, %v; body of %d bytes", withReadFrom, n, err, rec.Body.Len())
+		}
+		if want := map[bool]int{true: 1, false: 0}[withReadFrom]; rec.calls != want {
+			t.Fatalf("ReadFrom %v: the server's ReadFrom ran %d times, want %d", withReadFrom, rec.calls, want)
+		}
+		if !strings.HasPrefix(rec.Header().Get("Set-Cookie"), "sessionid=") || rec.Code != http.StatusOK {
+			t.Fatalf("ReadFrom %v: %d, cookie %q", withReadFrom, rec.Code, rec.Header().Get("Set-Cookie"))
+		}
+	}
+}
