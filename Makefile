@@ -13,7 +13,7 @@ SHELL    := /bin/bash
 ## test: start every server the provider tests need, then vet, race-test
 ## everything against them (the log lists every test and subtest, so each
 ## provider's conformance run shows), check the allocation budgets without
-## the race detector, test against the newest fasthttp checked too
+## the race detector, test against the newest dependencies checked too
 ## (compat), and run each fuzz target briefly.
 test: vet
 	scripts/services.sh up
@@ -22,14 +22,15 @@ test: vet
 	# Allocation budgets, without -race (which makes sync.Pool drop objects).
 	$(GO) test -count=1 -v -run 'Allocs$$' . | grep -E '^(\s*--- (PASS|FAIL|SKIP)|ok |FAIL)'
 	cd bench/compare && eval "$$(../../scripts/services.sh env)" && $(GO) test -count=1 ./...
-	scripts/compat.sh
+	$(MAKE) compat
 	$(MAKE) fuzz
 
-## compat: the packages that use fasthttp, vetted and tested against its
-## newest release checked (FASTHTTP_NEWEST, see scripts/compat.sh) as
-## well as go.mod's minimum.
+## compat: every package vetted and tested again against the newest
+## release checked of fasthttp, go-redis and the MySQL driver
+## (scripts/compat.sh), as well as go.mod's minimums; servers as for test.
 compat:
-	scripts/compat.sh
+	scripts/services.sh up
+	eval "$$(scripts/services.sh env)" && scripts/compat.sh
 
 ## test-short: unit and memory-provider tests only; no servers needed
 ## (server-backed provider tests skip loudly).

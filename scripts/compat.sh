@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# compat.sh: vets and tests the packages that use fasthttp against its
-# newest release checked here, besides go.mod's minimum (which every other
-# test uses). fasthttp changes behaviour between releases (v1.79's
-# ResponseHeader.Set drops repeated headers that v1.74's kept), and users
-# get whichever release their own module requires. The run is in a
-# temporary copy of the tracked files, so go.mod stays as it is.
+# compat.sh: vets and tests every package against the newest release of
+# each direct dependency checked here (NEWEST below, or the arguments),
+# besides go.mod's minimums, which every other test uses. Dependencies
+# change behaviour between releases (fasthttp v1.79's ResponseHeader.Set
+# drops repeated headers that v1.74's kept), and users get whichever
+# release their own module requires. The run is in a temporary copy of
+# the tracked files, so go.mod stays as it is. Servers as for `make test`:
+# the provider tests read scripts/services.sh's environment, and skip
+# loudly without it.
+#
+#   scripts/compat.sh                      # NEWEST
+#   scripts/compat.sh module@version...    # those instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
-newest="${FASTHTTP_NEWEST:-v1.79.0}"
+NEWEST=(
+	github.com/valyala/fasthttp@v1.79.0
+	github.com/redis/go-redis/v9@v9.23.0
+	github.com/go-sql-driver/mysql@v1.10.2
+)
+if [ $# -gt 0 ]; then
+	NEWEST=("$@")
+fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 git ls-files -z | xargs -0 cp --parents -t "$tmp"
 cd "$tmp"
-go get "github.com/valyala/fasthttp@$newest" >/dev/null
+go get "${NEWEST[@]}" >/dev/null
 go mod tidy >/dev/null
-echo "compat: $(go list -m github.com/valyala/fasthttp)"
-pkgs=(. ./memory ./providertest ./integration ./cmd/sessionkit-load)
-go vet "${pkgs[@]}"
-go test -count=1 "${pkgs[@]}"
+echo "compat: $(go list -m -f '{{.Path}} {{.Version}}' "${NEWEST[@]%@*}" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+go vet ./...
+go test -count=1 ./...
