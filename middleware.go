@@ -231,7 +231,10 @@ func (w *saveWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 // Hijack implements http.Hijacker for protocol upgrades; the session is
-// saved first.
+// saved first. A new session's cookie is then in Header(), where only a
+// response written from it reaches the client: a WebSocket library that
+// writes its own upgrade response from headers passed to it needs the
+// Set-Cookie line passed too, or the new session stays unreachable.
 func (w *saveWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if !w.wroteHeader && !w.commit() {
 		return nil, nil, errSaveFailed
