@@ -195,12 +195,13 @@ func (w *saveWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (w *saveWriter) Flush() { _ = w.FlushError() }
 
 // FlushError commits the header, saving the session, then flushes the
-// writer Middleware wrapped, as http.ResponseController does: through any
-// writers around it that offer only Unwrap, as middleware written for
-// ResponseController does, where asking for http.Flusher alone would
-// skip the flush and stall a stream. It returns the flush's error, or
-// an error if the session could not be saved (the client then has a
-// 500). http.ResponseController calls it rather than Flush.
+// writer Middleware wrapped through http.ResponseController, which
+// follows Unwrap down to a writer that can flush: when the wrapped writer
+// is another middleware's that offers only Unwrap, asking it for
+// http.Flusher alone would skip the flush and stall a stream. It returns
+// the flush's error, or an error if the session could not be saved (the
+// client then has a 500). http.ResponseController calls it rather than
+// Flush.
 func (w *saveWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -223,6 +224,8 @@ func (w *saveWriter) ReadFrom(src io.Reader) (int64, error) {
 	if w.failed {
 		return 0, errSaveFailed
 	}
+	// The wrapped writer's own ReadFrom, never one found through Unwrap:
+	// a writer in between (compressing, say) must see every byte.
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
 	}
