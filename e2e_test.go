@@ -269,15 +269,23 @@ func (f *failingProvider) Update(ctx context.Context, id string, u sessionkit.Up
 	return f.countingProvider.Update(ctx, id, u)
 }
 
-func TestSaveFailureIsAnError(t *testing.T) {
+// failingManager returns a manager, logging nowhere, whose provider fails
+// every save.
+func failingManager(t *testing.T) *sessionkit.Session {
+	t.Helper()
 	m := sessionkit.New(sessionkit.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	_, cp := newManager(t, sessionkit.Config{})
 	fp := &failingProvider{countingProvider: cp}
 	if err := m.UseProvider(fp); err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	t.Cleanup(func() { _ = m.Close() })
 	fp.fail.Store(true)
+	return m
+}
+
+func TestSaveFailureIsAnError(t *testing.T) {
+	m := failingManager(t)
 	for name, base := range map[string]string{"fasthttp": startFasthttp(t, m), "nethttp": startNetHTTP(t, m, false).URL} {
 		c := newClient(t, base, nil)
 		body, res := c.get("/set?a=1")

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -65,14 +64,7 @@ func TestMiddlewareFlush(t *testing.T) {
 // A flush whose save fails reports it, and sends the 500 rather than the
 // handler's output.
 func TestMiddlewareFlushAfterFailedSave(t *testing.T) {
-	m := sessionkit.New(sessionkit.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	_, cp := newManager(t, sessionkit.Config{})
-	fp := &failingProvider{countingProvider: cp}
-	if err := m.UseProvider(fp); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	fp.fail.Store(true)
+	m := failingManager(t)
 	rec := httptest.NewRecorder()
 	var flushErr error
 	m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
