@@ -27,7 +27,8 @@ test: vet
 
 ## compat: every package vetted and tested again against the newest
 ## release checked of fasthttp, go-redis and the MySQL driver
-## (scripts/compat.sh), as well as go.mod's minimums; servers as for test.
+## (scripts/compat.sh), as well as go.mod's minimums, under the machine's
+## Go and under Go 1.27.3; servers as for test.
 compat:
 	scripts/services.sh up
 	eval "$$(scripts/services.sh env)" && scripts/compat.sh
