@@ -328,3 +328,41 @@ func TestSharedStore(t *testing.T) {
 		return open(t, cfg), open(t, cfg)
 	})
 }
+
+// TestCloseReleasesStatements opens and closes the provider on a pool the
+// caller owns, which outlives it: every statement the provider prepared
+// must be gone from the pool's connection afterwards.
+func TestCloseReleasesStatements(t *testing.T) {
+	db := admin(t)
+	pool, err := sql.Open("postgres", dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	pool.SetMaxOpenConns(1) // every statement on the connection counted below
+	prepared := func() int {
+		var n int
+		if err := pool.QueryRow("SELECT COUNT(*) FROM pg_prepared_statements").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := prepared()
+	table := "t_" + providertest.UniquePrefix(t)
+	t.Cleanup(func() { _, _ = db.Exec("DROP TABLE IF EXISTS " + table) })
+	for range 3 {
+		p, err := New(bg, Config{DB: pool, Table: table})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := prepared(); n <= before {
+			t.Fatalf("%d statements prepared with the provider open, %d before: the count does not see them", n, before)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := prepared(); after != before {
+		t.Errorf("%d statements prepared on the caller's connection before three New and Close, %d after", before, after)
+	}
+}

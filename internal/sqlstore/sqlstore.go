@@ -440,16 +440,7 @@ func (s *Store) setup(ctx context.Context, table string) error {
 			return err
 		}
 	}
-	for _, x := range []struct {
-		dst  **stmt
-		tmpl string
-	}{
-		{&s.get, getSQL}, {&s.exists, existsSQL}, {&s.create, s.d.Create},
-		{&s.lock, s.d.Lock}, {&s.save, saveSQL}, {&s.swap, swapSQL}, {&s.touch, touchSQL},
-		{&s.del, deleteSQL}, {&s.count, countSQL}, {&s.rangeAll, rangeSQL},
-		{&s.renameClear, renameClearSQL}, {&s.renameMove, renameMoveSQL},
-		{&s.gc, s.d.GC},
-	} {
+	for _, x := range s.statements() {
 		st, err := compile(x.tmpl, table, s.d.Placeholder)
 		if err != nil {
 			s.closeStmts()
@@ -484,14 +475,30 @@ func (s *Store) createSchema(ctx context.Context, table string) error {
 	return tx.Commit()
 }
 
-func (s *Store) stmts() []*stmt {
-	return []*stmt{s.get, s.exists, s.create, s.lock, s.save, s.touch, s.del, s.count, s.rangeAll, s.renameClear, s.renameMove, s.gc}
+// statement is one of a Store's statements and its template.
+type statement struct {
+	dst  **stmt
+	tmpl string
+}
+
+// statements lists every statement of s with its template: the one list
+// that setup prepares and closeStmts releases, so that no statement is
+// prepared and never closed (on a pool the caller owns, each would stay
+// on its connection until the pool closed).
+func (s *Store) statements() []statement {
+	return []statement{
+		{&s.get, getSQL}, {&s.exists, existsSQL}, {&s.create, s.d.Create},
+		{&s.lock, s.d.Lock}, {&s.save, saveSQL}, {&s.swap, swapSQL}, {&s.touch, touchSQL},
+		{&s.del, deleteSQL}, {&s.count, countSQL}, {&s.rangeAll, rangeSQL},
+		{&s.renameClear, renameClearSQL}, {&s.renameMove, renameMoveSQL},
+		{&s.gc, s.d.GC},
+	}
 }
 
 func (s *Store) closeStmts() error {
 	var errs []error
-	for _, st := range s.stmts() {
-		if st != nil && st.s != nil {
+	for _, x := range s.statements() {
+		if st := *x.dst; st != nil && st.s != nil {
 			errs = append(errs, st.s.Close())
 		}
 	}

@@ -36,7 +36,7 @@ func TestCompile(t *testing.T) {
 // TestDialectStatements compiles every shared statement in each style, so
 // a typo in a parameter name fails here rather than at Open.
 func TestDialectStatements(t *testing.T) {
-	for _, tmpl := range []string{getSQL, existsSQL, saveSQL, touchSQL, deleteSQL, countSQL, rangeSQL, renameClearSQL, renameMoveSQL} {
+	for _, tmpl := range []string{getSQL, existsSQL, saveSQL, swapSQL, touchSQL, deleteSQL, countSQL, rangeSQL, renameClearSQL, renameMoveSQL} {
 		for _, style := range []string{"$", "?", ""} {
 			st, err := compile(tmpl, "t", style)
 			if err != nil {
@@ -46,6 +46,30 @@ func TestDialectStatements(t *testing.T) {
 				t.Errorf("%q left a marker in %q", tmpl, st.query)
 			}
 		}
+	}
+}
+
+// TestStatementsListsEveryStatement checks that statements, the list
+// setup prepares and Close releases, holds every statement field of
+// Store: one left out was prepared and never closed.
+func TestStatementsListsEveryStatement(t *testing.T) {
+	var s Store
+	listed := map[**stmt]bool{}
+	for _, x := range s.statements() {
+		listed[x.dst] = true
+	}
+	v := reflect.ValueOf(&s).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Type() != reflect.TypeFor[*stmt]() {
+			continue
+		}
+		if p := (**stmt)(f.Addr().UnsafePointer()); !listed[p] {
+			t.Errorf("Store.%s is not in statements(): Close would never release it", v.Type().Field(i).Name)
+		}
+	}
+	if len(listed) == 0 {
+		t.Fatal("statements() is empty")
 	}
 }
 
