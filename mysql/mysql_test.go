@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -426,4 +427,43 @@ func TestSharedStore(t *testing.T) {
 		cfg := Config{MaxOpenConns: 4, Table: "t_" + providertest.UniquePrefix(t)}
 		return open(t, cfg), open(t, cfg)
 	})
+}
+
+// TestLargeSessionWrite writes a session of more than half the server's
+// packet limit (max_allowed_packet) the way the manager does, with the
+// session as read in Update.Base: a write that sent the values twice,
+// old and new, would exceed the limit where a plain write does not.
+func TestLargeSessionWrite(t *testing.T) {
+	var limit int
+	if err := admin(t).QueryRow("SELECT @@max_allowed_packet").Scan(&limit); err != nil {
+		t.Fatal(err)
+	}
+	size := min(limit*6/10, 10<<20)
+	if 2*size < limit {
+		t.Logf("max_allowed_packet is %d: a %d-byte session sent twice fits, so this only checks the write", limit, size)
+	}
+	p := open(t, Config{})
+	id := providertest.ID()
+	exp := time.Now().Add(time.Hour)
+	big := bytes.Repeat([]byte("x"), size)
+	if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: map[string][]byte{"big": big}, Expires: exp}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	base, err := p.Get(bg, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Update(bg, id, sessionkit.Update{Set: map[string][]byte{"b": []byte("2")}, Expires: exp, Base: base}); err != nil {
+		t.Fatalf("update of a %d-byte session with its Base (max_allowed_packet %d): %v", size, limit, err)
+	}
+	r, err := p.Get(bg, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.Lookup("b"); string(v) != "2" {
+		t.Errorf("b = %q after the update, want 2", v)
+	}
+	if v, _ := r.Lookup("big"); !bytes.Equal(v, big) {
+		t.Errorf("big has %d bytes after the update, want the %d stored", len(v), size)
+	}
 }

@@ -40,6 +40,9 @@ const (
 	// name portable between providers.
 	maxIdentLen = 63 - len(indexSuffix)
 	indexSuffix = "_expires_idx"
+	// maxSwap is the most bytes of values, old and new together, that an
+	// Update sends in the swap statement (see swapFrom).
+	maxSwap = 1 << 20
 	// maxAttempts bounds how often a transaction that lost a deadlock or
 	// serialization conflict is run again.
 	maxAttempts = 3
@@ -709,9 +712,21 @@ func (s *Store) Update(ctx context.Context, id string, u sessionkit.Update) erro
 // values, and reports whether it did. It needs u.Expires: with a zero one
 // the stored deadline, which a Touch may have moved since the read, would
 // have to be read first.
+//
+// A session whose old and new values together exceed maxSwap bytes goes
+// to the transaction instead. The swap sends the session twice, as the
+// new values and as the old ones to compare, which for a large session
+// can exceed the server's packet limit (MySQL's max_allowed_packet, 16
+// MiB by default on MariaDB) where the transaction, which sends it once,
+// would not; and at that size the transaction's extra round trips are
+// small beside the transfer.
 func (s *Store) swapFrom(ctx context.Context, id string, u sessionkit.Update, now int64) (bool, error) {
 	base := u.Base.Pack()
-	a := args{id: id, data: u.AppendPacked(nil, base), old: []byte(base), exp: u.Expires.UnixMilli(), now: now}
+	data := u.AppendPacked(nil, base)
+	if len(base)+len(data) > maxSwap {
+		return false, nil
+	}
+	a := args{id: id, data: data, old: []byte(base), exp: u.Expires.UnixMilli(), now: now}
 	n, err := s.execWrite(ctx, "update", s.swap, a)
 	// No row: changed, gone, or (UnchangedNotCounted) already holding
 	// the result. The transaction tells which, and does the right thing.
