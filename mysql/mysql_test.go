@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -465,5 +466,42 @@ func TestLargeSessionWrite(t *testing.T) {
 	}
 	if v, _ := r.Lookup("big"); !bytes.Equal(v, big) {
 		t.Errorf("big has %d bytes after the update, want the %d stored", len(v), size)
+	}
+}
+
+// TestConcurrentRenames renames many new sessions at once, as a burst of
+// logins does: sessions that share nothing must not fail each other's
+// renames (InnoDB gap locks taken by one rename's transaction made
+// another's insertion of its new key a deadlock victim, beyond the
+// retries).
+func TestConcurrentRenames(t *testing.T) {
+	p := open(t, Config{MaxOpenConns: 32})
+	const workers, rounds = 32, 40
+	errs := make(chan error, workers*rounds)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range rounds {
+				id, exp := providertest.ID(), time.Now().Add(time.Hour)
+				if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: map[string][]byte{"a": []byte("1")}, Expires: exp}); err != nil {
+					errs <- fmt.Errorf("create: %w", err)
+					continue
+				}
+				if err := p.Rename(bg, id, providertest.ID(), exp); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for err := range errs {
+		if n++; n <= 3 {
+			t.Error(err)
+		}
+	}
+	if n > 0 {
+		t.Errorf("%d of %d renames of distinct sessions failed", n, workers*rounds)
 	}
 }

@@ -113,9 +113,15 @@ const (
 	deleteSQL = "DELETE FROM {table} WHERE id = @id"
 	countSQL  = "SELECT COUNT(*) FROM {table} WHERE expires_at > @now"
 	rangeSQL  = "SELECT id, data, expires_at FROM {table} WHERE expires_at > @now"
-	// Rename first removes an expired row squatting on the new id (a live
-	// one makes the move fail on the primary key), then moves the row by
-	// rewriting its key, so the values never travel.
+	// Rename first looks for a row on the new id, with a plain read that
+	// locks nothing, and removes it if it is expired (a live one makes the
+	// move fail on the primary key); then it moves the row by rewriting
+	// its key, so the values never travel. Deleting blindly instead would
+	// cost the usual rename, whose new id is in no row, a lock on the gap
+	// where that id would go (InnoDB, repeatable read): two renames into
+	// one gap then each wait for the other's gap lock to insert, and one
+	// dies as a deadlock victim, again and again under a burst of logins.
+	renameFindSQL  = "SELECT expires_at FROM {table} WHERE id = @new"
 	renameClearSQL = "DELETE FROM {table} WHERE id = @new AND expires_at <= @now"
 	renameMoveSQL  = "UPDATE {table} SET id = @new, expires_at = @exp WHERE id = @id AND expires_at > @now"
 )
@@ -344,8 +350,8 @@ type Store struct {
 	gate        gate
 	releaseGate func()
 
-	get, exists, create, lock, save, swap, touch, del *stmt
-	count, rangeAll, renameClear, renameMove, gc      *stmt
+	get, exists, create, lock, save, swap, touch, del        *stmt
+	count, rangeAll, renameFind, renameClear, renameMove, gc *stmt
 }
 
 // Open connects, creates the table and index if missing, and prepares
@@ -493,7 +499,7 @@ func (s *Store) statements() []statement {
 		{&s.get, getSQL}, {&s.exists, existsSQL}, {&s.create, s.d.Create},
 		{&s.lock, s.d.Lock}, {&s.save, saveSQL}, {&s.swap, swapSQL}, {&s.touch, touchSQL},
 		{&s.del, deleteSQL}, {&s.count, countSQL}, {&s.rangeAll, rangeSQL},
-		{&s.renameClear, renameClearSQL}, {&s.renameMove, renameMoveSQL},
+		{&s.renameFind, renameFindSQL}, {&s.renameClear, renameClearSQL}, {&s.renameMove, renameMoveSQL},
 		{&s.gc, s.d.GC},
 	}
 }
@@ -813,8 +819,8 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 }
 
 // Rename implements sessionkit.Provider: in one transaction it drops an
-// expired row at newID and rewrites the live row's key, so the primary key
-// itself refuses a live newID.
+// expired row at newID, if there is one, and rewrites the live row's key,
+// so the primary key itself refuses a live newID.
 func (s *Store) Rename(ctx context.Context, oldID, newID string, expires time.Time) error {
 	if err := s.check(ctx); err != nil {
 		return err
@@ -825,8 +831,15 @@ func (s *Store) Rename(ctx context.Context, oldID, newID string, expires time.Ti
 	a := args{id: oldID, newID: newID, exp: expires.UnixMilli(), now: nowMilli()}
 	return s.write(ctx, "rename", func() error {
 		return s.inTx(ctx, "rename", func(tx *sql.Tx) error {
-			if _, err := tx.StmtContext(ctx, s.renameClear.s).ExecContext(ctx, s.renameClear.bind(a)...); err != nil {
+			var squat int64
+			switch err := tx.StmtContext(ctx, s.renameFind.s).QueryRowContext(ctx, s.renameFind.bind(a)...).Scan(&squat); {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
 				return s.fail(ctx, "rename", err)
+			case squat <= a.now:
+				if _, err := tx.StmtContext(ctx, s.renameClear.s).ExecContext(ctx, s.renameClear.bind(a)...); err != nil {
+					return s.fail(ctx, "rename", err)
+				}
 			}
 			res, err := tx.StmtContext(ctx, s.renameMove.s).ExecContext(ctx, s.renameMove.bind(a)...)
 			if err != nil {

@@ -36,7 +36,7 @@ func TestCompile(t *testing.T) {
 // TestDialectStatements compiles every shared statement in each style, so
 // a typo in a parameter name fails here rather than at Open.
 func TestDialectStatements(t *testing.T) {
-	for _, tmpl := range []string{getSQL, existsSQL, saveSQL, swapSQL, touchSQL, deleteSQL, countSQL, rangeSQL, renameClearSQL, renameMoveSQL} {
+	for _, tmpl := range []string{getSQL, existsSQL, saveSQL, swapSQL, touchSQL, deleteSQL, countSQL, rangeSQL, renameFindSQL, renameClearSQL, renameMoveSQL} {
 		for _, style := range []string{"$", "?", ""} {
 			st, err := compile(tmpl, "t", style)
 			if err != nil {
