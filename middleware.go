@@ -64,8 +64,17 @@ func (m *Session) Handler(next fasthttp.RequestHandler) fasthttp.RequestHandler 
 // stored, except that a session created that late cannot send its cookie:
 // it is not stored and the problem is logged, rather than silently kept
 // where nobody can reach it.
+//
+// Middleware inside a Middleware of the same manager (on a router and on
+// one of its sub-routers, say) only calls next: the outer one's Store
+// serves the request, and it is saved and released by the outer one,
+// after code that runs once the inner handler is done.
 func (m *Session) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Context().Value(m.key).(*Store); ok {
+			next.ServeHTTP(w, r)
+			return
+		}
 		mw := &middlewareRequest{sw: saveWriter{ResponseWriter: w, m: m}}
 		sw := &mw.sw
 		s, err := m.StartHTTP(sw, r)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -180,4 +181,43 @@ func TestMiddlewareReadFrom(t *testing.T) {
 			t.Fatalf("ReadFrom %v: %d, cookie %q", withReadFrom, rec.Code, rec.Header().Get("Set-Cookie"))
 		}
 	}
+}
+
+// Middleware inside a Middleware of the same manager leaves the request's
+// Store to the outer one, which saves it once the code around the inner
+// handler is done too; the inner one used to release it first, losing
+// what that code did.
+func TestMiddlewareNested(t *testing.T) {
+	var logs strings.Builder
+	m, _ := newManager(t, sessionkit.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	inner := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sessionkit.FromContext(r.Context()).Set("user", "alice")
+	}))
+	var after error
+	outer := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.ServeHTTP(w, r)
+		s := sessionkit.FromContext(r.Context())
+		if _, after = s.GetString("user"); after == nil {
+			s.Set("seen", true)
+		}
+	}))
+	rec := httptest.NewRecorder()
+	outer.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if after != nil {
+		t.Fatalf("the outer handler's Store after the inner Middleware: %v", after)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("logged: %s", logs.String())
+	}
+	cookies := rec.Result().Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("%d cookies set, want the session's one: %v", len(cookies), rec.Header().Values("Set-Cookie"))
+	}
+	serve(t, m, request{cookie: cookies[0].Value}, func(s *sessionkit.Store) {
+		user, _ := s.GetString("user")
+		seen, _ := s.GetBool("seen")
+		if user != "alice" || !seen {
+			t.Errorf("next request: user %q, seen %v; want both handlers' values", user, seen)
+		}
+	})
 }
