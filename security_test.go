@@ -85,6 +85,32 @@ func TestSignedIDKeyRotation(t *testing.T) {
 	}
 }
 
+// A signing manager's Config makes the same manager again: the signer
+// is not one of the Config's cookie hooks, which New would refuse beside
+// SignKeys.
+func TestSignedConfigRoundTrip(t *testing.T) {
+	m1, p := newManager(t, sessionkit.Config{SignKeys: [][]byte{signKey(1)}})
+	cfg := m1.Config()
+	if cfg.EncodeCookie != nil || cfg.DecodeCookie != nil {
+		t.Error("Config() of a signing manager holds cookie hooks it was not given")
+	}
+	m2 := sessionkit.New(cfg)
+	if err := m2.UseProvider(p); err != nil {
+		t.Fatalf("New(m.Config()) of a signing manager: %v", err)
+	}
+	for _, c := range []struct{ from, to *sessionkit.Session }{{m1, m2}, {m2, m1}} {
+		signed := serve(t, c.from, request{}, func(s *sessionkit.Store) { s.Set("k", "v") }).cookieVal
+		if !strings.Contains(signed, ".") {
+			t.Fatalf("cookie %q is not signed", signed)
+		}
+		var v string
+		serve(t, c.to, request{cookie: signed}, func(s *sessionkit.Store) { v, _ = s.GetString("k") })
+		if v != "v" {
+			t.Errorf("a cookie signed by one manager did not open the session in the other")
+		}
+	}
+}
+
 // With HashIDs the storage never sees a session ID, only its hash.
 func TestHashedIDs(t *testing.T) {
 	m, p := newManager(t, sessionkit.Config{HashIDs: true})

@@ -107,17 +107,16 @@ func New(cfg Config) *Session {
 	return m
 }
 
-// useSigner turns Config.SignKeys into the cookie encode/decode hooks.
+// useSigner makes the Signer of Config.SignKeys, which then signs and
+// verifies every ID sent and received. It stays out of the Config's
+// EncodeCookie and DecodeCookie, so that Config returns what New was
+// given, and New(m.Config()) makes the same manager again.
 func (m *Session) useSigner() error {
 	signer, err := NewSigner(m.cfg.SignKeys...)
 	if err != nil {
 		return fmt.Errorf("SignKeys: %w", err)
 	}
 	m.signer = signer
-	maxAge := max(m.cfg.AbsoluteTimeout, 0)
-	name := m.cfg.CookieName
-	m.cfg.EncodeCookie = func(id string) (string, error) { return signer.Sign(name, id), nil }
-	m.cfg.DecodeCookie = func(v string) (string, error) { return signer.Verify(name, v, maxAge) }
 	return nil
 }
 
@@ -321,13 +320,8 @@ func (m *Session) parseID(raw []byte) string {
 	if len(raw) == 0 || len(raw) > maxClientValue {
 		return ""
 	}
-	if m.cfg.DecodeCookie == nil {
-		if !validID(raw) {
-			return ""
-		}
-		return unsafe.String(&raw[0], len(raw))
-	}
-	if m.signer != nil {
+	switch {
+	case m.signer != nil:
 		// Verify keeps nothing of its input and returns a substring of
 		// it, so the request's bytes can be read in place; the caller
 		// copies the ID (Store.setID) before it outlives the request.
@@ -336,6 +330,11 @@ func (m *Session) parseID(raw []byte) string {
 			return ""
 		}
 		return id
+	case m.cfg.DecodeCookie == nil:
+		if !validID(raw) {
+			return ""
+		}
+		return unsafe.String(&raw[0], len(raw))
 	}
 	id, err := m.cfg.DecodeCookie(string(raw))
 	if err != nil || !ValidID(id) {
@@ -545,11 +544,10 @@ func (m *Session) secure(t transport) bool {
 func (m *Session) writeID(t transport, id string) error {
 	value := id
 	switch {
+	case m.signer != nil:
+		value = m.signer.Sign(m.cfg.CookieName, id)
 	case m.cfg.EncodeCookie != nil:
-		if m.signer == nil {
-			id = strings.Clone(id)
-		}
-		v, err := m.cfg.EncodeCookie(id)
+		v, err := m.cfg.EncodeCookie(strings.Clone(id))
 		if err != nil {
 			return fmt.Errorf("sessionkit: encode cookie: %w", err)
 		}
