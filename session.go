@@ -135,8 +135,8 @@ func (m *Session) SetProvider(name string, cfg ProviderConfig) error {
 // SetProviderContext is SetProvider with a context that bounds connecting
 // to the provider's server.
 func (m *Session) SetProviderContext(ctx context.Context, name string, cfg ProviderConfig) error {
-	if m.cfgErr != nil {
-		return m.cfgErr
+	if err := m.ready(); err != nil {
+		return err
 	}
 	d, err := lookupDriver(name)
 	if err != nil {
@@ -156,8 +156,8 @@ func (m *Session) SetProviderContext(ctx context.Context, name string, cfg Provi
 // earlier one. It is how a provider built by hand, outside the registry,
 // is plugged in.
 func (m *Session) UseProvider(p Provider) error {
-	if m.cfgErr != nil {
-		return m.cfgErr
+	if err := m.ready(); err != nil {
+		return err
 	}
 	if p == nil {
 		return fmt.Errorf("%w: nil provider", ErrInvalidConfig)
@@ -183,6 +183,17 @@ func (m *Session) UseProvider(p Provider) error {
 		return old.close()
 	}
 	return nil
+}
+
+// ready returns why the manager cannot take a provider: its Config's
+// first problem, or that it was not made by New. A zero Session has no
+// defaults (no GC interval, ID generator or logger), so it would fail
+// later and worse: its GC goroutine would panic and end the process.
+func (m *Session) ready() error {
+	if m.key.m == nil {
+		return fmt.Errorf("%w: a Session must be made by sessionkit.New", ErrInvalidConfig)
+	}
+	return m.cfgErr
 }
 
 func (st *providerState) close() error {

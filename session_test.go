@@ -795,6 +795,25 @@ func TestSetProviderErrors(t *testing.T) {
 	}
 }
 
+// A Session not made by New refuses a provider, where it used to take
+// one and start a GC goroutine that panicked (a zero GC interval),
+// ending the process.
+func TestZeroSession(t *testing.T) {
+	var m sessionkit.Session
+	if err := m.SetProvider("memory", nil); !errors.Is(err, sessionkit.ErrInvalidConfig) {
+		t.Errorf("zero Session: SetProvider = %v, want ErrInvalidConfig", err)
+	}
+	if err := m.UseProvider(memory.New(memory.Config{})); !errors.Is(err, sessionkit.ErrInvalidConfig) || !strings.Contains(err.Error(), "sessionkit.New") {
+		t.Errorf("zero Session: UseProvider = %v, want ErrInvalidConfig naming sessionkit.New", err)
+	}
+	if _, err := m.Start(&fasthttp.RequestCtx{}); !errors.Is(err, sessionkit.ErrNoProvider) {
+		t.Errorf("zero Session: Start = %v, want ErrNoProvider", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("zero Session: Close = %v", err)
+	}
+}
+
 type wrongConfig struct{}
 
 func (wrongConfig) ProviderName() string { return "redis" }
