@@ -109,7 +109,8 @@ type Config struct {
 	// from crypto/rand, base64url-encoded to 32 characters. A custom
 	// generator must return 16 to 256 characters of [A-Za-z0-9_-] with at
 	// least 128 bits of entropy; IDs it produces that break this rule make
-	// Save fail.
+	// Save and Regenerate fail with an error wrapping ErrInvalidID, and
+	// nothing is stored or sent under them.
 	IDGenerator func() string
 	// Codec encodes values that are not scalars. Default MsgpackCodec.
 	Codec Codec

@@ -4,11 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 )
 
 // ErrInvalidID is wrapped by a provider's error for a malformed session ID
 // (see ValidID). The manager never passes one; providers check anyway,
-// since an ID is also a key, a file name or part of a query.
+// since an ID is also a key, a file name or part of a query. The manager
+// wraps it too, in the error of a save or Regenerate whose new ID, made by
+// a custom Config.IDGenerator, is malformed.
 var ErrInvalidID = errors.New("sessionkit: invalid session ID")
 
 // Limits on the length of a session ID. The default generator makes IDs of
@@ -101,3 +104,16 @@ var idBad = func() (t [256]byte) {
 	}
 	return t
 }()
+
+// checkGenerated returns an error wrapping ErrInvalidID if id, made by a
+// custom Config.IDGenerator, breaks the rules for IDs, so that nothing is
+// stored or sent under it: New checked one of the generator's IDs, and a
+// generator may go wrong later (one ID cut short, say), where the next
+// request would refuse the cookie and the session be lost unseen. NewID's
+// IDs are never checked.
+func (m *Session) checkGenerated(id string) error {
+	if m.defaultIDs || ValidID(id) {
+		return nil
+	}
+	return fmt.Errorf("%w: IDGenerator returned %q: IDs must be 16 to 256 characters of [A-Za-z0-9_-]", ErrInvalidID, id)
+}

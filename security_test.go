@@ -2,7 +2,9 @@ package sessionkit_test
 
 import (
 	"bytes"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sessionkit/sessionkit"
@@ -180,5 +182,54 @@ func TestRegeneratedIDDeadEverywhere(t *testing.T) {
 				t.Fatalf("%+v: the pre-login ID still opens the session", r)
 			}
 		})
+	}
+}
+
+// A custom IDGenerator that goes wrong after New checked it makes Save and
+// Regenerate fail, and nothing is stored or sent under the bad ID: the
+// next request would refuse it, losing the session unseen.
+func TestBadGeneratedIDRefused(t *testing.T) {
+	// badAfter returns a generator whose IDs are good for its first n calls.
+	badAfter := func(n int64) func() string {
+		var calls atomic.Int64
+		return func() string {
+			if calls.Add(1) <= n {
+				return sessionkit.NewID()
+			}
+			return "short1"
+		}
+	}
+	for _, hashed := range []bool{false, true} {
+		m, p := newManager(t, sessionkit.Config{IDGenerator: badAfter(1), HashIDs: hashed})
+		res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("k", "v") })
+		if !errors.Is(res.saveErr, sessionkit.ErrInvalidID) || res.setCookie != "" {
+			t.Errorf("HashIDs %v: new session under a bad ID: Save = %v, Set-Cookie %q", hashed, res.saveErr, res.setCookie)
+		}
+		if n, _ := p.Count(bg); n != 0 {
+			t.Errorf("HashIDs %v: %d sessions stored under a bad ID", hashed, n)
+		}
+	}
+	// Regenerate of a stored session: the generator's second ID is bad.
+	m, _ := newManager(t, sessionkit.Config{IDGenerator: badAfter(2)})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("k", "v") }).cookieVal
+	var regen error
+	res := serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { regen = s.Regenerate(bg) })
+	if !errors.Is(regen, sessionkit.ErrInvalidID) || res.setCookie != "" {
+		t.Errorf("Regenerate to a bad ID = %v, Set-Cookie %q", regen, res.setCookie)
+	}
+	var v string
+	serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { v, _ = s.GetString("k") })
+	if v != "v" {
+		t.Error("the session was lost by a Regenerate that failed")
+	}
+	// A client-side provider: the sealed cookie would carry the bad ID.
+	cm := sessionkit.New(sessionkit.Config{IDGenerator: badAfter(1)})
+	if err := cm.UseProvider(&mapClient{records: map[string]sessionkit.Record{}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cm.Close() })
+	res = serve(t, cm, request{}, func(s *sessionkit.Store) { s.Set("k", "v") })
+	if !errors.Is(res.saveErr, sessionkit.ErrInvalidID) || res.setCookie != "" {
+		t.Errorf("client-side session under a bad ID: Save = %v, Set-Cookie %q", res.saveErr, res.setCookie)
 	}
 }

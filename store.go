@@ -1012,7 +1012,11 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 	// into it and keeps no saved changes pending. The whole session is
 	// merged packed, as the cookie carries it, with no map in between.
 	full := ownPacked(u.AppendPacked(nil, s.base.Pack()))
-	value, err := cs.SealSession(s.m.cfg.CookieName, s.ensureID(), Record{Packed: full, Expires: u.Expires})
+	id := s.ensureID()
+	if err := s.m.checkGenerated(id); err != nil {
+		return fmt.Errorf("sessionkit: save: %w", err)
+	}
+	value, err := cs.SealSession(s.m.cfg.CookieName, id, Record{Packed: full, Expires: u.Expires})
 	if err != nil {
 		return fmt.Errorf("sessionkit: save: %w", err)
 	}
@@ -1028,6 +1032,11 @@ func (s *storeState) sealLocked(cs ClientSide) error {
 func (s *storeState) updateLocked(ctx context.Context, st *providerState, u *Update) error {
 	s.ensureID()
 	for tries := 0; ; tries++ {
+		if u.Create {
+			if err := s.m.checkGenerated(s.id); err != nil {
+				return fmt.Errorf("sessionkit: save: %w", err)
+			}
+		}
 		err := st.p.Update(ctx, s.keyFor(st), *u)
 		switch {
 		case err == nil:
@@ -1129,7 +1138,8 @@ func (h *Store) Regenerate(ctx context.Context) error {
 		return err
 	}
 	if s.isNew {
-		// Nothing is stored yet; a new ID is all it takes.
+		// Nothing is stored yet; a new ID is all it takes (the save
+		// checks it).
 		s.id = s.m.cfg.IDGenerator()
 		return nil
 	}
@@ -1137,14 +1147,20 @@ func (h *Store) Regenerate(ctx context.Context) error {
 		// The session lives in the cookie: a new ID and a new cookie
 		// are all it takes; the old cookie stays valid until it expires
 		// (see ClientSide).
-		s.id = s.m.cfg.IDGenerator()
-		s.shift = true
+		newID := s.m.cfg.IDGenerator()
+		if err := s.m.checkGenerated(newID); err != nil {
+			return fmt.Errorf("sessionkit: regenerate: %w", err)
+		}
+		s.id, s.shift = newID, true
 		return s.sealLocked(st.client)
 	}
 	now := time.Now()
 	next := s.deadline(now)
 	for tries := 0; ; tries++ {
 		newID := s.m.cfg.IDGenerator()
+		if err := s.m.checkGenerated(newID); err != nil {
+			return fmt.Errorf("sessionkit: regenerate: %w", err)
+		}
 		err := st.p.Rename(ctx, s.keyFor(st), s.m.storageKey(newID), next)
 		switch {
 		case err == nil:
