@@ -221,3 +221,41 @@ func TestMiddlewareNested(t *testing.T) {
 		}
 	})
 }
+
+// Regenerate once the body has started under Middleware cannot send the
+// new cookie: it fails with ErrHeaderSent and leaves the session where
+// the client's cookie finds it, where it used to move the session and
+// leave the client with a dead ID.
+func TestMiddlewareLateRegenerate(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	id := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("user", "alice") }).cookieVal
+	for _, late := range []bool{false, true} {
+		var regen error
+		h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if late {
+				_, _ = io.WriteString(w, "body first")
+			}
+			regen = sessionkit.FromContext(r.Context()).Regenerate(r.Context())
+		}))
+		req := httptest.NewRequest("GET", "/", nil)
+		req.AddCookie(&http.Cookie{Name: "sessionid", Value: id})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		cookies := rec.Result().Cookies()
+		if late {
+			if !errors.Is(regen, sessionkit.ErrHeaderSent) || len(cookies) != 0 {
+				t.Fatalf("Regenerate after the body = %v, cookies %v; want ErrHeaderSent and none", regen, cookies)
+			}
+		} else {
+			if regen != nil || len(cookies) != 1 || cookies[0].Value == id {
+				t.Fatalf("Regenerate before the body = %v, cookies %v; want a new ID", regen, cookies)
+			}
+			id = cookies[0].Value
+		}
+		var user string
+		serve(t, m, request{cookie: id}, func(s *sessionkit.Store) { user, _ = s.GetString("user") })
+		if user != "alice" {
+			t.Fatalf("late %v: the client's cookie no longer finds the session", late)
+		}
+	}
+}

@@ -149,6 +149,11 @@ var statePool = sync.Pool{New: func() any {
 // ErrStoreReleased is returned by a Store used after its request ended.
 var ErrStoreReleased = errors.New("sessionkit: the Store's request is over; a Store must not be used after its handler returns")
 
+// ErrHeaderSent is wrapped by the error of a Regenerate made after the
+// response header was written (net/http, under Middleware): the new
+// cookie could not reach the client. Regenerate before writing the body.
+var ErrHeaderSent = errors.New("sessionkit: the response header was already written, so the session cookie cannot change")
+
 // newStore returns a handle on a fresh state for one request. ownID says
 // the request's provider is a Copier, so that its ID may lie in the
 // state's own buffer.
@@ -1127,6 +1132,12 @@ func (h *Store) Destroy(ctx context.Context) error {
 // and whenever privileges change. If another request destroyed the session
 // meanwhile, Regenerate returns an error wrapping ErrNotFound and the Store
 // holds a new, empty session.
+//
+// Under Middleware, once the handler has started writing its response the
+// new cookie can no longer be sent: Regenerate of a stored session then
+// returns an error wrapping ErrHeaderSent and changes nothing, where
+// moving the session would leave the client with the old, dead ID and
+// log the user out unseen.
 func (h *Store) Regenerate(ctx context.Context) error {
 	s, ok := h.lock()
 	if !ok {
@@ -1136,6 +1147,9 @@ func (h *Store) Regenerate(ctx context.Context) error {
 	st, err := s.m.provider()
 	if err != nil {
 		return err
+	}
+	if !s.isNew && s.t != nil && s.t.headerSent() {
+		return fmt.Errorf("sessionkit: regenerate: %w", ErrHeaderSent)
 	}
 	if s.isNew {
 		// Nothing is stored yet; a new ID is all it takes (the save

@@ -34,6 +34,9 @@ type transport interface {
 	setHeader(name, value string)
 	// delHeader removes every response header called name (canonical).
 	delHeader(name string)
+	// headerSent reports whether the response header is known to be
+	// out, so that a cookie set now would never reach the client.
+	headerSent() bool
 }
 
 // cookie is a transport-neutral Set-Cookie.
@@ -59,6 +62,10 @@ type fastTransport struct{ ctx *fasthttp.RequestCtx }
 
 func (t fastTransport) header(name string) string { return string(t.ctx.Request.Header.Peek(name)) }
 func (t fastTransport) isTLS() bool               { return t.ctx.IsTLS() }
+
+// headerSent is false: fasthttp writes the response once the handler has
+// returned.
+func (fastTransport) headerSent() bool { return false }
 func (t fastTransport) setHeader(name, value string) {
 	// The name is canonical already (see transport), so fasthttp need not
 	// normalize a copy of it; SetCanonical copies both arguments.
@@ -195,6 +202,13 @@ func (t *httpTransport) header(name string) string    { return t.r.Header.Get(na
 func (t *httpTransport) isTLS() bool                  { return t.r.TLS != nil }
 func (t *httpTransport) setHeader(name, value string) { t.w.Header().Set(name, value) }
 func (t *httpTransport) delHeader(name string)        { t.w.Header().Del(name) }
+
+// headerSent knows only under Middleware, whose writer sees the header go
+// out; without it, the handler must save before writing (see StartHTTP).
+func (t *httpTransport) headerSent() bool {
+	sw, ok := t.w.(*saveWriter)
+	return ok && sw.wroteHeader
+}
 
 func (t *httpTransport) cachingHeaders() (vary, cacheControl string, repeated bool) {
 	h := t.w.Header()
