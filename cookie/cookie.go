@@ -10,7 +10,7 @@
 //	field    default   meaning
 //	Keys     required  32-byte keys; the first seals, every key opens (rotate by prepending)
 //	MaxAge   24h       a sealed cookie older than this is refused, whatever it says inside
-//	MaxSize  4096      limit on len(name)+1+len(value); Save fails beyond it
+//	MaxSize  4096      limit on len(name)+1+len(value), at most 4096; Save fails beyond it
 //
 // The trade-offs of client-side sessions (see sessionkit.ClientSide): a
 // session cannot be revoked before it expires, since a copied cookie stays
@@ -47,6 +47,11 @@ const (
 	DefaultMaxSize = 4096
 )
 
+// largestMaxSize is the most MaxSize may be: the manager drops a cookie
+// value longer than 4096 bytes without opening it, so with a larger limit
+// Save would send cookies that never come back.
+const largestMaxSize = 4096
+
 // ErrTooLarge is returned by SealSession when the session does not fit in
 // a cookie.
 var ErrTooLarge = errors.New("cookie: session too large for a cookie")
@@ -62,7 +67,9 @@ type Config struct {
 	// cookie stays valid; keep it at least the manager's IdleTimeout.
 	MaxAge time.Duration
 	// MaxSize bounds len(cookie name)+1+len(value). Default 4096, what
-	// every browser accepts.
+	// every browser accepts, and the most New allows: the manager ignores
+	// a longer cookie, so a session sealed past 4096 bytes would save and
+	// then be lost, the next request starting a fresh one.
 	MaxSize int
 }
 
@@ -87,6 +94,9 @@ type Provider struct {
 func New(cfg Config) (*Provider, error) {
 	if cfg.MaxAge < 0 || cfg.MaxSize < 0 {
 		return nil, fmt.Errorf("cookie: MaxAge and MaxSize must not be negative (0 means the default)")
+	}
+	if cfg.MaxSize > largestMaxSize {
+		return nil, fmt.Errorf("cookie: MaxSize is %d; it must be at most %d, the longest cookie the manager reads back", cfg.MaxSize, largestMaxSize)
 	}
 	s, err := sessionkit.NewSealer(cfg.Keys...)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/sessionkit/sessionkit"
 	"github.com/sessionkit/sessionkit/cookie"
 	"github.com/sessionkit/sessionkit/providertest"
+	"github.com/valyala/fasthttp"
 )
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
@@ -40,14 +41,96 @@ func BenchmarkManager(b *testing.B) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	for _, cfg := range []cookie.Config{{}, {Keys: [][]byte{[]byte("short")}}, {Keys: [][]byte{make([]byte, 32)}}, {Keys: [][]byte{key(1), key(1)}}, {Keys: [][]byte{key(1)}, MaxAge: -1}} {
+	for _, cfg := range []cookie.Config{{}, {Keys: [][]byte{[]byte("short")}}, {Keys: [][]byte{make([]byte, 32)}}, {Keys: [][]byte{key(1), key(1)}}, {Keys: [][]byte{key(1)}, MaxAge: -1}, {Keys: [][]byte{key(1)}, MaxSize: 4097}, {Keys: [][]byte{key(1)}, MaxSize: 8192}} {
 		if _, err := cookie.New(cfg); err == nil {
 			t.Errorf("config %+v accepted", cfg)
 		}
 	}
+	if _, err := cookie.New(cookie.Config{Keys: [][]byte{key(1)}, MaxSize: 4096}); err != nil {
+		t.Fatalf("MaxSize 4096 refused: %v", err)
+	}
 	m := sessionkit.New(sessionkit.Config{})
 	if err := m.SetProvider("cookie", nil); err == nil {
 		t.Fatal("nil config accepted")
+	}
+}
+
+// serve runs one request through m: Start, h, Save. It returns the
+// session cookie's value sent back ("" if none) and Save's error.
+func serve(t *testing.T, m *sessionkit.Session, cookieVal string, h func(*sessionkit.Store)) (string, error) {
+	t.Helper()
+	var req fasthttp.Request
+	req.SetRequestURI("http://example.com/")
+	if cookieVal != "" {
+		req.Header.SetCookie(m.Config().CookieName, cookieVal)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	s, err := m.Start(&ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h(s)
+	saveErr := s.Save(&ctx)
+	c := fasthttp.AcquireCookie()
+	defer fasthttp.ReleaseCookie(c)
+	c.SetKey(m.Config().CookieName)
+	if !ctx.Response.Header.Cookie(c) {
+		return "", saveErr
+	}
+	return string(c.Value()), saveErr
+}
+
+// Around the size where sessions stop fitting, under the largest MaxSize
+// New accepts, every Save either fails and sends nothing or sends a
+// cookie the next request opens: the provider never writes what the
+// manager will not read.
+func TestMaxSizeReadsBack(t *testing.T) {
+	for _, name := range []string{"s", "session_id_with_a_long_name"} {
+		for _, maxSize := range []int{4096, 4097, 8192} {
+			m := sessionkit.New(sessionkit.Config{CookieName: name})
+			defer m.Close()
+			if err := m.SetProvider("cookie", &cookie.Config{Keys: [][]byte{key(1)}, MaxSize: maxSize}); err != nil {
+				if maxSize == 4096 {
+					t.Fatal(err)
+				}
+				continue // refused up front, as it should be
+			}
+			save := func(n int) (string, error) {
+				return serve(t, m, "", func(s *sessionkit.Store) { s.Set("big", strings.Repeat("x", n)) })
+			}
+			// The largest value that saves.
+			lo, hi := 0, maxSize
+			for lo < hi {
+				mid := (lo + hi + 1) / 2
+				if _, err := save(mid); err == nil {
+					lo = mid
+				} else {
+					hi = mid - 1
+				}
+			}
+			var saved, refused int
+			for n := lo - 40; n <= lo+40; n++ {
+				v, err := save(n)
+				if err != nil {
+					if !errors.Is(err, cookie.ErrTooLarge) || v != "" {
+						t.Fatalf("%s, MaxSize %d, %d-byte value: Save failed with %v and sent %d bytes", name, maxSize, n, err, len(v))
+					}
+					refused++
+					continue
+				}
+				var got string
+				var isNew bool
+				serve(t, m, v, func(s *sessionkit.Store) { got, _ = s.GetString("big"); isNew = s.IsNew() })
+				if isNew || got != strings.Repeat("x", n) {
+					t.Fatalf("%s, MaxSize %d: Save sent a %d-byte cookie that the next request does not read back (new session %v, value of %d bytes, want %d)", name, maxSize, len(v), isNew, len(got), n)
+				}
+				saved++
+			}
+			if saved == 0 || refused == 0 {
+				t.Fatalf("%s, MaxSize %d: %d saves, %d refusals: the sizes tried miss the limit", name, maxSize, saved, refused)
+			}
+		}
 	}
 }
 
