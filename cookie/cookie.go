@@ -114,14 +114,24 @@ func New(cfg Config) (*Provider, error) {
 
 // Plaintext layout: ID length (1 byte), ID, deadline (8 bytes, unix
 // nanoseconds), then sessionkit.EncodeValues of the values.
+//
+// The length byte says 1 to 255 as itself and 256 (sessionkit.MaxIDLength)
+// as 0, so that cookies sealed before 256-byte IDs were allowed still read
+// as they did. 0 was free: the empty ID it used to mean never opened a
+// session, since sessionkit.ValidID refuses it.
+
+// longestID is the longest ID the length byte can say. It is not
+// sessionkit.MaxIDLength itself so that, were that ever raised, a longer ID
+// would be refused here instead of wrapping to a wrong length.
+const longestID = 256
 
 // SealSession implements sessionkit.ClientSide.
 func (p *Provider) SealSession(name, id string, r sessionkit.Record) (string, error) {
 	if p.closed.Load() {
 		return "", sessionkit.ErrClosed
 	}
-	if len(id) > 255 {
-		return "", fmt.Errorf("cookie: ID of %d bytes is too long", len(id))
+	if len(id) == 0 || len(id) > longestID {
+		return "", fmt.Errorf("cookie: %w: %d bytes; a sealed ID must be 1 to %d bytes (see sessionkit.ValidID)", sessionkit.ErrInvalidID, len(id), longestID)
 	}
 	// The values travel packed: a Record that already holds them so (the
 	// manager's always does) is sealed as it is.
@@ -130,7 +140,7 @@ func (p *Provider) SealSession(name, id string, r sessionkit.Record) (string, er
 		values = sessionkit.Pack(nil) // no values at all, in the stored form
 	}
 	plain := make([]byte, 0, 1+len(id)+8+len(values))
-	plain = append(plain, byte(len(id)))
+	plain = append(plain, byte(len(id))) // 256 wraps to 0
 	plain = append(plain, id...)
 	plain = binary.BigEndian.AppendUint64(plain, uint64(r.Expires.UnixNano()))
 	plain = append(plain, values...)
@@ -156,10 +166,16 @@ func (p *Provider) OpenSession(name, value string) (string, sessionkit.Record, e
 	if err != nil {
 		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w", err)
 	}
-	if len(plain) < 1 || len(plain) < 1+int(plain[0])+8 {
+	if len(plain) < 1 {
 		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w: short payload", sessionkit.ErrCorruptValue)
 	}
 	n := int(plain[0])
+	if n == 0 {
+		n = longestID
+	}
+	if len(plain) < 1+n+8 {
+		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w: short payload", sessionkit.ErrCorruptValue)
+	}
 	exp := time.Unix(0, int64(binary.BigEndian.Uint64(plain[1+n:])))
 	if !time.Now().Before(exp) {
 		return "", sessionkit.Record{}, fmt.Errorf("cookie: %w: session expired", sessionkit.ErrNotFound)

@@ -3,6 +3,7 @@ package cookie_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
@@ -223,4 +224,150 @@ func TestEndToEnd(t *testing.T) {
 	if n, err := m.Count(context.Background()); err == nil {
 		t.Fatalf("Count on a cookie provider = %d, want ErrNotSupported", n)
 	}
+}
+
+// Every ID length sessionkit.ValidID allows seals and opens, 256 included
+// though its length byte wraps to 0; IDs the length byte cannot say are
+// refused rather than sealed under a wrong length.
+func TestIDLengths(t *testing.T) {
+	p, err := cookie.New(cookie.Config{Keys: [][]byte{key(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{sessionkit.MinIDLength, sessionkit.DefaultIDLength, 255, sessionkit.MaxIDLength} {
+		id := strings.Repeat("A", n-1) + "z"
+		v, err := p.SealSession("sid", id, sessionkit.Record{Values: map[string][]byte{"k": []byte("v")}, Expires: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatalf("%d-byte ID: SealSession: %v", n, err)
+		}
+		gotID, r, err := p.OpenSession("sid", v)
+		if err != nil {
+			t.Fatalf("%d-byte ID: OpenSession: %v", n, err)
+		}
+		if gotID != id {
+			t.Fatalf("a %d-byte ID came back as %d bytes: %q", n, len(gotID), gotID)
+		}
+		if got, _ := r.Lookup("k"); string(got) != "v" {
+			t.Fatalf("%d-byte ID: value %q came back as %q", n, "v", got)
+		}
+	}
+	for _, n := range []int{0, sessionkit.MaxIDLength + 1} {
+		if _, err := p.SealSession("sid", strings.Repeat("A", n), sessionkit.Record{Expires: time.Now().Add(time.Hour)}); !errors.Is(err, sessionkit.ErrInvalidID) {
+			t.Fatalf("%d-byte ID: SealSession error %v, want ErrInvalidID", n, err)
+		}
+	}
+}
+
+// A manager whose IDGenerator makes IDs of sessionkit.MaxIDLength keeps
+// its sessions in the cookie like any other.
+func TestManagerLongestID(t *testing.T) {
+	id := strings.Repeat("A", sessionkit.MaxIDLength)
+	m := sessionkit.New(sessionkit.Config{IDGenerator: func() string { return id }})
+	defer m.Close()
+	if err := m.SetProvider("cookie", &cookie.Config{Keys: [][]byte{key(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := serve(t, m, "", func(s *sessionkit.Store) { s.Set("k", "v") })
+	if err != nil || v == "" {
+		t.Fatalf("Save with a %d-byte ID: cookie %q, err %v", len(id), v, err)
+	}
+	var got, gotID string
+	serve(t, m, v, func(s *sessionkit.Store) { got, _ = s.GetString("k"); gotID = s.ID() })
+	if got != "v" || gotID != id {
+		t.Fatalf("the next request read value %q and an ID of %d bytes, want %q and the %d-byte ID", got, len(gotID), "v", len(id))
+	}
+}
+
+// plaintext is a cookie's plaintext as SealSession lays it out, but with
+// any length byte.
+func plaintext(lenByte byte, id string) []byte {
+	b := append([]byte{lenByte}, id...)
+	b = binary.BigEndian.AppendUint64(b, uint64(time.Now().Add(time.Hour).UnixNano()))
+	return append(b, sessionkit.Pack(nil)...)
+}
+
+// openForged seals plain with the provider's key, as only a holder of the
+// key could, and opens it.
+func openForged(t testing.TB, p *cookie.Provider, plain []byte) (string, sessionkit.Record, error) {
+	t.Helper()
+	s, err := sessionkit.NewSealer(key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Seal("sid", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.OpenSession("sid", v)
+}
+
+// Whatever the length byte says, the ID is read from the plaintext's own
+// bytes, 0 meaning 256, and a length that runs past the data is refused.
+func TestForgedIDLength(t *testing.T) {
+	p, err := cookie.New(cookie.Config{Keys: [][]byte{key(1)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := range 256 {
+		n := b
+		if n == 0 {
+			n = 256
+		}
+		id := strings.Repeat("A", n)
+		gotID, _, err := openForged(t, p, plaintext(byte(b), id))
+		if err != nil || gotID != id {
+			t.Fatalf("length byte %d: ID of %d bytes, err %v; want the %d bytes that follow", b, len(gotID), err, n)
+		}
+		// One byte short: the deadline would run past the data.
+		plain := plaintext(byte(b), id)[:1+n+7]
+		if _, _, err := openForged(t, p, plain); !errors.Is(err, sessionkit.ErrCorruptValue) {
+			t.Fatalf("length byte %d over %d bytes: err %v, want ErrCorruptValue", b, len(plain), err)
+		}
+	}
+	if _, _, err := openForged(t, p, nil); !errors.Is(err, sessionkit.ErrCorruptValue) {
+		t.Fatalf("empty plaintext: err %v, want ErrCorruptValue", err)
+	}
+}
+
+// FuzzOpenSession opens any plaintext sealed with the key, as a holder of
+// a leaked key could forge: a panic, an ID other than the bytes its length
+// byte names, or refusing a plaintext laid out as SealSession lays it out
+// (live deadline, well-formed values) fails.
+func FuzzOpenSession(f *testing.F) {
+	p, err := cookie.New(cookie.Config{Keys: [][]byte{key(1)}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, n := range []int{16, 255, 256} {
+		f.Add(plaintext(byte(n), strings.Repeat("A", n)))
+	}
+	f.Add(plaintext(0, strings.Repeat("A", 200)))
+	f.Add([]byte{})
+	f.Add([]byte{0})
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		if len(plain) > 2048 {
+			return // sealed, more than MaxSize lets through
+		}
+		id, _, err := openForged(t, p, plain)
+		n := 0
+		if len(plain) > 0 {
+			n = int(plain[0])
+			if n == 0 {
+				n = 256
+			}
+		}
+		if err != nil {
+			if len(plain) < 1+n+8 {
+				return
+			}
+			_, bad := sessionkit.ParsePacked(plain[1+n+8:])
+			if bad == nil && time.Now().Add(time.Minute).Before(time.Unix(0, int64(binary.BigEndian.Uint64(plain[1+n:])))) {
+				t.Fatalf("a well-formed plaintext with a %d-byte ID refused: %v", n, err)
+			}
+			return
+		}
+		if len(plain) < 1+n+8 || id != string(plain[1:1+n]) {
+			t.Fatalf("a %d-byte plaintext naming a %d-byte ID opened with an ID of %d bytes", len(plain), n, len(id))
+		}
+	})
 }
