@@ -27,6 +27,13 @@ const (
 // "keep") and at most maxDeadline.
 func deadline(t time.Time) int64 { return min(max(t.UnixMilli(), 1), maxDeadline) }
 
+// expireAt is the PXAT time of a session key whose deadline is d. A
+// session is over once now >= d, but Redis drops a key only when its clock
+// is past the PXAT time: a key set to d would still be read, and could be
+// touched back to life, during millisecond d. PXAT refuses 0, hence the
+// floor of 1. The store function of the scripts does the same.
+func expireAt(d int64) int64 { return max(d-1, 1) }
+
 // appendDeadline appends d as deadlineLen zero-padded digits.
 func appendDeadline(dst []byte, d int64) []byte {
 	var buf [deadlineLen]byte

@@ -842,7 +842,7 @@ func (p *Provider) create(ctx context.Context, id string, u sessionkit.Update) e
 	val := appendHeader(make([]byte, 0, headerLen+u.PackedSize("")), dl, tok)
 	val = u.AppendPacked(val, "")
 	f := p.cache.begin(id)
-	err := p.client.Do(ctx, "SET", key, val, "NX", "PXAT", dl).Err()
+	err := p.client.Do(ctx, "SET", key, val, "NX", "PXAT", expireAt(dl)).Err()
 	if p.cache != nil {
 		// A key that was taken is left to the session that holds it.
 		r := sessionkit.Record{Packed: sessionkit.Packed(val[headerLen:]), Expires: time.UnixMilli(dl), Rev: tok}

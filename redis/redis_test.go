@@ -385,9 +385,12 @@ func TestStorageEdges(t *testing.T) {
 }
 
 // TestHeaderDeadline checks that every write of the key's expiry writes
-// the same deadline into the session's header, so that Get's plain GET
-// reports the deadline Redis enforces: atomic and stepwise Rename, Update
-// with and without a deadline, Clear keeping the deadline, Touch.
+// the matching deadline into the session's header, so that Get's plain
+// GET reports the deadline Redis enforces: atomic and stepwise Rename,
+// Update with and without a deadline, Clear keeping the deadline, Touch.
+// The key expires a millisecond before the header's deadline: Redis keeps
+// a key while its clock reads the PXAT time, and the session must be gone
+// once its deadline has come (TestNoSessionAfterItsDeadline).
 func TestHeaderDeadline(t *testing.T) {
 	addr := singleAddr()
 	adm := admin(t, "redis", addr)
@@ -408,8 +411,8 @@ func TestHeaderDeadline(t *testing.T) {
 				t.Fatal(err)
 			}
 			header := v[1 : 1+deadlineLen]
-			if header != fmt.Sprintf("%015d", ttl) || ttl != want.UnixMilli() {
-				t.Errorf("atomic rename %v, %s: header deadline %s, key expiry %d, want %d", atomicRename, step, header, ttl, want.UnixMilli())
+			if header != fmt.Sprintf("%015d", want.UnixMilli()) || ttl != want.UnixMilli()-1 {
+				t.Errorf("atomic rename %v, %s: header deadline %s, key expiry %d, want %d and %d", atomicRename, step, header, ttl, want.UnixMilli(), want.UnixMilli()-1)
 			}
 			if got := mustGet(t, p, id).Expires; !got.Equal(want) {
 				t.Errorf("atomic rename %v, %s: Get reports %v, want %v", atomicRename, step, got, want)
@@ -445,6 +448,60 @@ func TestHeaderDeadline(t *testing.T) {
 		}
 		if got := mustGet(t, p, id2).Map(); len(got) != 1 || string(got["c"]) != "5" {
 			t.Errorf("atomic rename %v: values after the steps = %q, want only c=5", atomicRename, got)
+		}
+	}
+}
+
+// TestNoSessionAfterItsDeadline checks that a session is gone from the
+// moment its deadline comes: Get finds nothing, and neither Touch nor
+// Update can bring it back. Each try writes a session due shortly and acts
+// on it 100µs after its deadline, within the millisecond during which
+// Redis would still hold a key set to expire at the deadline itself.
+func TestNoSessionAfterItsDeadline(t *testing.T) {
+	addr := singleAddr()
+	adm := admin(t, "redis", addr)
+	p := open(t, adm, Config{Addrs: []string{addr}})
+	// due creates a session due 20ms from now, on a millisecond, and
+	// returns 100µs past its deadline, busy-waiting the last stretch: a
+	// sleep overshoots by more than the window this test looks into.
+	due := func() string {
+		id := providertest.ID()
+		exp := time.Now().Add(20 * time.Millisecond).Truncate(time.Millisecond)
+		providertest.Create(t, p, id, vals("a", "1"), exp)
+		time.Sleep(time.Until(exp))
+		for time.Now().Before(exp.Add(100 * time.Microsecond)) {
+		}
+		return id
+	}
+	later := time.Now().Add(time.Hour)
+	ops := []struct {
+		name string
+		op   func(id string) error
+	}{
+		{"Get", func(id string) error { _, err := p.Get(bg, id); return err }},
+		{"Touch", func(id string) error { return p.Touch(bg, id, later) }},
+		{"Update", func(id string) error {
+			return p.Update(bg, id, sessionkit.Update{Set: vals("b", "2"), Expires: later})
+		}},
+	}
+	const tries = 20
+	for _, o := range ops {
+		found := 0
+		for range tries {
+			id := due()
+			switch err := o.op(id); {
+			case err == nil:
+				found++
+			case !errors.Is(err, sessionkit.ErrNotFound):
+				t.Fatalf("%s after the deadline: %v", o.name, err)
+			default:
+				if _, err := p.Get(bg, id); !errors.Is(err, sessionkit.ErrNotFound) {
+					t.Fatalf("%s failed with ErrNotFound but left the session readable: Get = %v", o.name, err)
+				}
+			}
+		}
+		if found > 0 {
+			t.Errorf("%s found %d of %d sessions 100µs after their deadline", o.name, found, tries)
 		}
 	}
 }

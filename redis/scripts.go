@@ -19,7 +19,9 @@ import (
 // count, then each key and value with its length). Get is then one plain
 // GET, the cheapest read Redis has, and its reply is the session as
 // sessionkit reads it: the values are used in place, with no map and no
-// copy. Redis expires the key itself (SET ... PXAT the same deadline).
+// copy. Redis expires the key itself (SET ... PXAT), a millisecond before
+// the deadline, so that the key is gone when the deadline comes (see
+// expireAt in layout.go).
 //
 // The token changes on every write. It lets a write detect that go-redis
 // resent it after it had already applied (it then reports the success it
@@ -66,8 +68,9 @@ const (
 //     them. A legacy hash comes back converted, its marker as the token
 //     (zero-padded or cut to 16 characters, as the Go side does).
 //   - store(k, d, tok, values) writes a session: deadline d (15 digits),
-//     token tok, packed values. PXAT refuses the leading zeros, so they
-//     are cut. It announces the write when chan is set.
+//     token tok, packed values. The key expires at d-1 (at least 1), for
+//     the reason expireAt in layout.go gives. It announces the write when
+//     chan is set.
 //   - drop(k) deletes a session and announces that too.
 //
 // Lua 5.1 numbers are doubles: exact up to 2^53, far beyond any length or
@@ -145,7 +148,8 @@ local function announce(k, tok)
 end
 
 local function store(k, d, tok, values)
-	redis.call('SET', k, 'S' .. d .. tok .. values, 'PXAT', (string.gsub(d, '^0+', '')))
+	local at = math.max(tonumber(d) - 1, 1)
+	redis.call('SET', k, 'S' .. d .. tok .. values, 'PXAT', string.format('%d', at))
 	announce(k, tok)
 end
 
