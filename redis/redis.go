@@ -156,6 +156,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -406,6 +407,11 @@ func (c *Config) validate() error {
 	}
 	if c.LocalCacheMaxAge == 0 {
 		c.LocalCacheMaxAge = DefaultLocalCacheMaxAge
+	}
+	if v := reflect.ValueOf(c.Client); v.Kind() == reflect.Pointer && v.IsNil() {
+		// An unset variable of a client type: go-redis would panic on
+		// its first command.
+		return invalid("Client is a nil %T: set it to a client made by go-redis (redis.NewClient, NewClusterClient, ...), or leave Client unset for New to build one from the other fields", c.Client)
 	}
 	if _, ring := c.Client.(*goredis.Ring); ring && c.LocalCache {
 		return invalid("LocalCache needs one pub/sub for all sessions, which a *redis.Ring's shards do not share")
