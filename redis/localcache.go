@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"math/bits"
 	"net"
 	"strings"
 	"sync"
@@ -40,7 +41,8 @@ import (
 //     made without an announcement (a key deleted by hand) stays unseen.
 
 // localCacheShards splits the cache, so that requests of different
-// sessions rarely wait on one lock.
+// sessions rarely wait on one lock. A cache smaller than that uses fewer
+// (see newLocalCache).
 const localCacheShards = 64
 
 // healthInterval is how long the subscriber waits for a message before it
@@ -54,9 +56,11 @@ const deletedToken = "----------------"
 
 // localCache is the process's copy of recently used sessions.
 type localCache struct {
-	seed     maphash.Seed
-	maxAge   time.Duration
-	perShard int
+	seed   maphash.Seed
+	maxAge time.Duration
+	// mask picks a session's shard among the ones in use: a power of two
+	// of them, so that picking one stays a mask and not a division.
+	mask uint64
 	// live is set while the subscription is up: only then is the cache
 	// read or filled.
 	live atomic.Bool
@@ -69,6 +73,9 @@ type localCache struct {
 type cacheShard struct {
 	mu      sync.Mutex
 	entries map[string]cacheEntry
+	// limit is the most entries the shard keeps, its share of
+	// LocalCacheSize.
+	limit   int
 	flights map[string]*flight
 	// seq numbers the changes made to entries, so that a flight can tell
 	// an entry put there after it started from an older one.
@@ -97,17 +104,33 @@ type flight struct {
 	spoiled bool
 }
 
+// newLocalCache returns a cache that holds at most size sessions. The
+// shards' limits add up to size, so that the cap holds however the
+// sessions spread; a cache of fewer than localCacheShards sessions uses no
+// more shards than it has sessions, since a shard that may hold none would
+// cache nothing of the sessions it serves.
 func newLocalCache(size int, maxAge time.Duration) *localCache {
-	c := &localCache{seed: maphash.MakeSeed(), maxAge: maxAge, perShard: max(1, size/localCacheShards)}
+	size = max(size, 1)
+	n := min(localCacheShards, 1<<(bits.Len(uint(size))-1))
+	c := &localCache{seed: maphash.MakeSeed(), maxAge: maxAge, mask: uint64(n - 1)}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[string]cacheEntry)
-		c.shards[i].flights = make(map[string]*flight)
+		s := &c.shards[i]
+		s.entries = make(map[string]cacheEntry)
+		s.flights = make(map[string]*flight)
+		if i < n {
+			s.limit = size / n
+			if i < size%n {
+				s.limit++
+			}
+		}
 	}
 	return c
 }
 
 func (c *localCache) shard(id string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, id)%localCacheShards]
+	// The modulo, a no-op after the mask, lets the compiler drop the
+	// bounds check.
+	return &c.shards[(maphash.String(c.seed, id)&c.mask)%localCacheShards]
 }
 
 // get returns the cached session id, if it is cached, live and young
@@ -185,7 +208,7 @@ func (c *localCache) end(ctx context.Context, id string, f *flight, rec sessionk
 		// announced. Keep that one.
 		return
 	case keep && f != nil && !newer && !f.spoiled && (!f.heard || f.seen == rec.Rev) && rec.Rev != 0 && c.live.Load():
-		if !cached && len(s.entries) >= c.perShard {
+		if !cached && len(s.entries) >= s.limit {
 			for k := range s.entries { // any one: Go's map order is random
 				delete(s.entries, k)
 				s.evictions++

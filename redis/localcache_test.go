@@ -529,6 +529,40 @@ func TestLocalCacheFlights(t *testing.T) {
 	})
 }
 
+// TestLocalCacheSizeCap checks that LocalCacheSize caps the sessions
+// cached, small sizes included, and that the cache, filled well past its
+// size, holds that many: the shards' shares add up to the size exactly.
+func TestLocalCacheSizeCap(t *testing.T) {
+	t.Run("provider", func(t *testing.T) {
+		addr := singleAddr()
+		adm := admin(t, "redis", addr)
+		p := open(t, adm, Config{Addrs: []string{addr}, LocalCache: true, LocalCacheSize: 10})
+		for range 200 {
+			providertest.Create(t, p, providertest.ID(), vals("a", "1"), time.Now().Add(time.Hour))
+		}
+		if st := p.CacheStats(); st.Entries > 10 {
+			t.Errorf("LocalCacheSize 10, but the cache holds %d sessions", st.Entries)
+		}
+	})
+	rec := sessionkit.Record{Packed: sessionkit.Pack(vals("a", "1")), Expires: time.Now().Add(time.Hour)}
+	for _, size := range []int{1, 10, 63, 64, 100, 1000} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			c := newLocalCache(size, time.Hour)
+			c.reset(true)
+			n := 20*size + 1000
+			for i := range n {
+				k := fmt.Sprintf("%022d", i)
+				rec.Rev = uint64(i + 1)
+				c.end(bg, k, c.begin(k), rec, true, false)
+			}
+			st := c.stats()
+			if st.Entries != size || st.Entries+int(st.Evictions) != n {
+				t.Errorf("size %d, %d sessions cached: %d held, %d evicted; want %d held, the rest evicted", size, n, st.Entries, st.Evictions, size)
+			}
+		})
+	}
+}
+
 // TestLocalCacheConfig checks what New refuses.
 func TestLocalCacheConfig(t *testing.T) {
 	ring := goredis.NewRing(&goredis.RingOptions{Addrs: map[string]string{"a": singleAddr()}})

@@ -327,8 +327,10 @@ type Config struct {
 	// Config.Client, whose shards do not share messages.
 	LocalCache bool
 	// LocalCacheSize caps the number of sessions LocalCache keeps.
-	// Default 100,000; when it is full, caching a session evicts another
-	// one.
+	// Default 100,000. The cache is split into up to 64 parts, each with
+	// its share of the cap and its own lock, so caching a session evicts
+	// another one of its part once that part is full, which can happen
+	// before the cache as a whole is.
 	LocalCacheSize int
 	// LocalCacheMaxAge bounds how long LocalCache uses a copy before it
 	// reads the session from Redis again. Default 1m. It is what bounds
