@@ -16,9 +16,11 @@
 //
 //	Field     Default   Meaning
 //	Dir       required  directory holding the sessions; created if missing, with the
-//	                    permissions of FileMode plus search (x) bits
+//	                    permissions of FileMode plus search (x) bits; an existing
+//	                    Dir keeps its own
 //	Levels    1         levels of subdirectories (1 to 3), 256 per level
-//	FileMode  0600      permissions of session files (set as given, whatever the umask)
+//	FileMode  0600      permissions of session and lock files (set as given, whatever
+//	                    the umask)
 //	Sync      false     fsync each file and its directory on every write
 //
 // Dir has no default on purpose: session files are credentials that must
@@ -111,9 +113,20 @@ type Config struct {
 	// subdirectories. One level suits up to a few million sessions.
 	// Default DefaultLevels.
 	Levels int
-	// FileMode is the permission bits of session files. Directories get
-	// the same bits plus search (x) where reading is allowed. Default
-	// DefaultFileMode (0600).
+	// FileMode is the permission bits of session files and lock files.
+	// The directories the provider creates (Dir and any missing parents,
+	// Dir/.locks, the level subdirectories) get the same bits plus search
+	// (x) where reading is allowed. Both are set as given whatever the
+	// umask, so that with 0660 the processes of two users in one group
+	// can share Dir: under the usual umask 022 the group would lose its
+	// write bit on directories and lock files, and could neither create
+	// sessions nor take locks.
+	//
+	// Directories that already exist are left as they are, Dir included:
+	// one an administrator prepared (another owner, a setgid group) is a
+	// choice the provider must not undo. A setgid bit a new directory
+	// inherits from its parent is kept, so that files go on taking the
+	// shared group. Default DefaultFileMode (0600).
 	FileMode fs.FileMode
 	// Sync makes every write fsync the file and its directory before
 	// returning, so it survives a crash of the machine.
@@ -202,7 +215,7 @@ func New(cfg Config) (*Provider, error) {
 // initDir creates Dir and its layout file, or checks that an existing Dir
 // has the layout this provider expects.
 func (p *Provider) initDir() error {
-	if err := os.MkdirAll(p.dir, p.dirMode); err != nil {
+	if err := p.mkdirAll(p.dir); err != nil {
 		return fmt.Errorf("file: creating Dir: %w", err)
 	}
 	want := fmt.Sprintf("sessionkit file provider\nformat %d\nlevels %d\n", formatVersion, p.levels)
@@ -235,10 +248,47 @@ func (p *Provider) initDir() error {
 		return fmt.Errorf("%w: file: Dir %s was made with another layout (%q), not %q: use the same Levels as the processes that share it",
 			sessionkit.ErrInvalidConfig, p.dir, strings.ReplaceAll(string(got), "\n", "; "), strings.ReplaceAll(want, "\n", "; "))
 	}
-	if err := os.MkdirAll(filepath.Join(p.dir, locksName), p.dirMode); err != nil {
+	if err := p.mkdirAll(filepath.Join(p.dir, locksName)); err != nil {
 		return fmt.Errorf("file: creating the lock directory: %w", err)
 	}
 	return nil
+}
+
+// mkdirAll creates dir and its missing parents with exactly p.dirMode.
+// os.MkdirAll would apply the umask, and could not tell the directories it
+// made from those that existed, which must keep their permissions. Unlike
+// a lock file, a directory cannot be made aside and moved into place
+// without risking replacing one another process has just made, so for a
+// moment after its creation another user's process may find it without
+// the group's write bit; that happens once per directory.
+func (p *Provider) mkdirAll(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := p.mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, p.dirMode); err != nil {
+		// Another process may have made it meanwhile; that one sets its
+		// mode.
+		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+			return nil
+		}
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm() == p.dirMode {
+		return nil
+	}
+	// A plain chmod would clear the setgid bit a new directory inherits
+	// from a setgid parent (as on Linux), and with it the shared group of
+	// the files made in it.
+	return os.Chmod(dir, p.dirMode|fi.Mode()&fs.ModeSetgid)
 }
 
 // writeNew creates path with content b, failing with fs.ErrExist if it
@@ -307,7 +357,7 @@ func (p *Provider) lock(ctx context.Context, op string, i int) error {
 		return err
 	}
 	if s.f == nil {
-		f, err := os.OpenFile(filepath.Join(p.dir, locksName, fmt.Sprintf("%02x", i)), os.O_RDWR|os.O_CREATE, p.fileMode)
+		f, err := p.openLockFile(i)
 		if err != nil {
 			<-s.sem
 			return fmt.Errorf("file: %s: opening the lock file: %w", op, err)
@@ -336,6 +386,23 @@ func (p *Provider) lock(ctx context.Context, op string, i int) error {
 			return err
 		}
 	}
+}
+
+// openLockFile opens stripe i's lock file, creating it if missing. A new
+// one is written aside with FileMode and linked into place, like the
+// layout file: created in place, it would pass through the umask, and
+// between its creation and a chmod another user's process could find it
+// and fail to open it.
+func (p *Provider) openLockFile(i int) (*os.File, error) {
+	path := filepath.Join(p.dir, locksName, fmt.Sprintf("%02x", i))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return f, err
+	}
+	if err := p.writeNew(path, nil); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_RDWR, 0)
 }
 
 func (p *Provider) unlock(i int) {
@@ -436,7 +503,7 @@ func readDeadline(path string) (deadline int64, ok bool) {
 func (p *Provider) writeTemp(dir string, b []byte) (string, error) {
 	f, err := os.CreateTemp(dir, tempPrefix+"*")
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, p.dirMode); err != nil {
+		if err := p.mkdirAll(dir); err != nil {
 			return "", err
 		}
 		f, err = os.CreateTemp(dir, tempPrefix+"*")
@@ -655,7 +722,7 @@ func (p *Provider) Rename(ctx context.Context, oldID, newID string, expires time
 	if err := p.check(ctx, "rename"); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(to.dir, p.dirMode); err != nil {
+	if err := p.mkdirAll(to.dir); err != nil {
 		return fmt.Errorf("file: rename: %w", err)
 	}
 	// The old file takes the new ID and deadline in place, then moves in
