@@ -18,10 +18,10 @@
 //	MaxIdleConns  MaxOpenConns          idle connections kept (Path only); negative: none
 //	GCBatchSize   1000                  most rows one GC statement deletes
 //
-// Exactly one of Path and DB is set. Path must name a file: ":memory:"
-// and other in-memory databases are refused, because each pooled
-// connection would get a database of its own. Open creates the file and
-// checks it can be opened.
+// Exactly one of Path and DB is set, and either must lead to a database
+// file: ":memory:", other in-memory databases and temporary ones (an
+// empty DSN) are refused, because each pooled connection would get a
+// database of its own. Open creates the file and checks it can be opened.
 //
 // # Concurrency
 //
@@ -95,6 +95,14 @@ type Config struct {
 	// DB is an existing pool to use instead of Path. The provider does not
 	// configure or close it: its owner does. See the package
 	// documentation for the settings it needs.
+	//
+	// Its database must be a file. Open refuses one that PRAGMA
+	// database_list shows without a file (":memory:", an empty DSN, a
+	// "file:" URI with mode=memory or ":memory:"): SQLite gives each
+	// connection a database of its own, so a call on any connection but
+	// the one that created the table would fail with "no such table". A
+	// shared-cache in-memory database is refused too: it vanishes, with
+	// every session, when database/sql closes its last connection.
 	DB *sql.DB
 	// Table is the session table, created if missing. Default
 	// "sessionkit_sessions"; letters, digits and underscores only.
@@ -153,6 +161,7 @@ var dialect = sqlstore.Dialect{
 	// LIMIT needs a compile-time option the driver does not enable.
 	GC:          "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE expires_at <= @now LIMIT @limit)",
 	IsDuplicate: isDuplicate,
+	Verify:      verifyFile,
 	// SQLite has one writer and no deadlocks between statements: a busy
 	// database has already been waited for up to the busy timeout.
 	DefaultMaxOpenConns: 8,
@@ -161,6 +170,20 @@ var dialect = sqlstore.Dialect{
 func isDuplicate(err error) bool {
 	var e sqlite3.Error
 	return errors.As(err, &e) && (e.ExtendedCode == sqlite3.ErrConstraintPrimaryKey || e.ExtendedCode == sqlite3.ErrConstraintUnique)
+}
+
+// verifyFile refuses a pool whose main database has no file: an
+// in-memory or temporary database, which every connection of the pool
+// would have to itself. Path cannot lead there; a caller's DB can.
+func verifyFile(ctx context.Context, db *sql.DB, _ string) error {
+	var file sql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
+		return fmt.Errorf("checking that the database is a file: %w", err)
+	}
+	if file.String == "" {
+		return errors.New("DB's database has no file (it is in memory or temporary), so the pool's connections would not share its sessions, or would lose them with the last one: open DB on a database file, as in sql.Open(\"sqlite3\", \"/var/lib/app/sessions.db?_busy_timeout=5000\")")
+	}
+	return nil
 }
 
 // Provider is the sqlite3 provider. Create it with New or through

@@ -283,3 +283,36 @@ func TestSharedStore(t *testing.T) {
 		return open(t, cfg), open(t, cfg)
 	})
 }
+
+// TestCallerDBInMemory checks that New refuses a caller's pool on a
+// database without a file: each connection would have its own, and calls
+// on any but the one that created the table would fail with "no such
+// table". A pool on a file is accepted.
+func TestCallerDBInMemory(t *testing.T) {
+	for _, dsn := range []string{":memory:", "", "file::memory:", "file:mem?mode=memory", "file::memory:?cache=shared"} {
+		db, err := sql.Open("sqlite3", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := New(bg, Config{DB: db})
+		if err == nil {
+			_ = p.Close()
+			t.Errorf("New on a pool opened with %q succeeded, want an error asking for a database file", dsn)
+		} else if !strings.HasPrefix(err.Error(), Name+": ") || !strings.Contains(err.Error(), "in memory or temporary") || !strings.Contains(err.Error(), "database file") {
+			t.Errorf("New on a pool opened with %q: %v; want an error saying the database is in memory or temporary and asking for a file", dsn, err)
+		} else {
+			t.Logf("%q: %v", dsn, err)
+		}
+		_ = db.Close()
+	}
+	db, err := sql.Open("sqlite3", filepath.Join(t.TempDir(), "caller.db")+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := New(bg, Config{DB: db})
+	if err != nil {
+		t.Fatalf("New on a pool on a database file: %v", err)
+	}
+	_ = p.Close()
+}
