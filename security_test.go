@@ -3,11 +3,14 @@ package sessionkit_test
 import (
 	"bytes"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/sessionkit/sessionkit"
+	"github.com/valyala/fasthttp"
 )
 
 func signKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
@@ -231,5 +234,102 @@ func TestBadGeneratedIDRefused(t *testing.T) {
 	res = serve(t, cm, request{}, func(s *sessionkit.Store) { s.Set("k", "v") })
 	if !errors.Is(res.saveErr, sessionkit.ErrInvalidID) || res.setCookie != "" {
 		t.Errorf("client-side session under a bad ID: Save = %v, Set-Cookie %q", res.saveErr, res.setCookie)
+	}
+}
+
+// A response that sets the session cookie keeps it out of shared caches
+// whatever Cache-Control the handler chose. Directives are read as RFC 9111
+// writes them: private="X-User" or no-cache="X-Debug" withhold only the
+// fields named and leave Set-Cookie cacheable, a quoted argument's commas
+// and words are not directives, and names ignore case and spacing. Vary's
+// names are matched whole.
+func TestCacheControlFieldNamesKeepCookieUncached(t *testing.T) {
+	const ours = `no-cache="Set-Cookie"`
+	for _, c := range []struct {
+		name   string
+		before []header
+		added  bool   // whether the manager adds no-cache="Set-Cookie"
+		vary   string // the Vary wanted, "" for the handler's and Cookie
+	}{
+		{"no-cache names another field", []header{{"Cache-Control", `public, max-age=600, no-cache="X-Debug"`}}, true, ""},
+		{"private names another field", []header{{"Cache-Control", `max-age=600, private="X-User"`}}, true, ""},
+		{"names a longer field", []header{{"Cache-Control", `max-age=60, no-cache="Set-Cookie2, X-Set-Cookie"`}}, true, ""},
+		{"spaced argument", []header{{"Cache-Control", `max-age=60 ,no-cache = "X-Debug" `}}, true, ""},
+		{"directive names in a quoted argument", []header{{"Cache-Control", `max-age=60, ext="no-store, private, no-cache"`}}, true, ""},
+		{"directive names in longer ones", []header{{"Cache-Control", "max-age=60, x-private, no-cache-ext"}}, true, ""},
+		{"escaped argument", []header{{"Cache-Control", `max-age=60, private="Set\-Cookie"`}}, true, ""},
+		{"repeated, field named", []header{{"Cache-Control", "max-age=600"}, {"Cache-Control", `private="X-User"`}}, true, ""},
+		{"cacheable", []header{{"Cache-Control", "public, max-age=60"}}, true, ""},
+		{"bare no-store", []header{{"Cache-Control", "no-store"}}, false, ""},
+		{"bare private", []header{{"Cache-Control", "max-age=60, private"}}, false, ""},
+		{"bare no-cache", []header{{"Cache-Control", `no-cache, ext="a, b"`}}, false, ""},
+		{"upper case, odd spacing", []header{{"Cache-Control", " max-age=60 ,,  PRIVATE\t, "}}, false, ""},
+		{"mixed case no-store", []header{{"Cache-Control", "public,No-Store"}}, false, ""},
+		{"no-cache names Set-Cookie", []header{{"Cache-Control", `public, max-age=60, no-cache="set-cookie"`}}, false, ""},
+		{"private list names Set-Cookie", []header{{"Cache-Control", `max-age=60, private="X-User,  Set-Cookie "`}}, false, ""},
+		{"no-cache list names Set-Cookie", []header{{"CACHE-CONTROL", `max-age=60, No-Cache = "X-Debug, Set-Cookie"`}}, false, ""},
+		{"token form", []header{{"Cache-Control", "max-age=60, no-cache=Set-Cookie"}}, false, ""},
+		{"repeated, bare", []header{{"Cache-Control", `max-age=600, no-cache="X-Debug"`}, {"Cache-Control", "private"}}, false, ""},
+		{"Vary names a longer field", []header{{"Vary", "Cookie2, X-Cookie"}}, true, "Cookie2, X-Cookie, Cookie"},
+		{"Vary names Cookie", []header{{"Vary", "Origin,  cookie "}}, true, "Origin,  cookie "},
+	} {
+		var handlerCC []string
+		for _, h := range c.before {
+			if strings.EqualFold(h.k, "Cache-Control") {
+				handlerCC = append(handlerCC, h.v)
+			}
+		}
+		wantCC := strings.Join(handlerCC, ", ")
+		if c.added && wantCC == "" {
+			wantCC = ours
+		} else if c.added {
+			wantCC += ", " + ours
+		}
+		wantVary := c.vary
+		if wantVary == "" {
+			wantVary = "Cookie"
+		}
+		check := func(server string, varies, ccs []string, setCookie string) {
+			t.Helper()
+			vary, cc := strings.Join(varies, ", "), strings.Join(ccs, ", ")
+			if setCookie == "" || !sameList(cc, wantCC) || !sameList(vary, wantVary) {
+				t.Errorf("%s, %s: handler's headers %q gave Vary %q, Cache-Control %q (Set-Cookie %q); want %q and %q",
+					server, c.name, c.before, vary, cc, setCookie, wantVary, wantCC)
+			}
+		}
+
+		m, _ := newManager(t, sessionkit.Config{})
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&fasthttp.Request{}, nil, nil)
+		for _, h := range c.before {
+			ctx.Response.Header.Add(h.k, h.v)
+		}
+		s, err := m.Start(&ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Set("k", "v")
+		if err := s.Save(&ctx); err != nil {
+			t.Fatal(err)
+		}
+		var varies, ccs []string
+		for k, v := range ctx.Response.Header.All() {
+			switch string(k) {
+			case "Vary":
+				varies = append(varies, string(v))
+			case "Cache-Control":
+				ccs = append(ccs, string(v))
+			}
+		}
+		check("fasthttp", varies, ccs, string(ctx.Response.Header.PeekCookie("sessionid")))
+
+		w := httptest.NewRecorder()
+		m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, h := range c.before {
+				w.Header().Add(h.k, h.v)
+			}
+			sessionkit.FromContext(r.Context()).Set("k", "v")
+		})).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+		check("net/http", w.Header().Values("Vary"), w.Header().Values("Cache-Control"), w.Header().Get("Set-Cookie"))
 	}
 }

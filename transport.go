@@ -244,12 +244,93 @@ func (t *httpTransport) setCookie(c cookie) {
 	http.SetCookie(t.w, hc)
 }
 
-// headerHasToken reports whether a comma-separated header value contains
-// token, case-insensitively.
-func headerHasToken(value, token string) bool {
-	for part := range strings.SplitSeq(value, ",") {
-		if strings.EqualFold(strings.TrimSpace(part), token) {
+// listHas reports whether the comma-separated list holds item,
+// case-insensitively, as a whole element: a Vary of "Cookie2" or
+// "X-Cookie" does not vary on Cookie. It scans in place, since it runs on
+// every response that sets the cookie.
+func listHas(list, item string) bool {
+	for list != "" {
+		var elem string
+		elem, list, _ = strings.Cut(list, ",")
+		if strings.EqualFold(textproto.TrimString(elem), item) {
 			return true
+		}
+	}
+	return false
+}
+
+// nextDirective splits the first directive off the Cache-Control list cc
+// (RFC 9111, section 5.2): its name; its argument, without the quotes of a
+// quoted string, whose commas belong to it and not to the list; whether
+// it has one; and the rest of the list. An argument in token form is
+// returned too, since RFC 9111 asks recipients to accept both forms. A
+// quoted-pair is left escaped, so an argument that uses one never equals
+// a plain name: the caller then adds its own directive rather than trust
+// one it cannot read simply.
+func nextDirective(cc string) (name, arg string, hasArg bool, rest string) {
+	i := 0
+	for i < len(cc) && (cc[i] == ',' || cc[i] == ' ' || cc[i] == '\t') {
+		i++
+	}
+	start := i
+	for i < len(cc) && cc[i] != '=' && cc[i] != ',' {
+		i++
+	}
+	name = textproto.TrimString(cc[start:i])
+	if i == len(cc) || cc[i] == ',' {
+		return name, "", false, cc[i:]
+	}
+	i++ // '='
+	for i < len(cc) && (cc[i] == ' ' || cc[i] == '\t') {
+		i++
+	}
+	if i < len(cc) && cc[i] == '"' {
+		start = i + 1
+		for i++; i < len(cc) && cc[i] != '"'; i++ {
+			if cc[i] == '\\' {
+				i++
+			}
+		}
+		if i >= len(cc) {
+			// No closing quote: the list is malformed, and its argument
+			// names nothing that can be relied on.
+			return name, "", true, ""
+		}
+		arg = cc[start:i]
+		for i < len(cc) && cc[i] != ',' {
+			i++
+		}
+		return name, arg, true, cc[i:]
+	}
+	start = i
+	for i < len(cc) && cc[i] != ',' {
+		i++
+	}
+	return name, textproto.TrimString(cc[start:i]), true, cc[i:]
+}
+
+// keepsSetCookieOut reports whether the Cache-Control list cc already
+// keeps shared caches from reusing a Set-Cookie: a bare no-store, private
+// or no-cache does, but private="X-User" or no-cache="X-Debug" withholds
+// only the fields it names and lets a cache store and replay the rest,
+// the session cookie included, unless Set-Cookie is among them. What
+// this cannot read counts as not keeping it out: one more
+// no-cache="Set-Cookie" costs nothing, a cached session cookie is handed
+// to other users.
+func keepsSetCookieOut(cc string) bool {
+	for cc != "" {
+		var name, arg string
+		var hasArg bool
+		name, arg, hasArg, cc = nextDirective(cc)
+		switch {
+		case strings.EqualFold(name, "no-store"):
+			if !hasArg {
+				return true
+			}
+		case strings.EqualFold(name, "no-cache"), strings.EqualFold(name, "private"):
+			if !hasArg || listHas(arg, "Set-Cookie") {
+				return true
+			}
 		}
 	}
 	return false
@@ -265,16 +346,16 @@ func markUncacheable(t transport) {
 	// change may reuse.
 	var newVary, newCC string
 	switch {
-	case headerHasToken(vary, "Cookie"):
 	case vary == "":
 		newVary = "Cookie"
+	case listHas(vary, "Cookie"):
 	default:
 		newVary = vary + ", Cookie"
 	}
 	switch {
 	case cc == "":
 		newCC = `no-cache="Set-Cookie"`
-	case strings.Contains(cc, "no-store"), strings.Contains(cc, "private"), strings.Contains(cc, "no-cache"):
+	case keepsSetCookieOut(cc):
 	default:
 		newCC = cc + `, no-cache="Set-Cookie"`
 	}
