@@ -22,6 +22,11 @@ const (
 	DefaultHeaderName      = "X-Session-Id"
 )
 
+// maxCookieAge is the longest Max-Age the manager sends: browsers cap a
+// cookie's lifetime at 400 days (RFC 6265bis), so a longer one would mean
+// nothing to them.
+const maxCookieAge = 400 * 24 * time.Hour
+
 // RequestInfo is what Config.IsSecure may look at to decide whether the
 // request reached the site over HTTPS.
 type RequestInfo interface {
@@ -55,6 +60,10 @@ type Config struct {
 	// closes; >0 makes a persistent cookie with that Max-Age, refreshed
 	// whenever the server extends the session. It does not change how long
 	// the server keeps the session: IdleTimeout and AbsoluteTimeout do.
+	// Browsers keep a cookie 400 days at most (RFC 6265bis), however long
+	// its Max-Age, so a longer Expires is sent as 400 days: a value as
+	// large as math.MaxInt64 means as long as browsers allow, refreshed
+	// like any other.
 	Expires time.Duration
 	// Secure forces the cookie's Secure attribute. Whatever its value, the
 	// attribute is set on requests that arrive over TLS, or for which

@@ -612,7 +612,9 @@ func (m *Session) cookieFor(secure bool, value string, deleting bool) cookie {
 	case deleting:
 		c.maxAge = -1
 	case m.cfg.Expires > 0:
-		c.maxAge = int((m.cfg.Expires + time.Second - 1) / time.Second)
+		// Capped before rounding up, so the sum cannot overflow, and the
+		// seconds fit an int of 32 bits.
+		c.maxAge = int((min(m.cfg.Expires, maxCookieAge) + time.Second - 1) / time.Second)
 	}
 	if !m.cfg.DisableSubdomainPersistence && !strings.HasPrefix(m.cfg.CookieName, "__Host-") {
 		c.domain = m.cfg.Domain

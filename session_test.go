@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -502,6 +503,40 @@ func TestPersistentCookie(t *testing.T) {
 	res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
 	if !strings.Contains(res.setCookie, "max-age=5400") {
 		t.Fatalf("persistent cookie %q lacks max-age=5400", res.setCookie)
+	}
+}
+
+// A persistent cookie's Max-Age is Expires rounded up to a second, and at
+// most 400 days, the longest browsers keep a cookie (RFC 6265bis): an
+// Expires of math.MaxInt64, "never", must not overflow into a Max-Age of
+// 0, which deletes the cookie at once.
+func TestPersistentCookieMaxAge(t *testing.T) {
+	const day = 24 * time.Hour
+	for _, c := range []struct {
+		expires time.Duration
+		want    int
+	}{
+		{time.Nanosecond, 1},
+		{90*time.Minute + 1, 5401},
+		{399*day + time.Nanosecond, 399*86400 + 1},
+		{400 * day, 400 * 86400},
+		{400*day + time.Nanosecond, 400 * 86400},
+		{100 * 365 * day, 400 * 86400},
+		{time.Duration(math.MaxInt64) - time.Second + 2, 400 * 86400},
+		{time.Duration(math.MaxInt64), 400 * 86400},
+	} {
+		m, _ := newManager(t, sessionkit.Config{Expires: c.expires})
+		res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+		if want := fmt.Sprintf("max-age=%d;", c.want); res.saveErr != nil || !strings.Contains(res.setCookie, want) {
+			t.Errorf("fasthttp, Expires %v: Set-Cookie %q (save: %v), want %s", c.expires, res.setCookie, res.saveErr, want)
+		}
+		w := httptest.NewRecorder()
+		m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sessionkit.FromContext(r.Context()).Set("a", 1)
+		})).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+		if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].MaxAge != c.want {
+			t.Errorf("net/http, Expires %v: Set-Cookie %q, want Max-Age=%d", c.expires, w.Header().Values("Set-Cookie"), c.want)
+		}
 	}
 }
 
