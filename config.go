@@ -8,6 +8,8 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Defaults applied by DefaultConfig and, field by field, to any zero field
@@ -53,7 +55,9 @@ type Config struct {
 	// even if Domain is set, so the cookie stays host-only. It lets one
 	// configuration be switched to host-only cookies per environment.
 	DisableSubdomainPersistence bool
-	// Path is the cookie's Path attribute. Default "/".
+	// Path is the cookie's Path attribute. Default "/". It must start
+	// with "/" and hold printable ASCII only, without ';', percent-escapes
+	// or dot segments, so that fasthttp and net/http send it unchanged.
 	Path string
 	// Expires is the cookie's lifetime in the browser. 0 (the default)
 	// makes a browser-session cookie that the browser drops when it
@@ -230,6 +234,32 @@ func (c Config) validate() error {
 	if strings.HasPrefix(c.CookieName, "__Host-") && c.Path != "/" {
 		return bad("a __Host- cookie must have Path \"/\", not %q", c.Path)
 	}
+	// Browsers ignore a path that does not start with '/' (RFC 6265,
+	// section 5.2.4) and scope the cookie to each page's directory.
+	if !strings.HasPrefix(c.Path, "/") {
+		return bad(`Path %q must start with "/": browsers ignore any other path`, c.Path)
+	}
+	if i := invalidPathByte(c.Path); i >= 0 {
+		return bad("Path %q holds the byte %q, which a cookie's path cannot: use printable ASCII, without ';'", c.Path, c.Path[i])
+	}
+	// fasthttp normalizes a cookie's path as it does a request's, where
+	// net/http sends it as is.
+	if sent := fastCookiePath(c.Path); sent != c.Path {
+		return bad("Path %q would be sent by fasthttp as %q (it decodes percent-escapes and drops repeated slashes and dot segments): use a path without them", c.Path, sent)
+	}
+	// A Domain is checked as net/http checks it, which drops one it
+	// refuses where fasthttp sends it as is. Only a Domain that is sent is
+	// checked: one switched off by DisableSubdomainPersistence never
+	// reaches a client, and may hold a development value such as
+	// "localhost:8080".
+	if c.Domain != "" && !c.DisableSubdomainPersistence && (&http.Cookie{Name: "x", Domain: c.Domain}).Valid() != nil {
+		return bad("Domain %q is not a cookie domain: use a host name of letters, digits, '-' and '.' (punycode for an international name), or an IPv4 address, with no scheme, port or path", c.Domain)
+	}
+	switch c.SameSite {
+	case http.SameSiteDefaultMode, http.SameSiteLaxMode, http.SameSiteStrictMode, http.SameSiteNoneMode:
+	default:
+		return bad("SameSite %d is not an http.SameSite constant: use http.SameSiteLaxMode, http.SameSiteStrictMode or http.SameSiteNoneMode", c.SameSite)
+	}
 	if c.IdleTimeout < 0 && c.AbsoluteTimeout < 0 {
 		return bad("IdleTimeout and AbsoluteTimeout are both disabled: sessions would never expire; set at least one")
 	}
@@ -252,6 +282,28 @@ func (c Config) validate() error {
 		return bad("IDGenerator returned %q: IDs must be 16 to 256 characters of [A-Za-z0-9_-]", id)
 	}
 	return nil
+}
+
+// invalidPathByte returns the index of the first byte of path that RFC
+// 6265's path-value forbids, or -1: it allows any ASCII character but the
+// controls and ';'. The transports differ on such a byte: fasthttp turns
+// a ';' or a line break into a space and sends the other bytes as they
+// are, where net/http drops each of them, so each would send a path of
+// its own, and neither the one configured.
+func invalidPathByte(path string) int {
+	for i := 0; i < len(path); i++ {
+		if b := path[i]; b < 0x20 || b >= 0x7f || b == ';' {
+			return i
+		}
+	}
+	return -1
+}
+
+// fastCookiePath returns the Path fasthttp sends for path.
+func fastCookiePath(path string) string {
+	var fc fasthttp.Cookie
+	fc.SetPath(path)
+	return string(fc.Path())
 }
 
 // validToken reports whether s is a non-empty RFC 7230 token.

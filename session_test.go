@@ -849,6 +849,85 @@ func TestZeroSession(t *testing.T) {
 	}
 }
 
+// A cookie attribute the transports cannot send as configured is refused
+// with an error that names it; every one validate lets through, both
+// transports send as configured. net/http drops a Domain or the bytes of
+// a Path that it refuses, where fasthttp sends such a Domain as it is and
+// rewrites the path (it also decodes percent-escapes and removes dot
+// segments), so the two would otherwise disagree with the configuration
+// and with each other.
+func TestCookieAttributesValidated(t *testing.T) {
+	for _, c := range []struct {
+		cfg   sessionkit.Config
+		field string
+	}{
+		{sessionkit.Config{Path: "/app;x"}, "Path"},
+		{sessionkit.Config{Path: "/a\x00b"}, "Path"},
+		{sessionkit.Config{Path: "/a\tb"}, "Path"},
+		{sessionkit.Config{Path: "/a\x7fb"}, "Path"},
+		{sessionkit.Config{Path: "/caf\u00e9"}, "Path"},
+		{sessionkit.Config{Path: "app"}, "Path"},
+		{sessionkit.Config{Path: "/caf%C3%A9"}, "Path"},
+		{sessionkit.Config{Path: "/a%20b"}, "Path"},
+		{sessionkit.Config{Path: "/a//b"}, "Path"},
+		{sessionkit.Config{Path: "/a/./b"}, "Path"},
+		{sessionkit.Config{Path: "/a/../b"}, "Path"},
+		{sessionkit.Config{Domain: "exa mple.com"}, "Domain"},
+		{sessionkit.Config{Domain: "example.com; Secure"}, "Domain"},
+		{sessionkit.Config{Domain: "example.com\r\n"}, "Domain"},
+		{sessionkit.Config{Domain: "exa_mple.com"}, "Domain"},
+		{sessionkit.Config{Domain: "-example.com"}, "Domain"},
+		{sessionkit.Config{Domain: "example..com"}, "Domain"},
+		{sessionkit.Config{Domain: "localhost:8080"}, "Domain"},
+		{sessionkit.Config{Domain: "https://example.com"}, "Domain"},
+		{sessionkit.Config{Domain: "b\u00fccher.example"}, "Domain"},
+		{sessionkit.Config{Domain: "::1"}, "Domain"},
+		{sessionkit.Config{SameSite: http.SameSite(42)}, "SameSite"},
+		{sessionkit.Config{SameSite: -1}, "SameSite"},
+	} {
+		err := sessionkit.New(c.cfg).SetProvider("memory", nil)
+		if !errors.Is(err, sessionkit.ErrInvalidConfig) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("Config{Path: %q, Domain: %q, SameSite: %d}: error %v, want one about %s", c.cfg.Path, c.cfg.Domain, c.cfg.SameSite, err, c.field)
+		}
+	}
+	for _, cfg := range []sessionkit.Config{
+		{Path: "/a b/~!'()*+,=@:$&"},
+		{Path: "/app/"},
+		{Domain: "example.com"},
+		{Domain: ".Example.COM"},
+		{Domain: "localhost"},
+		{Domain: "xn--bcher-kva.example"},
+		{Domain: "192.0.2.1"},
+		{Domain: "localhost:8080", DisableSubdomainPersistence: true},
+		{SameSite: http.SameSiteDefaultMode},
+		{SameSite: http.SameSiteStrictMode},
+		{SameSite: http.SameSiteNoneMode},
+	} {
+		m := sessionkit.New(cfg)
+		if err := m.SetProvider("memory", nil); err != nil {
+			t.Errorf("Config{Path: %q, Domain: %q, SameSite: %d}: %v", cfg.Path, cfg.Domain, cfg.SameSite, err)
+			continue
+		}
+		wantPath, wantDomain := m.Config().Path, strings.TrimPrefix(cfg.Domain, ".")
+		if cfg.DisableSubdomainPersistence {
+			wantDomain = ""
+		}
+		res := serve(t, m, request{}, func(s *sessionkit.Store) { s.Set("a", 1) })
+		var fc fasthttp.Cookie
+		if err := fc.Parse(res.setCookie); err != nil || string(fc.Path()) != wantPath || strings.TrimPrefix(string(fc.Domain()), ".") != wantDomain {
+			t.Errorf("fasthttp, Config{Path: %q, Domain: %q}: Set-Cookie %q", cfg.Path, cfg.Domain, res.setCookie)
+		}
+		w := httptest.NewRecorder()
+		m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sessionkit.FromContext(r.Context()).Set("a", 1)
+		})).ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+		if cs := w.Result().Cookies(); len(cs) != 1 || cs[0].Path != wantPath || cs[0].Domain != wantDomain {
+			t.Errorf("net/http, Config{Path: %q, Domain: %q}: Set-Cookie %q", cfg.Path, cfg.Domain, w.Header().Values("Set-Cookie"))
+		}
+		_ = m.Close()
+	}
+}
+
 type wrongConfig struct{}
 
 func (wrongConfig) ProviderName() string { return "redis" }
