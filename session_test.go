@@ -1125,6 +1125,39 @@ func TestConfigAs(t *testing.T) {
 	}
 }
 
+// fastCachingHeaders saves a new session on fasthttp, in a response whose
+// handler set the headers before (with header names kept as written if
+// rawNames), and returns the Vary and Cache-Control headers sent, each
+// header as one string, and the session's Set-Cookie.
+func fastCachingHeaders(t *testing.T, m *sessionkit.Session, before []header, rawNames bool) (varies, ccs []string, setCookie string) {
+	t.Helper()
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, nil, nil)
+	if rawNames {
+		ctx.Response.Header.DisableNormalizing()
+	}
+	for _, h := range before {
+		ctx.Response.Header.Add(h.k, h.v)
+	}
+	s, err := m.Start(&ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Set("k", "v")
+	if err := s.Save(&ctx); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range ctx.Response.Header.All() {
+		switch {
+		case strings.EqualFold(string(k), "Vary"):
+			varies = append(varies, string(v))
+		case strings.EqualFold(string(k), "Cache-Control"):
+			ccs = append(ccs, string(v))
+		}
+	}
+	return varies, ccs, string(ctx.Response.Header.PeekCookie(m.Config().CookieName))
+}
+
 // TestCachingHeadersMerge checks what a new session's response says to
 // caches when the handler already set Vary or Cache-Control: Cookie joins
 // Vary once, and Cache-Control keeps the handler's directives, gaining
@@ -1158,31 +1191,7 @@ func TestCachingHeadersMerge(t *testing.T) {
 		{"repeated", []header{{"Vary", "Origin"}, {"Vary", "Accept"}, {"Cache-Control", "max-age=1"}, {"Cache-Control", "private"}}, false, "Origin, Accept, Cookie", "max-age=1, private"},
 		{"repeated, amended", []header{{"Cache-Control", "max-age=1"}, {"Vary", "Origin"}, {"Cache-Control", "public"}, {"Vary", "cookie"}}, false, "Origin, cookie", `max-age=1, public, no-cache="Set-Cookie"`},
 	} {
-		var ctx fasthttp.RequestCtx
-		ctx.Init(&fasthttp.Request{}, nil, nil)
-		if c.rawNames {
-			ctx.Response.Header.DisableNormalizing()
-		}
-		for _, h := range c.before {
-			ctx.Response.Header.Add(h.k, h.v)
-		}
-		s, err := m.Start(&ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Set("k", "v")
-		if err := s.Save(&ctx); err != nil {
-			t.Fatal(err)
-		}
-		var varies, ccs []string
-		for k, v := range ctx.Response.Header.All() {
-			switch {
-			case strings.EqualFold(string(k), "Vary"):
-				varies = append(varies, string(v))
-			case strings.EqualFold(string(k), "Cache-Control"):
-				ccs = append(ccs, string(v))
-			}
-		}
+		varies, ccs, _ := fastCachingHeaders(t, m, c.before, c.rawNames)
 		vary, cc := strings.Join(varies, ", "), strings.Join(ccs, ", ")
 		if !c.rawNames && len(varies) > max(1, count(c.before, "Vary")) {
 			t.Errorf("fasthttp, %s: %d Vary headers %q: Cookie was not merged into the handler's", c.name, len(varies), varies)
