@@ -34,27 +34,7 @@ func TestModesWhateverTheUmask(t *testing.T) {
 			t.Fatal(err)
 		}
 		create(t, p, sessionkit.NewID(), vals("b", "2"))
-		err := filepath.WalkDir(filepath.Join(base, "parent"), func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			want := fs.FileMode(0o660)
-			if d.IsDir() {
-				want = 0o770
-			}
-			if got := fi.Mode() & (fs.ModePerm | fs.ModeSetgid); got != want {
-				rel, _ := filepath.Rel(base, path)
-				t.Errorf("umask %03o: %s has mode %v, want %v", umask, rel, got, want)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		checkModes(t, base, 0o770) // Dir's missing parent included
 	}
 }
 
@@ -99,8 +79,15 @@ func TestExistingDirKeepsItsMode(t *testing.T) {
 	if after.Mode() != before.Mode() {
 		t.Errorf("existing Dir went from mode %v to %v; it should be left as it was", before.Mode(), after.Mode())
 	}
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || path == dir {
+	checkModes(t, dir, 0o770|inherited)
+}
+
+// checkModes checks that every file under root (not root itself) has
+// mode 0660 and every directory dirMode, setgid bit included.
+func checkModes(t *testing.T, root string, dirMode fs.FileMode) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == root {
 			return err
 		}
 		fi, err := d.Info()
@@ -109,15 +96,22 @@ func TestExistingDirKeepsItsMode(t *testing.T) {
 		}
 		want := fs.FileMode(0o660)
 		if d.IsDir() {
-			want = 0o770 | inherited
+			want = dirMode
 		}
 		if got := fi.Mode() & (fs.ModePerm | fs.ModeSetgid); got != want {
-			rel, _ := filepath.Rel(dir, path)
-			t.Errorf("%s has mode %v, want %v", rel, got, want)
+			rel, _ := filepath.Rel(root, path)
+			t.Errorf("umask %03o: %s has mode %v, want %v", currentUmask(), rel, got, want)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// currentUmask returns the process's umask, for messages.
+func currentUmask() int {
+	u := syscall.Umask(0)
+	syscall.Umask(u)
+	return u
 }
