@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -552,14 +553,31 @@ func (s *storeState) clearLocked() {
 // Decode reads the value under key into the value dst points to, using
 // the codec directly so that structs and typed maps and slices come back
 // with their own types.
+//
+// A value Set in this request goes through the codec as well, as it will
+// once saved, so that Decode succeeds or fails alike in this request and
+// the later ones: a *User decodes into a User, a map[string]int into a
+// map[string]any. A value of exactly dst's element type is assigned as it
+// is instead: until Save the Store holds what Set was given (see Set), and
+// Decode shares it, its maps, slices and pointers included, as Get does,
+// without the cost of encoding it. A value stored with SetImmutable is
+// decoded afresh by every call, so nothing Decode returns can change it.
 func (h *Store) Decode(key string, dst any) error {
 	s, ok := h.read()
 	if !ok {
 		return ErrStoreReleased
 	}
 	defer s.mu.Unlock()
-	if e, ok := s.pending.get(key); ok && !e.del && e.raw == nil {
-		return assignTo(dst, e.v)
+	dv := reflect.ValueOf(dst)
+	if dv.Kind() != reflect.Pointer || dv.IsNil() {
+		// Checked here, not left to the codec, which would report a
+		// corrupt value.
+		return fmt.Errorf("%w: decode destination must be a non-nil pointer, got %T", ErrWrongType, dst)
+	}
+	if e, ok := s.pending.get(key); ok && !e.del && e.raw == nil && e.v != nil &&
+		reflect.TypeOf(e.v) == dv.Type().Elem() {
+		dv.Elem().Set(reflect.ValueOf(e.v))
+		return nil
 	}
 	raw, err := s.rawLocked(key)
 	if err != nil {
@@ -577,7 +595,11 @@ func (s *storeState) rawLocked(key string) ([]byte, error) {
 		if e.raw != nil {
 			return e.raw, nil
 		}
-		return encodeValue(s.m.cfg.Codec, e.v)
+		raw, err := encodeValue(s.m.cfg.Codec, e.v)
+		if err != nil {
+			return nil, fmt.Errorf("sessionkit: encode %q: %w", key, err)
+		}
+		return raw, nil
 	}
 	if raw, ok := s.base.lookup(key); ok && !s.cleared {
 		return raw, nil

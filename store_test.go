@@ -92,6 +92,73 @@ func TestTypedGettersAfterRoundTrip(t *testing.T) {
 	}
 }
 
+type account struct {
+	Name  string
+	Roles []string
+}
+
+// Decode answers in the request that Set a value as in the later ones,
+// which read it through the codec: a pointer decodes into its element
+// type, a typed map into a map[string]any, into an *any what the codec
+// gives back.
+func TestDecodeSameRequestAsLater(t *testing.T) {
+	decode := func(s *sessionkit.Store) string {
+		var u account
+		var m map[string]any
+		var v any
+		uErr := s.Decode("user", &u)
+		mErr := s.Decode("m", &m)
+		vErr := s.Decode("user", &v)
+		wrong := errors.Is(s.Decode("user", u), sessionkit.ErrWrongType)
+		return fmt.Sprintf("%v %v; %v %v; %v %v; %v", uErr, u, mErr, m, vErr, v, wrong)
+	}
+	want := "<nil> {alice [admin]}; <nil> map[a:1]; <nil> map[Name:alice Roles:[admin]]; true"
+	for name, codec := range map[string]sessionkit.Codec{"msgpack": sessionkit.MsgpackCodec{}, "json": sessionkit.JSONCodec{}} {
+		t.Run(name, func(t *testing.T) {
+			m, _ := newManager(t, sessionkit.Config{Codec: codec})
+			var same string
+			res := serve(t, m, request{}, func(s *sessionkit.Store) {
+				s.Set("user", &account{Name: "alice", Roles: []string{"admin"}})
+				s.Set("m", map[string]int{"a": 1})
+				same = decode(s)
+			})
+			if res.saveErr != nil {
+				t.Fatal(res.saveErr)
+			}
+			var later string
+			serve(t, m, request{cookie: res.cookieVal}, func(s *sessionkit.Store) { later = decode(s) })
+			if same != want || later != want {
+				t.Errorf("Decode (error, value) of *account into *account, map[string]int into *map[string]any,\n"+
+					"*account into *any, and into a non-pointer (ErrWrongType):\nsame request  %s\nlater request %s\nwant          %s",
+					same, later, want)
+			}
+		})
+	}
+}
+
+// Until Save, a Store holds what Set was given: Decode into a value of
+// its exact type shares it, as Get does, but a conversion through the
+// codec is the caller's own copy.
+func TestDecodeSharesOnlyTheValueItself(t *testing.T) {
+	m, _ := newManager(t, sessionkit.Config{})
+	serve(t, m, request{}, func(s *sessionkit.Store) {
+		s.Set("m", map[string]int{"a": 1})
+		var typed map[string]int
+		var converted map[string]any
+		if err := s.Decode("m", &typed); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Decode("m", &converted); err != nil {
+			t.Fatal(err)
+		}
+		typed["b"] = 2
+		converted["a"] = 5
+		if got := s.Get("m").(map[string]int); len(got) != 2 || got["a"] != 1 {
+			t.Errorf("Get = %v, want map[a:1 b:2]", got)
+		}
+	})
+}
+
 // A Store is safe for the goroutines of one request.
 func TestStoreConcurrentUse(t *testing.T) {
 	m, _ := newManager(t, sessionkit.Config{})
