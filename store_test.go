@@ -2,8 +2,10 @@ package sessionkit_test
 
 import (
 	"context"
+	"encoding/gob"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -88,6 +90,84 @@ func TestTypedGettersAfterRoundTrip(t *testing.T) {
 					t.Errorf("Decode(map) = %v, %v", mv, err)
 				}
 			})
+		})
+	}
+}
+
+type (
+	role  string
+	level int
+	ratio float64
+	flag  bool
+	blob  []byte
+)
+
+// The typed getters answer in the request that Set a value as in the
+// later ones, which read it through the codec: a named type reads as its
+// underlying kind, a pointer as its element, a type that marshals itself
+// to text (slog.Level) as whatever the codec makes of it.
+func TestTypedGettersSameRequestAsLater(t *testing.T) {
+	for _, v := range []any{role(""), level(0), ratio(0), flag(false), blob(nil), slog.Level(0), time.Duration(0)} {
+		gob.Register(v)
+	}
+	n := 5
+	values := map[string]any{
+		"role": role("admin"), "level": level(3), "ttl": time.Minute, "ratio": ratio(0.5),
+		"flag": flag(true), "blob": blob("raw"), "ptr": &n, "slog": slog.LevelWarn,
+	}
+	read := func(s *sessionkit.Store) map[string]string {
+		got := map[string]string{}
+		note := func(k string, v any, err error) {
+			if errors.Is(err, sessionkit.ErrWrongType) {
+				v = "ErrWrongType"
+			} else if err != nil {
+				v = err
+			}
+			got[k] = fmt.Sprint(v)
+		}
+		for k := range values {
+			str, err := s.GetString(k)
+			note("GetString("+k+")", str, err)
+			i, err := s.GetInt(k)
+			note("GetInt("+k+")", i, err)
+			i64, err := s.GetInt64(k)
+			note("GetInt64("+k+")", i64, err)
+			f, err := s.GetFloat64(k)
+			note("GetFloat64("+k+")", f, err)
+			b, err := s.GetBool(k)
+			note("GetBool("+k+")", b, err)
+		}
+		return got
+	}
+	want := map[string]string{
+		"GetString(role)": "admin", "GetInt(level)": "3", "GetInt64(ttl)": "60000000000",
+		"GetFloat64(ratio)": "0.5", "GetBool(flag)": "true", "GetInt(ptr)": "5", "GetFloat64(level)": "3",
+	}
+	for name, codec := range map[string]sessionkit.Codec{
+		"msgpack": sessionkit.MsgpackCodec{}, "json": sessionkit.JSONCodec{}, "gob": sessionkit.GobCodec{},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, _ := newManager(t, sessionkit.Config{Codec: codec})
+			var same map[string]string
+			res := serve(t, m, request{}, func(s *sessionkit.Store) {
+				for k, v := range values {
+					s.Set(k, v)
+				}
+				same = read(s)
+			})
+			if res.saveErr != nil {
+				t.Fatal(res.saveErr)
+			}
+			var later map[string]string
+			serve(t, m, request{cookie: res.cookieVal}, func(s *sessionkit.Store) { later = read(s) })
+			for k, l := range later {
+				if same[k] != l {
+					t.Errorf("%s: same request %s, later request %s", k, same[k], l)
+				}
+				if w, ok := want[k]; ok && l != w {
+					t.Errorf("%s = %s, want %s", k, l, w)
+				}
+			}
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"time"
 	"unsafe"
@@ -280,6 +281,24 @@ func asInt64(v any) (int64, bool) {
 	case float64:
 		return floatToInt64(x)
 	}
+	return kindToInt64(v)
+}
+
+// kindToInt64 is asInt64 for a named number type (type Level int,
+// time.Duration), which a codec may hand back as it is (GobCodec does)
+// rather than as its underlying kind. Reflection is kept out of asInt64
+// so that the built-in types cost nothing more.
+func kindToInt64(v any) (int64, bool) {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return rv.Int(), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		n := rv.Uint()
+		return int64(n), n <= math.MaxInt64
+	case reflect.Float32, reflect.Float64:
+		return floatToInt64(rv.Float())
+	}
 	return 0, false
 }
 
@@ -301,9 +320,81 @@ func asFloat64(v any) (float64, bool) {
 		return float64(x), true
 	case uint:
 		return float64(x), true
+	case int:
+		return float64(x), true
+	case int8:
+		return float64(x), true
+	case int16:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case uint8:
+		return float64(x), true
+	case uint16:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
 	}
-	if n, ok := asInt64(v); ok {
-		return float64(n), true
+	return kindToFloat64(v)
+}
+
+// kindToFloat64 is asFloat64 for a named number type, as kindToInt64 is
+// asInt64's.
+func kindToFloat64(v any) (float64, bool) {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return float64(rv.Int()), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return float64(rv.Uint()), true
+	case reflect.Float32, reflect.Float64:
+		return rv.Float(), true
 	}
 	return 0, false
+}
+
+// asString converts a string or a []byte to a string, of a named type
+// too, which a codec may hand back as it is (GobCodec does).
+func asString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case []byte:
+		return string(x), true
+	}
+	rv := reflect.ValueOf(v)
+	switch {
+	case rv.Kind() == reflect.String:
+		return rv.String(), true
+	case rv.Kind() == reflect.Slice && rv.Type().Elem().Kind() == reflect.Uint8:
+		return string(rv.Bytes()), true
+	}
+	return "", false
+}
+
+// asBool converts a bool to a bool, of a named type too, as asString
+// does.
+func asBool(v any) (bool, bool) {
+	if b, ok := v.(bool); ok {
+		return b, true
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Bool {
+		return rv.Bool(), true
+	}
+	return false, false
+}
+
+// ownEncoding reports whether appendValue encodes v itself, so that v
+// comes back from any codec with its own type and value; any other value
+// may come back from the codec as another type. It lists the types of
+// appendValue's switch.
+func ownEncoding(v any) bool {
+	switch v.(type) {
+	case nil, string, []byte, bool, int, int8, int16, int32, int64,
+		uint, uint8, uint16, uint32, uint64, float32, float64, time.Time:
+		return true
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package sessionkit
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -89,6 +90,13 @@ func TestDecodeJunk(t *testing.T) {
 	}
 }
 
+type (
+	celsius     float64
+	celsiusText string
+	namedUint   uint64
+	namedBool   bool
+)
+
 func TestNumericConversions(t *testing.T) {
 	cases := []struct {
 		v    any
@@ -105,6 +113,12 @@ func TestNumericConversions(t *testing.T) {
 		{"3", 0, false, 0, false, "string"},
 		{math.NaN(), 0, false, math.NaN(), true, "NaN"},
 		{1e300, 0, false, 1e300, true, "huge float"},
+		{time.Duration(-5), -5, true, -5, true, "named int"},
+		{celsius(2.5), 0, false, 2.5, true, "named float"},
+		{celsius(-2), -2, true, -2, true, "named integral float"},
+		{namedUint(math.MaxUint64), 0, false, float64(math.MaxUint64), true, "named big uint"},
+		{namedUint(7), 7, true, 7, true, "named uint"},
+		{celsiusText("1"), 0, false, 0, false, "named string"},
 	}
 	for _, c := range cases {
 		i, ok := asInt64(c.v)
@@ -115,6 +129,26 @@ func TestNumericConversions(t *testing.T) {
 		if ok != c.fok || ok && f != c.f && !(math.IsNaN(f) && math.IsNaN(c.f)) {
 			t.Errorf("%s: asFloat64 = %v, %v", c.name, f, ok)
 		}
+	}
+}
+
+// A string, []byte or bool of a named type converts as the built-in type
+// does, since a codec may hand it back as it is.
+func TestNamedKindConversions(t *testing.T) {
+	if s, ok := asString(celsiusText("21")); !ok || s != "21" {
+		t.Errorf("asString(named string) = %q, %v", s, ok)
+	}
+	if s, ok := asString(json.RawMessage("{}")); !ok || s != "{}" {
+		t.Errorf("asString(named []byte) = %q, %v", s, ok)
+	}
+	if _, ok := asString([]int8{1}); ok {
+		t.Error("asString([]int8) converted")
+	}
+	if b, ok := asBool(namedBool(true)); !ok || !b {
+		t.Errorf("asBool(named bool) = %v, %v", b, ok)
+	}
+	if _, ok := asBool(1); ok {
+		t.Error("asBool(1) converted")
 	}
 }
 
