@@ -73,7 +73,8 @@ func (h *Store) GetInt64(key string) (int64, error) {
 	return n, nil
 }
 
-// GetFloat64 returns the number under key as a float64.
+// GetFloat64 returns the number under key as a float64. An integer beyond
+// 2^53 converts only if float64 holds it exactly: 2^53+1 does not.
 func (h *Store) GetFloat64(key string) (float64, error) {
 	v, raw, c, err := h.lookupScalar(key)
 	if err != nil {
@@ -91,7 +92,12 @@ func (h *Store) GetFloat64(key string) (float64, error) {
 	return f, nil
 }
 
-// GetFloat32 returns the number under key as a float32.
+// GetFloat32 returns the number under key as a float32, only if float32
+// holds it exactly, whatever its kind: an integer beyond 2^24 may not, and
+// neither may a float64 such as 0.1, whose float32 is 0.100000001490116.
+// Rounding a float64 is as much a loss as rounding an integer, and the
+// getters convert without loss only; a caller content with the nearest
+// float32 reads GetFloat64 and converts.
 func (h *Store) GetFloat32(key string) (float32, error) {
 	f, err := h.GetFloat64(key)
 	if err != nil {
@@ -100,7 +106,10 @@ func (h *Store) GetFloat32(key string) (float32, error) {
 	if math.Abs(f) > math.MaxFloat32 && !math.IsInf(f, 0) {
 		return 0, fmt.Errorf("%w: %q holds %g, which overflows float32", ErrWrongType, key, f)
 	}
-	return float32(f), nil
+	if g := float32(f); float64(g) == f || math.IsNaN(f) {
+		return g, nil
+	}
+	return 0, fmt.Errorf("%w: %q holds %g, which float32 cannot hold exactly", ErrWrongType, key, f)
 }
 
 // GetBool returns the bool under key.

@@ -94,6 +94,68 @@ func TestTypedGettersAfterRoundTrip(t *testing.T) {
 	}
 }
 
+// GetFloat64 and GetFloat32 convert a number only if their type holds it
+// exactly, in the request that Set it as in the later ones: an integer
+// float64 would round is ErrWrongType, as is a float64 that float32 would
+// round.
+func TestFloatGettersConvertOnlyExactly(t *testing.T) {
+	values := map[string]any{
+		"2^53+1": int64(1<<53 + 1), "2^53": int64(1 << 53), "MaxInt64": int64(math.MaxInt64),
+		"MinInt64": int64(math.MinInt64), "MaxUint64": uint64(math.MaxUint64), "2^63": uint64(1 << 63),
+		"2^24+1": 1<<24 + 1, "2^24": 1 << 24, "0.1": 0.1, "0.5": 0.5, "f32": float32(0.1),
+		"1e300": 1e300, "inf": math.Inf(1), "nan": math.NaN(), "tiny": 1e-300,
+	}
+	want := map[string]string{
+		"2^53+1": "ErrWrongType ErrWrongType", "2^53": "9.007199254740992e+15 9.007199e+15",
+		"MaxInt64": "ErrWrongType ErrWrongType", "MinInt64": "-9.223372036854776e+18 -9.223372e+18",
+		"MaxUint64": "ErrWrongType ErrWrongType", "2^63": "9.223372036854776e+18 9.223372e+18",
+		"2^24+1": "1.6777217e+07 ErrWrongType", "2^24": "1.6777216e+07 1.6777216e+07",
+		"0.1": "0.1 ErrWrongType", "0.5": "0.5 0.5", "f32": "0.10000000149011612 0.1",
+		"1e300": "1e+300 ErrWrongType", "inf": "+Inf +Inf", "nan": "NaN NaN", "tiny": "1e-300 ErrWrongType",
+	}
+	read := func(s *sessionkit.Store) map[string]string {
+		got := map[string]string{}
+		for k := range values {
+			var r [2]any
+			f, err := s.GetFloat64(k)
+			r[0] = f
+			if err != nil {
+				r[0] = err
+			}
+			f32, err := s.GetFloat32(k)
+			r[1] = f32
+			if err != nil {
+				r[1] = err
+			}
+			for i, v := range r {
+				if err, ok := v.(error); ok && errors.Is(err, sessionkit.ErrWrongType) {
+					r[i] = "ErrWrongType"
+				}
+			}
+			got[k] = fmt.Sprint(r[0], " ", r[1])
+		}
+		return got
+	}
+	m, _ := newManager(t, sessionkit.Config{})
+	var same map[string]string
+	res := serve(t, m, request{}, func(s *sessionkit.Store) {
+		for k, v := range values {
+			s.Set(k, v)
+		}
+		same = read(s)
+	})
+	if res.saveErr != nil {
+		t.Fatal(res.saveErr)
+	}
+	var later map[string]string
+	serve(t, m, request{cookie: res.cookieVal}, func(s *sessionkit.Store) { later = read(s) })
+	for k, w := range want {
+		if same[k] != w || later[k] != w {
+			t.Errorf("%s: GetFloat64, GetFloat32 = %s in the same request, %s later; want %s", k, same[k], later[k], w)
+		}
+	}
+}
+
 type (
 	role  string
 	level int

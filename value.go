@@ -309,26 +309,29 @@ func floatToInt64(f float64) (int64, bool) {
 	return int64(f), true
 }
 
-// asFloat64 converts any numeric kind to float64.
+// asFloat64 converts any numeric kind to float64, an integer only when
+// float64 holds it exactly (every one of magnitude up to 2^53 does, a
+// larger one only if its low bits are zero): 2^53+1 would read back as
+// 2^53, a loss the getters promise not to make.
 func asFloat64(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
 		return x, true
 	case float32:
 		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case uint:
-		return float64(x), true
 	case int:
-		return float64(x), true
+		return intToFloat64(int64(x))
+	case int64:
+		return intToFloat64(x)
+	case uint:
+		return uintToFloat64(uint64(x))
+	case uint64:
+		return uintToFloat64(x)
 	case int8:
 		return float64(x), true
 	case int16:
 		return float64(x), true
 	case int32:
-		return float64(x), true
-	case int64:
 		return float64(x), true
 	case uint8:
 		return float64(x), true
@@ -346,11 +349,30 @@ func kindToFloat64(v any) (float64, bool) {
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return float64(rv.Int()), true
+		return intToFloat64(rv.Int())
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return float64(rv.Uint()), true
+		return uintToFloat64(rv.Uint())
 	case reflect.Float32, reflect.Float64:
 		return rv.Float(), true
+	}
+	return 0, false
+}
+
+// intToFloat64 converts n if float64 holds it exactly. The integers next
+// to MaxInt64 round up to 2^63, which int64 cannot hold, and converting
+// that back is implementation-specific in Go: the range is checked first.
+func intToFloat64(n int64) (float64, bool) {
+	if f := float64(n); f < 0x1p63 && int64(f) == n {
+		return f, true
+	}
+	return 0, false
+}
+
+// uintToFloat64 is intToFloat64 for n unsigned, where the integers next to
+// MaxUint64 round up to 2^64.
+func uintToFloat64(n uint64) (float64, bool) {
+	if f := float64(n); f < 0x1p64 && uint64(f) == n {
+		return f, true
 	}
 	return 0, false
 }

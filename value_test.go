@@ -107,7 +107,16 @@ func TestNumericConversions(t *testing.T) {
 		name string
 	}{
 		{int8(3), 3, true, 3, true, "int8"},
-		{uint64(math.MaxUint64), 0, false, float64(math.MaxUint64), true, "big uint"},
+		{uint64(math.MaxUint64), 0, false, 0, false, "big uint, rounds to 2^64"},
+		{uint64(math.MaxUint64 - 2047), 0, false, 0x1p64 - 2048, true, "largest float64 below 2^64"},
+		{uint64(1 << 63), 0, false, 0x1p63, true, "2^63 unsigned"},
+		{int64(math.MaxInt64), math.MaxInt64, true, 0, false, "MaxInt64, rounds to 2^63"},
+		{int64(math.MaxInt64 - 1023), math.MaxInt64 - 1023, true, 0x1p63 - 1024, true, "largest float64 below 2^63"},
+		{int64(math.MinInt64), math.MinInt64, true, -0x1p63, true, "MinInt64"},
+		{int64(math.MinInt64 + 1), math.MinInt64 + 1, true, 0, false, "MinInt64+1"},
+		{int64(1<<53 + 1), 1<<53 + 1, true, 0, false, "2^53+1"},
+		{int64(-1 << 53), -1 << 53, true, -0x1p53, true, "-2^53"},
+		{uint64(1<<53 + 1), 1<<53 + 1, true, 0, false, "2^53+1 unsigned"},
 		{3.0, 3, true, 3, true, "integral float"},
 		{3.5, 0, false, 3.5, true, "fractional float"},
 		{"3", 0, false, 0, false, "string"},
@@ -116,7 +125,8 @@ func TestNumericConversions(t *testing.T) {
 		{time.Duration(-5), -5, true, -5, true, "named int"},
 		{celsius(2.5), 0, false, 2.5, true, "named float"},
 		{celsius(-2), -2, true, -2, true, "named integral float"},
-		{namedUint(math.MaxUint64), 0, false, float64(math.MaxUint64), true, "named big uint"},
+		{namedUint(math.MaxUint64), 0, false, 0, false, "named big uint"},
+		{time.Duration(1<<53 + 1), 1<<53 + 1, true, 0, false, "named 2^53+1"},
 		{namedUint(7), 7, true, 7, true, "named uint"},
 		{celsiusText("1"), 0, false, 0, false, "named string"},
 	}
