@@ -76,14 +76,9 @@ func (h *Store) GetInt64(key string) (int64, error) {
 // GetFloat64 returns the number under key as a float64. An integer beyond
 // 2^53 converts only if float64 holds it exactly: 2^53+1 does not.
 func (h *Store) GetFloat64(key string) (float64, error) {
-	v, raw, c, err := h.lookupScalar(key)
+	v, err := h.scalar(key)
 	if err != nil {
 		return 0, err
-	}
-	if raw != nil {
-		if v, err = decodeStored(c, key, raw); err != nil {
-			return 0, err
-		}
 	}
 	f, ok := asFloat64(v)
 	if !ok {
@@ -92,36 +87,49 @@ func (h *Store) GetFloat64(key string) (float64, error) {
 	return f, nil
 }
 
-// GetFloat32 returns the number under key as a float32, only if float32
-// holds it exactly, whatever its kind: an integer beyond 2^24 may not, and
-// neither may a float64 such as 0.1, whose float32 is 0.100000001490116.
-// Rounding a float64 is as much a loss as rounding an integer, and the
-// getters convert without loss only; a caller content with the nearest
-// float32 reads GetFloat64 and converts.
+// GetFloat32 returns the number under key as a float32. A float64 is
+// rounded to the nearest float32, as a conversion from float64 does (0.1
+// reads as float32(0.1)), unless it is beyond float32's range or would
+// round to zero; an integer converts only if float32 holds it exactly
+// (2^24+1 does not), as the other getters convert integers.
 func (h *Store) GetFloat32(key string) (float32, error) {
-	f, err := h.GetFloat64(key)
+	v, err := h.scalar(key)
 	if err != nil {
 		return 0, err
 	}
-	if math.Abs(f) > math.MaxFloat32 && !math.IsInf(f, 0) {
-		return 0, fmt.Errorf("%w: %q holds %g, which overflows float32", ErrWrongType, key, f)
+	f, ok := asFloat64(v)
+	if !ok {
+		return 0, wrongType(key, v, "float32")
 	}
-	if g := float32(f); float64(g) == f || math.IsNaN(f) {
+	g := float32(f)
+	switch {
+	case float64(g) == f || math.IsNaN(f):
 		return g, nil
+	case math.IsInf(float64(g), 0):
+		return 0, fmt.Errorf("%w: %q holds %g, which overflows float32", ErrWrongType, key, f)
+	case g == 0:
+		return 0, fmt.Errorf("%w: %q holds %g, which float32 rounds to zero", ErrWrongType, key, f)
+	case !isFloat(v):
+		return 0, fmt.Errorf("%w: %q holds %v, which float32 cannot hold exactly", ErrWrongType, key, v)
 	}
-	return 0, fmt.Errorf("%w: %q holds %g, which float32 cannot hold exactly", ErrWrongType, key, f)
+	return g, nil
+}
+
+// scalar returns the value under key as the getters read it (see
+// lookupScalar), decoded.
+func (h *Store) scalar(key string) (any, error) {
+	v, raw, c, err := h.lookupScalar(key)
+	if err != nil || raw == nil {
+		return v, err
+	}
+	return decodeStored(c, key, raw)
 }
 
 // GetBool returns the bool under key.
 func (h *Store) GetBool(key string) (bool, error) {
-	v, raw, c, err := h.lookupScalar(key)
+	v, err := h.scalar(key)
 	if err != nil {
 		return false, err
-	}
-	if raw != nil {
-		if v, err = decodeStored(c, key, raw); err != nil {
-			return false, err
-		}
 	}
 	b, ok := asBool(v)
 	if !ok {

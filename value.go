@@ -343,6 +343,17 @@ func asFloat64(v any) (float64, bool) {
 	return kindToFloat64(v)
 }
 
+// isFloat reports whether v is a floating-point number, of a named type
+// too.
+func isFloat(v any) bool {
+	switch v.(type) {
+	case float64, float32:
+		return true
+	}
+	k := reflect.ValueOf(v).Kind()
+	return k == reflect.Float64 || k == reflect.Float32
+}
+
 // kindToFloat64 is asFloat64 for a named number type, as kindToInt64 is
 // asInt64's.
 func kindToFloat64(v any) (float64, bool) {
