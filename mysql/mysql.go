@@ -142,6 +142,7 @@ var dialect = sqlstore.Dialect{
 	GC:                     "DELETE FROM {table} WHERE expires_at <= @now LIMIT @limit",
 	IsDuplicate:            func(err error) bool { return errNumber(err) == errDupEntry },
 	IsRetryable:            func(err error) bool { return errNumber(err) == errLockDeadlock },
+	ProbeRenameTarget:      true,
 	UnchangedNotCounted:    true,
 	Verify:                 verifyAffectedRows,
 	DefaultMaxOpenConns:    25,

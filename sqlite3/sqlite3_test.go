@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,5 +305,55 @@ func TestCallerDBInMemory(t *testing.T) {
 			t.Logf("%q: %v", dsn, err)
 		}
 		_ = db.Close()
+	}
+}
+
+// TestConcurrentRenamesTwoPools renames sessions on one database file
+// through two pools, as two processes do, whose writers no in-process
+// queue orders: a Rename whose transaction read before writing could not
+// take the write lock once the other pool's writer had it ("database is
+// locked", with no wait), where one that writes first waits its turn.
+func TestConcurrentRenamesTwoPools(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "two.db") + "?_busy_timeout=10000"
+	var ps [2]*Provider
+	for i := range ps {
+		db, err := sql.Open("sqlite3", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		if ps[i], err = New(bg, Config{DB: db}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ps[i].Close() })
+	}
+	const workers, rounds = 8, 100
+	errs := make(chan error, 2*workers*rounds)
+	var wg sync.WaitGroup
+	for w := range 2 * workers {
+		p := ps[w%2]
+		wg.Go(func() {
+			for range rounds {
+				id, exp := providertest.ID(), time.Now().Add(time.Hour)
+				if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: map[string][]byte{"a": []byte("1")}, Expires: exp}); err != nil {
+					errs <- err
+					continue
+				}
+				if err := p.Rename(bg, id, providertest.ID(), exp); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for err := range errs {
+		if n++; n <= 3 {
+			t.Error(err)
+		}
+	}
+	if n > 0 {
+		t.Errorf("%d of %d creations and renames failed", n, 4*workers*rounds)
 	}
 }

@@ -85,6 +85,18 @@ type Dialect struct {
 	// simply be run again (deadlock, serialization failure). Nil means
 	// never.
 	IsRetryable func(error) bool
+	// ProbeRenameTarget makes Rename read the new ID's row, with a plain
+	// read that locks nothing, and delete it only if it is there and
+	// expired, where otherwise it deletes an expired row there blindly.
+	// For InnoDB (MySQL), whose blind delete of a key that is in no row
+	// locks the gap where the key would go, under repeatable read: two
+	// renames into one gap then each wait for the other's gap lock to
+	// insert their new key, and one dies as a deadlock victim, again and
+	// again under a burst of logins. Not for a single-writer engine
+	// (SQLite), whose transaction must write first: one that reads first
+	// cannot take the write lock once another writer has it, and fails
+	// with "database is locked" rather than wait.
+	ProbeRenameTarget bool
 	// UnchangedNotCounted is set for databases (MySQL) whose UPDATE
 	// reports zero affected rows when the row matched but already held
 	// the new values; Touch then checks for the row before reporting
@@ -113,14 +125,10 @@ const (
 	deleteSQL = "DELETE FROM {table} WHERE id = @id"
 	countSQL  = "SELECT COUNT(*) FROM {table} WHERE expires_at > @now"
 	rangeSQL  = "SELECT id, data, expires_at FROM {table} WHERE expires_at > @now"
-	// Rename first looks for a row on the new id, with a plain read that
-	// locks nothing, and removes it if it is expired (a live one makes the
-	// move fail on the primary key); then it moves the row by rewriting
-	// its key, so the values never travel. Deleting blindly instead would
-	// cost the usual rename, whose new id is in no row, a lock on the gap
-	// where that id would go (InnoDB, repeatable read): two renames into
-	// one gap then each wait for the other's gap lock to insert, and one
-	// dies as a deadlock victim, again and again under a burst of logins.
+	// Rename first removes an expired row squatting on the new id (a live
+	// one makes the move fail on the primary key), looking for it first
+	// where the dialect says so (Dialect.ProbeRenameTarget), then moves
+	// the row by rewriting its key, so the values never travel.
 	renameFindSQL  = "SELECT expires_at FROM {table} WHERE id = @new"
 	renameClearSQL = "DELETE FROM {table} WHERE id = @new AND expires_at <= @now"
 	renameMoveSQL  = "UPDATE {table} SET id = @new, expires_at = @exp WHERE id = @id AND expires_at > @now"
@@ -831,12 +839,19 @@ func (s *Store) Rename(ctx context.Context, oldID, newID string, expires time.Ti
 	a := args{id: oldID, newID: newID, exp: expires.UnixMilli(), now: nowMilli()}
 	return s.write(ctx, "rename", func() error {
 		return s.inTx(ctx, "rename", func(tx *sql.Tx) error {
-			var squat int64
-			switch err := tx.StmtContext(ctx, s.renameFind.s).QueryRowContext(ctx, s.renameFind.bind(a)...).Scan(&squat); {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return s.fail(ctx, "rename", err)
-			case squat <= a.now:
+			clear := true
+			if s.d.ProbeRenameTarget {
+				var squat int64
+				switch err := tx.StmtContext(ctx, s.renameFind.s).QueryRowContext(ctx, s.renameFind.bind(a)...).Scan(&squat); {
+				case errors.Is(err, sql.ErrNoRows):
+					clear = false
+				case err != nil:
+					return s.fail(ctx, "rename", err)
+				default:
+					clear = squat <= a.now
+				}
+			}
+			if clear {
 				if _, err := tx.StmtContext(ctx, s.renameClear.s).ExecContext(ctx, s.renameClear.bind(a)...); err != nil {
 					return s.fail(ctx, "rename", err)
 				}
