@@ -138,7 +138,19 @@ func TestFloatGetters(t *testing.T) {
 		return got
 	}
 	m, _ := newManager(t, sessionkit.Config{})
-	var same map[string]string
+	same, later := sameAndLater(t, m, values, read)
+	for k, w := range want {
+		if same[k] != w || later[k] != w {
+			t.Errorf("%s: GetFloat64, GetFloat32 = %s in the same request, %s later; want %s", k, same[k], later[k], w)
+		}
+	}
+}
+
+// sameAndLater sets values in a new session, and returns what read makes
+// of the session in that request and in the next one, which reads the
+// values back through the codec.
+func sameAndLater[T any](t *testing.T, m *sessionkit.Session, values map[string]any, read func(*sessionkit.Store) T) (same, later T) {
+	t.Helper()
 	res := serve(t, m, request{}, func(s *sessionkit.Store) {
 		for k, v := range values {
 			s.Set(k, v)
@@ -148,13 +160,8 @@ func TestFloatGetters(t *testing.T) {
 	if res.saveErr != nil {
 		t.Fatal(res.saveErr)
 	}
-	var later map[string]string
 	serve(t, m, request{cookie: res.cookieVal}, func(s *sessionkit.Store) { later = read(s) })
-	for k, w := range want {
-		if same[k] != w || later[k] != w {
-			t.Errorf("%s: GetFloat64, GetFloat32 = %s in the same request, %s later; want %s", k, same[k], later[k], w)
-		}
-	}
+	return same, later
 }
 
 type (
@@ -211,18 +218,7 @@ func TestTypedGettersSameRequestAsLater(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			m, _ := newManager(t, sessionkit.Config{Codec: codec})
-			var same map[string]string
-			res := serve(t, m, request{}, func(s *sessionkit.Store) {
-				for k, v := range values {
-					s.Set(k, v)
-				}
-				same = read(s)
-			})
-			if res.saveErr != nil {
-				t.Fatal(res.saveErr)
-			}
-			var later map[string]string
-			serve(t, m, request{cookie: res.cookieVal}, func(s *sessionkit.Store) { later = read(s) })
+			same, later := sameAndLater(t, m, values, read)
 			for k, l := range later {
 				if same[k] != l {
 					t.Errorf("%s: same request %s, later request %s", k, same[k], l)
@@ -259,17 +255,10 @@ func TestDecodeSameRequestAsLater(t *testing.T) {
 	for name, codec := range map[string]sessionkit.Codec{"msgpack": sessionkit.MsgpackCodec{}, "json": sessionkit.JSONCodec{}} {
 		t.Run(name, func(t *testing.T) {
 			m, _ := newManager(t, sessionkit.Config{Codec: codec})
-			var same string
-			res := serve(t, m, request{}, func(s *sessionkit.Store) {
-				s.Set("user", &account{Name: "alice", Roles: []string{"admin"}})
-				s.Set("m", map[string]int{"a": 1})
-				same = decode(s)
-			})
-			if res.saveErr != nil {
-				t.Fatal(res.saveErr)
-			}
-			var later string
-			serve(t, m, request{cookie: res.cookieVal}, func(s *sessionkit.Store) { later = decode(s) })
+			same, later := sameAndLater(t, m, map[string]any{
+				"user": &account{Name: "alice", Roles: []string{"admin"}},
+				"m":    map[string]int{"a": 1},
+			}, decode)
 			if same != want || later != want {
 				t.Errorf("Decode (error, value) of *account into *account, map[string]int into *map[string]any,\n"+
 					"*account into *any, and into a non-pointer (ErrWrongType):\nsame request  %s\nlater request %s\nwant          %s",
