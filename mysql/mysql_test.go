@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -475,33 +474,5 @@ func TestLargeSessionWrite(t *testing.T) {
 // another's insertion of its new key a deadlock victim, beyond the
 // retries).
 func TestConcurrentRenames(t *testing.T) {
-	p := open(t, Config{MaxOpenConns: 32})
-	const workers, rounds = 32, 40
-	errs := make(chan error, workers*rounds)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for range rounds {
-				id, exp := providertest.ID(), time.Now().Add(time.Hour)
-				if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: map[string][]byte{"a": []byte("1")}, Expires: exp}); err != nil {
-					errs <- fmt.Errorf("create: %w", err)
-					continue
-				}
-				if err := p.Rename(bg, id, providertest.ID(), exp); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	n := 0
-	for err := range errs {
-		if n++; n <= 3 {
-			t.Error(err)
-		}
-	}
-	if n > 0 {
-		t.Errorf("%d of %d renames of distinct sessions failed", n, workers*rounds)
-	}
+	providertest.RenameBurst(t, 32, 40, open(t, Config{MaxOpenConns: 32}))
 }

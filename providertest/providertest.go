@@ -143,6 +143,7 @@ func Run(t *testing.T, newProvider NewProvider) {
 		{"RenameOntoLive", testRenameOntoLive},
 		{"RenameUnderConcurrentUpdates", testRenameUnderConcurrentUpdates},
 		{"RenameNeverNeither", testRenameNeverNeither},
+		{"ConcurrentRenames", testConcurrentRenames},
 		{"BaseIsAHint", testBaseIsAHint},
 		{"ConcurrentMerge", testConcurrentMerge},
 		{"ConcurrentSameKey", testConcurrentSameKey},
@@ -814,6 +815,48 @@ func testRenameNeverNeither(t *testing.T, p sessionkit.Provider) {
 		}
 	}
 }
+
+// RenameBurst creates and renames sessions from workers goroutines at
+// once, rounds each, as a burst of logins does (every login regenerates
+// its session's ID), spreading the goroutines over ps, which share one
+// store. The sessions share nothing, so no Create or Rename may fail: a
+// provider whose renames lock more than their own rows (InnoDB's gap
+// locks), or whose transactions cannot wait for one another, fails here.
+// The conformance suites run a small burst; a provider's own tests can
+// run a larger one, with a pool to match.
+func RenameBurst(t testing.TB, workers, rounds int, ps ...sessionkit.Provider) {
+	t.Helper()
+	errs := make(chan error, 2*workers*rounds)
+	var wg sync.WaitGroup
+	for w := range workers {
+		p := ps[w%len(ps)]
+		wg.Go(func() {
+			for range rounds {
+				id, exp := ID(), Later()
+				if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: Values("a", "1"), Expires: exp}); err != nil {
+					errs <- fmt.Errorf("create: %w", err)
+					continue
+				}
+				if err := p.Rename(bg, id, ID(), exp); err != nil {
+					errs <- fmt.Errorf("rename: %w", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for err := range errs {
+		if n++; n <= 3 {
+			t.Error(err)
+		}
+	}
+	if n > 0 {
+		t.Errorf("%d of %d creations and renames of sessions that share nothing failed", n, 2*workers*rounds)
+	}
+}
+
+func testConcurrentRenames(t *testing.T, p sessionkit.Provider) { RenameBurst(t, 8, 25, p) }
 
 func testConcurrentMerge(t *testing.T, p sessionkit.Provider) {
 	id := ID()

@@ -62,6 +62,7 @@ func RunShared(t *testing.T, newShared NewShared) {
 		{"SharedSeesRename", testSharedSeesRename},
 		{"SharedCreateExisting", testSharedCreateExisting},
 		{"SharedConcurrentMerge", testSharedConcurrentMerge},
+		{"SharedConcurrentRenames", func(t *testing.T, a, b sessionkit.Provider) { RenameBurst(t, 8, 25, a, b) }},
 		{"SharedRandomRequests", testSharedRandomRequests},
 	}
 	for _, c := range cases {

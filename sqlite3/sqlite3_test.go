@@ -7,7 +7,6 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -327,33 +326,5 @@ func TestConcurrentRenamesTwoPools(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = ps[i].Close() })
 	}
-	const workers, rounds = 8, 100
-	errs := make(chan error, 2*workers*rounds)
-	var wg sync.WaitGroup
-	for w := range 2 * workers {
-		p := ps[w%2]
-		wg.Go(func() {
-			for range rounds {
-				id, exp := providertest.ID(), time.Now().Add(time.Hour)
-				if err := p.Update(bg, id, sessionkit.Update{Create: true, Set: map[string][]byte{"a": []byte("1")}, Expires: exp}); err != nil {
-					errs <- err
-					continue
-				}
-				if err := p.Rename(bg, id, providertest.ID(), exp); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	n := 0
-	for err := range errs {
-		if n++; n <= 3 {
-			t.Error(err)
-		}
-	}
-	if n > 0 {
-		t.Errorf("%d of %d creations and renames failed", n, 4*workers*rounds)
-	}
+	providertest.RenameBurst(t, 16, 100, ps[0], ps[1])
 }
