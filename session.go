@@ -328,7 +328,7 @@ func (m *Session) rawIDHTTP(r *http.Request) []byte {
 // buffer: it must be copied (Store.setID does) before it outlives the
 // lookup, or a reused buffer would hand one user's session to another.
 func (m *Session) parseID(raw []byte) string {
-	if len(raw) == 0 || len(raw) > maxClientValue {
+	if len(raw) == 0 || len(raw) > MaxClientValue {
 		return ""
 	}
 	switch {
@@ -354,9 +354,12 @@ func (m *Session) parseID(raw []byte) string {
 	return strings.Clone(id)
 }
 
-// maxClientValue bounds what is read of a client-sent ID before decoding;
-// anything longer is refused outright.
-const maxClientValue = 4096
+// MaxClientValue is the longest session cookie, header or query value the
+// manager reads: anything longer is refused outright, before any decoding,
+// and the request gets a fresh session. A ClientSide provider must not
+// seal a longer value, since it would never come back (the cookie
+// provider's MaxSize is capped at it).
+const MaxClientValue = 4096
 
 // Reserved keys: the manager's own bookkeeping inside a session's values.
 // User keys may not start with a NUL byte.
@@ -432,7 +435,7 @@ func (m *Session) adopt(s *storeState, rec Record, now time.Time) bool {
 
 // loadClient opens a session kept in the cookie itself.
 func (m *Session) loadClient(s *storeState, cs ClientSide, raw []byte) {
-	if len(raw) == 0 || len(raw) > maxClientValue {
+	if len(raw) == 0 || len(raw) > MaxClientValue {
 		return
 	}
 	id, rec, err := cs.OpenSession(m.cfg.CookieName, string(raw))

@@ -47,10 +47,6 @@ const (
 	DefaultMaxSize = 4096
 )
 
-// largestMaxSize is the most MaxSize may be: the manager drops a cookie
-// value longer than 4096 bytes without opening it, so with a larger limit
-// Save would send cookies that never come back.
-const largestMaxSize = 4096
 
 // ErrTooLarge is returned by SealSession when the session does not fit in
 // a cookie.
@@ -95,8 +91,10 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.MaxAge < 0 || cfg.MaxSize < 0 {
 		return nil, fmt.Errorf("cookie: MaxAge and MaxSize must not be negative (0 means the default)")
 	}
-	if cfg.MaxSize > largestMaxSize {
-		return nil, fmt.Errorf("cookie: MaxSize is %d; it must be at most %d, the longest cookie the manager reads back", cfg.MaxSize, largestMaxSize)
+	// The manager drops a longer value without opening it, so with a
+	// larger limit Save would send cookies that never come back.
+	if cfg.MaxSize > sessionkit.MaxClientValue {
+		return nil, fmt.Errorf("cookie: MaxSize is %d; it must be at most %d (sessionkit.MaxClientValue), the longest cookie the manager reads back", cfg.MaxSize, sessionkit.MaxClientValue)
 	}
 	s, err := sessionkit.NewSealer(cfg.Keys...)
 	if err != nil {
