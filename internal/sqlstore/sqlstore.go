@@ -458,6 +458,9 @@ func (s *Store) setup(ctx context.Context, table string) error {
 		}
 	}
 	for _, x := range s.statements() {
+		if x.tmpl == "" {
+			continue
+		}
 		st, err := compile(x.tmpl, table, s.d.Placeholder)
 		if err != nil {
 			s.closeStmts()
@@ -498,8 +501,9 @@ type statement struct {
 	tmpl string
 }
 
-// statements lists every statement of s with its template: the one list
-// that setup prepares and closeStmts releases, so that no statement is
+// statements lists every statement of s with its template ("" for one the
+// dialect never runs): the one list that setup prepares and closeStmts
+// releases, so that no statement is
 // prepared and never closed (on a pool the caller owns, each would stay
 // on its connection until the pool closed).
 func (s *Store) statements() []statement {
@@ -507,9 +511,18 @@ func (s *Store) statements() []statement {
 		{&s.get, getSQL}, {&s.exists, existsSQL}, {&s.create, s.d.Create},
 		{&s.lock, s.d.Lock}, {&s.save, saveSQL}, {&s.swap, swapSQL}, {&s.touch, touchSQL},
 		{&s.del, deleteSQL}, {&s.count, countSQL}, {&s.rangeAll, rangeSQL},
-		{&s.renameFind, renameFindSQL}, {&s.renameClear, renameClearSQL}, {&s.renameMove, renameMoveSQL},
+		{&s.renameFind, s.renameProbe()}, {&s.renameClear, renameClearSQL}, {&s.renameMove, renameMoveSQL},
 		{&s.gc, s.d.GC},
 	}
+}
+
+// renameProbe is renameFindSQL where the dialect probes a rename's new
+// ID first, and "" elsewhere: no statement is prepared that no call runs.
+func (s *Store) renameProbe() string {
+	if s.d.ProbeRenameTarget {
+		return renameFindSQL
+	}
+	return ""
 }
 
 func (s *Store) closeStmts() error {
